@@ -1,0 +1,68 @@
+"""Linear layer ``y = x @ w + b``, vectorised mirror of ``steps.linear``."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_linear_inputs,
+    check_same_shape,
+)
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray
+    w: np.ndarray
+
+
+def linear_forward(x, w, b):
+    """Affine map ``x @ w + b`` over the last axis, dtype preserved.
+
+    Parameters
+    ----------
+    x : (..., D_in) array_like
+    w : (D_in, D_out) array_like
+    b : (D_out,) array_like
+
+    Returns
+    -------
+    out : (..., D_out) ndarray, dtype of ``x``
+    cache : LinearCache
+
+    See Also
+    --------
+    linear_backward, attention_from_scratch.steps.linear.linear_forward
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3), dtype=np.float32)
+    >>> out, cache = linear_forward(x, np.eye(3, 4), np.zeros(4))
+    >>> out.dtype == np.float32 and out.shape == (2, 4)
+    True
+    """
+    x = as_float_array("x", x)
+    w = as_float_array("w", w, dtype=x.dtype)
+    b = as_float_array("b", b, dtype=x.dtype)
+    check_linear_inputs(x, w, b)
+    out = x @ w + b                                  # (..., D_out)
+    return out, LinearCache(x, w)
+
+
+def linear_backward(dout, cache):
+    """Gradients ``(dx, dw, db)`` of ``linear_forward``.
+
+    Notes
+    -----
+    ``dw = x^T dout`` with the leading axes flattened into one row axis:
+    one matmul sums the per-position outer products.
+    """
+    x, w = cache
+    d_in, d_out = w.shape
+    dout = as_float_array("dout", dout, dtype=x.dtype)
+    check_same_shape("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)")
+    dout_rows = dout.reshape(-1, d_out)              # (N, D_out)
+    dx = dout @ w.T                                  # (..., D_in)
+    dw = x.reshape(-1, d_in).T @ dout_rows           # (D_in, D_out)
+    db = dout_rows.sum(axis=0)                       # (D_out,)
+    return dx, dw, db

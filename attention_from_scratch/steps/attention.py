@@ -1,0 +1,189 @@
+"""Scaled dot-product attention, one step at a time (Chapter 2).
+
+``attention(q, k, v) = softmax(q k^T / sqrt(Dk)) v``, built from three
+pairs, each with its own backward: ``scores``, ``softmax`` (from
+``steps.softmax``) and ``weighted_sum``. The loops over the leading axes
+(batch, heads) show that every slice is an independent 2-D problem.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_attention_inputs,
+    check_query_key,
+    check_same_shape,
+    check_weights_value,
+)
+from attention_from_scratch.steps.softmax import (
+    SoftmaxCache,
+    softmax_backward,
+    softmax_forward,
+)
+
+
+class ScoresCache(NamedTuple):
+    q: np.ndarray
+    k: np.ndarray
+    scale: float
+
+
+def scores_forward(q, k):
+    """Scaled scores ``q @ k^T / sqrt(Dk)``.
+
+    Parameters
+    ----------
+    q : (..., T, Dk) array_like
+    k : (..., S, Dk) array_like
+
+    Returns
+    -------
+    scores : (..., T, S) ndarray, float64
+    cache : ScoresCache
+
+    See Also
+    --------
+    scores_backward
+
+    Notes
+    -----
+    Without the :math:`1/\\sqrt{D_k}` the scores of unit-variance ``q``
+    and ``k`` have variance ``Dk`` and the softmax saturates (Chapter 2).
+    """
+    q = as_float_array("q", q, dtype=np.float64)
+    k = as_float_array("k", k, dtype=np.float64)
+    check_query_key(q, k)
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    scores = np.empty(q.shape[:-1] + k.shape[-2:-1])   # (..., T, S)
+    for idx in np.ndindex(q.shape[:-2]):
+        scores[idx] = q[idx] @ k[idx].T * scale        # (T, S)
+    return scores, ScoresCache(q, k, scale)
+
+
+def scores_backward(dscores, cache):
+    """Gradients ``(dq, dk)`` of ``scores_forward``."""
+    q, k, scale = cache
+    dscores = as_float_array("dscores", dscores, dtype=np.float64)
+    check_same_shape("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
+    dq = np.empty_like(q)                              # (..., T, Dk)
+    dk = np.empty_like(k)                              # (..., S, Dk)
+    for idx in np.ndindex(q.shape[:-2]):
+        dq[idx] = dscores[idx] @ k[idx] * scale        # (T, Dk)
+        dk[idx] = dscores[idx].T @ q[idx] * scale      # (S, Dk)
+    return dq, dk
+
+
+class WeightedSumCache(NamedTuple):
+    weights: np.ndarray
+    v: np.ndarray
+
+
+def weighted_sum_forward(weights, v):
+    """Each output row is a weighted average of the value rows.
+
+    Parameters
+    ----------
+    weights : (..., T, S) array_like
+    v : (..., S, Dv) array_like
+
+    Returns
+    -------
+    out : (..., T, Dv) ndarray, float64
+    cache : WeightedSumCache
+    """
+    weights = as_float_array("weights", weights, dtype=np.float64)
+    v = as_float_array("v", v, dtype=np.float64)
+    check_weights_value(weights, v)
+    out = np.empty(weights.shape[:-1] + v.shape[-1:])  # (..., T, Dv)
+    for idx in np.ndindex(weights.shape[:-2]):
+        out[idx] = weights[idx] @ v[idx]               # (T, Dv)
+    return out, WeightedSumCache(weights, v)
+
+
+def weighted_sum_backward(dout, cache):
+    """Gradients ``(dweights, dv)`` of ``weighted_sum_forward``."""
+    weights, v = cache
+    dout = as_float_array("dout", dout, dtype=np.float64)
+    check_same_shape("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)")
+    dweights = np.empty_like(weights)                  # (..., T, S)
+    dv = np.empty_like(v)                              # (..., S, Dv)
+    for idx in np.ndindex(weights.shape[:-2]):
+        dweights[idx] = dout[idx] @ v[idx].T           # (T, S)
+        dv[idx] = weights[idx].T @ dout[idx]           # (S, Dv)
+    return dweights, dv
+
+
+class AttentionCache(NamedTuple):
+    scores: ScoresCache
+    softmax: SoftmaxCache
+    weighted_sum: WeightedSumCache
+
+    @property
+    def weights(self):
+        """The attention weights, ``(..., T, S)``."""
+        return self.softmax.y
+
+
+def attention_forward(q, k, v, *, mask=None):
+    """Scaled dot-product attention ``softmax(q k^T / sqrt(Dk)) v``.
+
+    Parameters
+    ----------
+    q : (..., T, Dk) array_like
+        Queries: what each of the ``T`` positions is looking for.
+    k : (..., S, Dk) array_like
+        Keys: how each of the ``S`` positions describes itself.
+    v : (..., S, Dv) array_like
+        Values: what each position hands over.
+    mask : (..., T, S) bool array_like, keyword-only, optional
+        Broadcastable to the scores; ``True`` = this query may attend to
+        this key. A query with no allowed key gets an output of zeros.
+
+    Returns
+    -------
+    out : (..., T, Dv) ndarray, float64
+    cache : AttentionCache
+        Children's caches; ``cache.weights`` are the attention weights.
+
+    See Also
+    --------
+    attention_backward, attention_from_scratch.core.attention
+
+    Notes
+    -----
+    Masked scores become ``-inf`` before the softmax, so their weights are
+    exactly 0 (Chapter 3). Chapter 2 derives every step.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=(4, 5))
+    >>> out, cache = attention_forward(q, k, v)
+    >>> out.shape == (3, 5) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
+    True
+    """
+    q = as_float_array("q", q, dtype=np.float64)
+    k = as_float_array("k", k, dtype=np.float64)
+    v = as_float_array("v", v, dtype=np.float64)
+    mask = check_attention_inputs(q, k, v, mask)
+    scores, scores_cache = scores_forward(q, k)                    # (..., T, S)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)                   # (..., T, S)
+    weights, softmax_cache = softmax_forward(scores, axis=-1)      # (..., T, S)
+    out, sum_cache = weighted_sum_forward(weights, v)              # (..., T, Dv)
+    return out, AttentionCache(scores_cache, softmax_cache, sum_cache)
+
+
+def attention_backward(dout, cache):
+    """Gradients ``(dq, dk, dv)`` of ``attention_forward``.
+
+    The chain rule run in reverse through the children's caches. The mask
+    needs no step of its own: a masked weight is exactly 0, so the softmax
+    backward sends exactly 0 to its score, and from there to ``q`` and ``k``.
+    """
+    dweights, dv = weighted_sum_backward(dout, cache.weighted_sum)
+    dscores = softmax_backward(dweights, cache.softmax)
+    dq, dk = scores_backward(dscores, cache.scores)
+    return dq, dk, dv

@@ -1,0 +1,23 @@
+"""Test-run set-up shared by the unit tests, the doctests and nbval."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_configure(config):
+    # nbval resolves the sanitiser from the current directory; pin it to the repo
+    # so `pytest` works from anywhere.
+    if getattr(config.option, "nbval_sanitize_with", None) is None and hasattr(
+        config.option, "nbval_sanitize_with"
+    ):
+        config.option.nbval_sanitize_with = str(ROOT / "nbval-sanitize.cfg")
+    # A fresh environment builds matplotlib's font cache on first import and says so
+    # on stderr; do it here, before any notebook kernel starts, so no cell sees it.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.font_manager  # noqa: F401

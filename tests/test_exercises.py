@@ -1,0 +1,56 @@
+"""The generic exercise checker: not attempted, pass, specific hints."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch.exercises import check_exercise
+
+
+def reference(x):
+    return 2 * x
+
+
+def stub(x):
+    raise NotImplementedError
+
+
+CASES = [(np.arange(3.0),), (np.ones((2, 2)),)]
+
+
+def test_not_attempted(capsys):
+    check_exercise("double", stub, reference, CASES)
+    assert capsys.readouterr().out.strip() == "double: not attempted yet"
+
+
+def test_pass_line(capsys):
+    check_exercise("double", lambda x: x + x, reference, CASES)
+    assert capsys.readouterr().out.strip() == "✓ double: correct on 2 hidden cases"
+
+
+def test_known_mistake_gets_its_hint():
+    with pytest.raises(AssertionError, match="double: you squared"):
+        check_exercise("double", lambda x: x ** 2, reference, CASES,
+                       mistakes=[(lambda x: x ** 2, "you squared")])
+
+
+def test_unknown_mistake_says_where():
+    with pytest.raises(AssertionError, match=r"output 0 is wrong on case 1 .*index \(1,\)"):
+        check_exercise("double", lambda x: 2 * x + (np.arange(x.size) == 1), reference, CASES)
+
+
+def test_shape_and_none_and_count_hints():
+    with pytest.raises(AssertionError, match=r"shape \(1, 3\), expected \(3,\)"):
+        check_exercise("double", lambda x: 2 * x[None], reference, CASES)
+    with pytest.raises(AssertionError, match="did you forget `return`"):
+        check_exercise("double", lambda x: None, reference, CASES)
+    with pytest.raises(AssertionError, match="expected 1 array"):
+        check_exercise("double", lambda x: (2 * x, x), reference, CASES)
+
+
+def test_attempt_modifying_its_input_does_not_fool_the_check():
+    def sneaky(x):
+        x *= 2
+        return x
+
+    check_exercise("double", sneaky, reference, CASES)   # right answer: passes
+    assert np.array_equal(CASES[0][0], np.arange(3.0))  # and the case is intact
