@@ -73,13 +73,18 @@ def _as_float64(arg):
     return np.array(arg, dtype=np.float64)
 
 
-def _entries(arg, name):
-    """Yield ``(label, array)`` for every array inside one positional input."""
-    if isinstance(arg, dict):
-        for key, value in arg.items():
-            yield f"{name}[{key!r}]", value
-    else:
-        yield name, arg
+def _central_differences(loss, array, eps):
+    """Gradient of ``loss()`` w.r.t. ``array``, one entry at a time, in place."""
+    grad = np.zeros_like(array)
+    for idx in np.ndindex(array.shape):
+        original = array[idx]
+        array[idx] = original + eps
+        plus = loss()
+        array[idx] = original - eps
+        minus = loss()
+        array[idx] = original
+        grad[idx] = (plus - minus) / (2 * eps)
+    return grad
 
 
 def numerical_gradients(forward, inputs, dout, *, eps=1e-5, **kwargs):
@@ -106,19 +111,11 @@ def numerical_gradients(forward, inputs, dout, *, eps=1e-5, **kwargs):
 
     grads = []
     for arg in inputs:
-        grad = {key: np.zeros_like(v) for key, v in arg.items()} if isinstance(arg, dict) \
-            else np.zeros_like(arg)
-        for (_, array), (_, grad_array) in zip(_entries(arg, ""), _entries(grad, ""),
-                                               strict=True):
-            for idx in np.ndindex(array.shape):
-                original = array[idx]
-                array[idx] = original + eps
-                plus = loss()
-                array[idx] = original - eps
-                minus = loss()
-                array[idx] = original
-                grad_array[idx] = (plus - minus) / (2 * eps)
-        grads.append(grad)
+        if isinstance(arg, dict):
+            grads.append({key: _central_differences(loss, value, eps)
+                          for key, value in arg.items()})
+        else:
+            grads.append(_central_differences(loss, arg, eps))
     return grads
 
 

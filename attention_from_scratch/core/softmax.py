@@ -17,6 +17,13 @@ class SoftmaxCache(NamedTuple):
     axis: int
 
 
+def stable_row_max(x, axis):
+    """Row maximum along ``axis`` with all ``-inf`` rows mapped to 0."""
+    row_max = x.max(axis=axis, keepdims=True)
+    row_max[np.isneginf(row_max)] = 0
+    return row_max
+
+
 def softmax_forward(x, *, axis=-1):
     """Numerically stable softmax along ``axis``, dtype preserved.
 
@@ -37,13 +44,6 @@ def softmax_forward(x, *, axis=-1):
     total[total == 0] = 1.0
     y /= total
     return y, SoftmaxCache(y, axis)
-
-
-def stable_row_max(x, axis):
-    """Row maximum along ``axis`` with all ``-inf`` rows mapped to 0."""
-    row_max = x.max(axis=axis, keepdims=True)
-    row_max[np.isneginf(row_max)] = 0
-    return row_max
 
 
 def softmax_backward(dy, cache):
