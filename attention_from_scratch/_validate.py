@@ -138,3 +138,191 @@ def check_softmax_input(x):
     """Refuse NaN and ``+inf``; ``-inf`` is allowed (a masked entry)."""
     if np.isnan(x).any() or np.isposinf(x).any():
         raise ValueError("x contains NaN or +inf; only -inf (masked) is allowed")
+
+
+def check_params(name, params, layouts, *, sizes, dtype):
+    """Check a parameter dict against symbolic shapes; return it converted.
+
+    Parameters
+    ----------
+    name : str
+        How the dict is called in messages (``"params"``).
+    params : dict of array_like
+    layouts : dict of tuple of str
+        Key -> shape letters, e.g. ``{"w_1": ("D", "F"), "b_1": ("F",)}``.
+        A letter not in ``sizes`` is fixed by the first array that has it.
+    sizes : dict of int
+        Letters already known, e.g. ``{"D": x.shape[-1]}``.
+    dtype : numpy dtype
+        Every array is converted to it.
+
+    Returns
+    -------
+    checked : dict of ndarray
+        A new dict; the caller's arrays are never modified.
+
+    A missing, unexpected or mis-shaped key raises ``ValueError`` naming
+    the key; a non-dict raises ``TypeError``.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of arrays, got {type(params).__name__}")
+    missing = [key for key in layouts if key not in params]
+    unexpected = sorted(key for key in params if key not in layouts)
+    if missing or unexpected:
+        problem = (f"is missing key {missing[0]!r}" if missing
+                   else f"has unexpected key {unexpected[0]!r}")
+        raise ValueError(f"{name} {problem}; expected keys {sorted(layouts)}")
+    sizes = dict(sizes)
+    checked = {}
+    for key, letters in layouts.items():
+        label = f"{name}[{key!r}]"
+        array = as_float_array(label, params[key], dtype=dtype)
+        if array.ndim == len(letters):
+            for letter, size in zip(letters, array.shape, strict=True):
+                sizes.setdefault(letter, size)
+        expected = tuple(sizes.get(letter, letter) for letter in letters)
+        layout = f"({', '.join(letters)}{',' if len(letters) == 1 else ''})"
+        check_same_shape(label, array, expected, layout)
+        checked[key] = array
+    return checked
+
+
+def check_int(name, value, *, minimum):
+    """Return ``value`` as an int ``>= minimum``, or raise ``ValueError``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positional_arguments(t, d, offset, base):
+    """Check the arguments of ``sinusoidal_encoding``; return them cleaned."""
+    t = check_int("t", t, minimum=0)
+    d = check_int("d", d, minimum=2)
+    if d % 2:
+        raise ValueError(
+            f"d must be even: the encoding has one sine and one cosine per "
+            f"frequency, got d = {d}"
+        )
+    offset = check_int("offset", offset, minimum=0)
+    if not np.isscalar(base) or not np.isreal(base) or not base > 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    return t, d, offset, float(base)
+
+
+def check_eps(eps):
+    """Return ``eps`` as a positive float, or raise ``ValueError``."""
+    if not np.isscalar(eps) or not np.isreal(eps) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def check_positive_int(name, value):
+    """Return ``value`` as an int >= 1 (a block size, a window, a rank)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def check_multi_head_inputs(x_q, x_kv, n_heads, mask):
+    """Check the inputs of ``multi_head_attention_forward``.
+
+    ``x_q`` is ``(..., T, D)``, ``x_kv`` is ``(..., S, D)`` with the same
+    leading axes, ``n_heads`` divides ``D``. The mask may be ``(T, S)``
+    (shared by every sequence and head), ``(..., T, S)`` (one per
+    sequence, shared by the heads) or ``(..., H, T, S)`` (one per head),
+    with size-1 axes where it is shared. Any other number of axes is
+    refused, so a mask can never broadcast its batch axis onto the heads.
+
+    Returns the mask as a boolean array with a head axis, broadcastable
+    to ``(..., H, T, S)`` (or ``None``), and ``Dh = D // H``.
+    """
+    check_ndim("x_q", x_q, 2, "(..., T, D)")
+    check_ndim("x_kv", x_kv, 2, "(..., S, D)")
+    lead, d_model = x_q.shape[:-2], x_q.shape[-1]
+    if x_kv.shape[:-2] != lead or x_kv.shape[-1] != d_model:
+        raise ValueError(
+            f"x_kv must have shape (..., S, D) = {lead + ('S', d_model)} to match "
+            f"x_q of shape {x_q.shape}, got shape {x_kv.shape}"
+        )
+    n_heads = check_positive_int("n_heads", n_heads)
+    if d_model % n_heads:
+        raise ValueError(
+            f"n_heads = {n_heads} must divide the model width D = {d_model}: "
+            f"each head gets Dh = D / H columns"
+        )
+    if mask is None:
+        return None, d_model // n_heads
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(
+            f"mask must be a boolean array (True = may attend), got dtype {mask.dtype}"
+        )
+    scores_shape = lead + (n_heads, x_q.shape[-2], x_kv.shape[-2])   # (..., H, T, S)
+    if mask.ndim not in (2, len(lead) + 2, len(lead) + 3):
+        raise ValueError(
+            f"mask must have shape (T, S), (..., T, S) or (..., H, T, S) with "
+            f"(..., H, T, S) = {scores_shape}, got shape {mask.shape}"
+        )
+    given = mask.shape
+    if mask.ndim < len(lead) + 3:
+        mask = mask[..., None, :, :]            # the same mask for every head
+    try:
+        fits = np.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"mask must broadcast to the scores' shape (..., H, T, S) = "
+            f"{scores_shape}, got shape {given}"
+        )
+    return mask, d_model // n_heads
+
+
+def check_recurrent_inputs(x, w_x, w_h, b):
+    """Check ``x (..., T, D_in)``, ``w_x (D_in, Dh)``, ``w_h (Dh, Dh)``, ``b (Dh,)``."""
+    check_ndim("x", x, 2, "(..., T, D_in)")
+    check_linear_inputs(x, w_x, b)
+    d_h = w_x.shape[1]
+    check_same_shape("w_h", w_h, (d_h, d_h), "(Dh, Dh)")
+
+
+def check_convolution_inputs(x, w, b):
+    """Check ``x (..., T, D_in)``, ``w (K, D_in, D_out)``, ``b (D_out,)``."""
+    check_ndim("x", x, 2, "(..., T, D_in)")
+    if w.ndim != 3:
+        raise ValueError(f"w must have shape (K, D_in, D_out), got shape {w.shape}")
+    k, d_in, d_out = w.shape
+    if x.shape[-1] != d_in:
+        raise ValueError(f"x must have shape (..., T, D_in) with D_in = {d_in} "
+                         f"(w.shape[1]), got shape {x.shape}")
+    check_same_shape("b", b, (d_out,), "(D_out,)")
+
+
+def check_window_attention_inputs(q, k, v, window):
+    """Check local attention's inputs (``S >= T``); return ``window`` as an int."""
+    check_attention_inputs(q, k, v, None)
+    if k.shape[-2] < q.shape[-2]:
+        raise ValueError(f"k must have at least T = {q.shape[-2]} positions (the queries "
+                         f"are the last T of the S keys), got shape {k.shape}")
+    return check_positive_int("window", window)
+
+
+def check_projection_inputs(q, k, v, e, f):
+    """Check low-rank attention's inputs: ``e`` and ``f`` are ``(R, S)``."""
+    check_attention_inputs(q, k, v, None)
+    s = k.shape[-2]
+    if e.ndim != 2 or e.shape[1] != s:
+        raise ValueError(f"e must have shape (R, S) with S = {s} (the keys), "
+                         f"got shape {e.shape}")
+    check_same_shape("f", f, e.shape, "(R, S) like e")
+
+
+def check_features_inputs(q, k, v, features):
+    """Check random-feature attention's inputs: ``features`` is ``(M, Dk)``."""
+    check_attention_inputs(q, k, v, None)
+    d_k = q.shape[-1]
+    if features.ndim != 2 or features.shape[1] != d_k:
+        raise ValueError(f"features must have shape (M, Dk) with Dk = {d_k}, "
+                         f"got shape {features.shape}")

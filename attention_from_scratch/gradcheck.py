@@ -87,7 +87,7 @@ def _central_differences(loss, array, eps):
     return grad
 
 
-def numerical_gradients(forward, inputs, dout, *, eps=1e-5, **kwargs):
+def numerical_gradients(forward, inputs, dout, *, kwargs=None, eps=1e-5):
     """Central-difference gradients of ``sum(forward(*inputs)[0] * dout)``.
 
     Parameters
@@ -98,6 +98,9 @@ def numerical_gradients(forward, inputs, dout, *, eps=1e-5, **kwargs):
         Float64 arrays; they are perturbed in place and restored.
     dout : ndarray
         Upstream gradient, shape of ``out``.
+    kwargs : dict, optional
+        Keyword-only arguments of ``forward``; a dict, so that a forward
+        with its own ``eps`` (layer norm) cannot collide with the step.
     eps : float
         Step size; about 1e-5 balances truncation and round-off in float64.
 
@@ -106,6 +109,8 @@ def numerical_gradients(forward, inputs, dout, *, eps=1e-5, **kwargs):
     grads : list
         One array (or dict of arrays) per input, shaped like it.
     """
+    kwargs = kwargs or {}
+
     def loss():
         return float(np.sum(forward(*inputs, **kwargs)[0] * dout))
 
@@ -190,7 +195,7 @@ def gradient_check(forward, backward, inputs, *, rng, kwargs=None, names=None,
     analytic = backward(dout, cache)
     if len(inputs) == 1:
         analytic = (analytic,)
-    numerical = numerical_gradients(forward, inputs, dout, eps=eps, **kwargs)
+    numerical = numerical_gradients(forward, inputs, dout, kwargs=kwargs, eps=eps)
     if len(analytic) != len(inputs):
         raise AssertionError(
             f"backward returned {len(analytic)} gradients for {len(inputs)} inputs"

@@ -2,16 +2,37 @@
 
 The same polarity as PyTorch's ``scaled_dot_product_attention``; note that
 ``nn.MultiheadAttention``'s ``key_padding_mask`` is the opposite (``True``
-= ignore). Masks broadcast against scores of shape ``(..., T, S)``.
+= ignore). Masks broadcast against scores of shape ``(..., T, S)``, and
+two masks combine with ``&``: a query may attend to a key only if every
+mask allows it.
+
+Examples
+--------
+>>> mask = causal_mask(3) & padding_mask([2, 3], 3)   # (T, S) & (B, 1, S)
+>>> mask.shape
+(2, 3, 3)
+>>> mask[0].astype(int).tolist()     # sequence 0 has 2 real tokens
+[[1, 0, 0], [1, 1, 0], [1, 1, 0]]
 """
 
 import numpy as np
 
 
 def _check_count(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    """Return ``value`` as an int >= 1, or raise naming ``name``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
     return int(value)
+
+
+def _query_positions(t, s):
+    """Positions of the ``T`` queries among ``S`` keys: the last ``T``."""
+    if s < t:
+        raise ValueError(f"s must be at least t = {t} (the queries are the last t "
+                         f"of the s positions), got s = {s}")
+    return np.arange(s - t, s)[:, None]                               # (T, 1)
 
 
 def causal_mask(t, s=None):
@@ -30,17 +51,26 @@ def causal_mask(t, s=None):
     -------
     mask : (T, S) ndarray of bool
 
+    See Also
+    --------
+    sliding_window_mask : a causal mask that also forgets the far past.
+
+    Notes
+    -----
+    ``mask[i, j] = j <= i + (S - T)``. For ``S = T`` this is the lower
+    triangle, ``np.tril``; for ``S > T`` it is the last ``T`` rows of the
+    ``(S, S)`` mask.
+
     Examples
     --------
-    >>> causal_mask(2, 3).astype(int).tolist()
+    >>> causal_mask(3).astype(int).tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    >>> causal_mask(2, 3).astype(int).tolist()   # 1 cached key, then 2 new queries
     [[1, 1, 0], [1, 1, 1]]
     """
     t = _check_count("t", t)
     s = t if s is None else _check_count("s", s)
-    if s < t:
-        raise ValueError(f"s must be at least t = {t} (queries are the last positions), "
-                         f"got {s}")
-    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None]     # (T, S)
+    return np.arange(s)[None, :] <= _query_positions(t, s)            # (T, S)
 
 
 def padding_mask(lengths, s, *, side="right"):
@@ -53,33 +83,47 @@ def padding_mask(lengths, s, *, side="right"):
     s : int
         Padded length ``S``.
     side : {"right", "left"}, keyword-only
-        Where the padding sits.
+        Where the padding sits: after the real tokens (``"right"``) or
+        before them (``"left"``).
 
     Returns
     -------
     mask : (B, 1, S) ndarray of bool
-        Broadcasts over the query axis ``T``; add an axis for heads with
-        ``mask[:, None]``.
+        Broadcasts over the query axis ``T`` of scores ``(B, T, S)``. For
+        scores with a head axis, ``(B, H, T, S)``, use ``mask[:, None]``
+        ``(B, 1, 1, S)``: broadcasting aligns axes from the right, so
+        ``(B, 1, S)`` would meet ``H``, not ``B``.
+
+    Notes
+    -----
+    Only keys are masked: a padding *query* still attends to the real
+    keys, and its output is simply ignored downstream. Combined with a
+    causal mask, left padding leaves the padding queries nothing to
+    attend to (Chapter 3).
 
     Examples
     --------
+    >>> padding_mask([2, 3], 3)[:, 0].astype(int).tolist()
+    [[1, 1, 0], [1, 1, 1]]
     >>> padding_mask([2, 3], 3, side="left")[:, 0].astype(int).tolist()
     [[0, 1, 1], [1, 1, 1]]
     """
+    if side not in ("right", "left"):
+        raise ValueError(f'side must be "right" or "left", got {side!r}')
     s = _check_count("s", s)
     lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
-        raise ValueError(f"lengths must be a 1-D integer array of shape (B,), got "
-                         f"shape {lengths.shape} and dtype {lengths.dtype}")
+    if lengths.ndim != 1 or lengths.size == 0:
+        raise ValueError(f"lengths must have shape (B,) with B >= 1, got shape "
+                         f"{lengths.shape}")
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
     if np.any(lengths < 0) or np.any(lengths > s):
-        raise ValueError(f"lengths must lie in [0, {s}], got {lengths.tolist()}")
-    positions = np.arange(s)                                          # (S,)
+        raise ValueError(f"lengths must lie in [0, s] = [0, {s}], got {lengths.tolist()}")
+    positions = np.arange(s)[None, :]                                 # (1, S)
     if side == "right":
-        mask = positions[None, :] < lengths[:, None]                  # (B, S)
-    elif side == "left":
-        mask = positions[None, :] >= s - lengths[:, None]             # (B, S)
+        mask = positions < lengths[:, None]                           # (B, S)
     else:
-        raise ValueError(f'side must be "right" or "left", got {side!r}')
+        mask = positions >= s - lengths[:, None]                      # (B, S)
     return mask[:, None, :]                                           # (B, 1, S)
 
 
@@ -91,21 +135,35 @@ def sliding_window_mask(t, window, s=None):
     t : int
         Number of queries ``T``.
     window : int
-        Keys each query may see, itself included.
+        Keys each query may see, itself included (``>= 1``).
     s : int, optional
-        Number of keys (default ``T``); queries are the last positions.
+        Number of keys ``S >= T`` (default ``T``); as in
+        :func:`causal_mask`, the queries are the last ``T`` positions.
 
     Returns
     -------
     mask : (T, S) ndarray of bool
+
+    See Also
+    --------
+    causal_mask : the same with an unlimited window.
+
+    Notes
+    -----
+    ``mask[i, j] = p - window < j <= p`` with ``p = i + (S - T)`` the
+    query's position: ``causal_mask(t, s) & (j > p - window)``. Local
+    attention keeps the cost per query fixed as sequences grow (Longformer,
+    Beltagy et al. 2020, uses a window on both sides; this is the one-sided
+    form for autoregressive models).
 
     Examples
     --------
     >>> sliding_window_mask(4, 2).astype(int).tolist()
     [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
     """
+    t = _check_count("t", t)
     window = _check_count("window", window)
-    mask = causal_mask(t, s)
-    s = mask.shape[1]
-    query_positions = np.arange(s - t, s)[:, None]                    # (T, 1)
-    return mask & (np.arange(s)[None, :] > query_positions - window)  # (T, S)
+    s = t if s is None else _check_count("s", s)
+    query_positions = _query_positions(t, s)                          # (T, 1)
+    keys = np.arange(s)[None, :]                                      # (1, S)
+    return causal_mask(t, s) & (keys > query_positions - window)      # (T, S)

@@ -54,3 +54,22 @@ def test_attempt_modifying_its_input_does_not_fool_the_check():
 
     check_exercise("double", sneaky, reference, CASES)   # right answer: passes
     assert np.array_equal(CASES[0][0], np.arange(3.0))  # and the case is intact
+
+
+def test_a_crash_is_reported_as_a_wrong_answer():
+    def crashes(x):
+        return x @ np.ones((5, 5))
+
+    with pytest.raises(AssertionError, match=r"double: your function raised ValueError on case 1"):
+        check_exercise("double", crashes, reference, CASES)
+
+
+def test_wrong_boolean_answers_get_a_location_not_a_crash():
+    cases = [(np.array([0.0, 1.0, 2.0]),)]
+    with pytest.raises(AssertionError, match=r"output 0 is wrong .*index \(0,\)"):
+        check_exercise("positive", lambda x: x >= 0, lambda x: x > 0, cases)
+
+
+def test_non_numeric_answers_are_refused():
+    with pytest.raises(AssertionError, match="expected numbers"):
+        check_exercise("double", lambda x: np.array(["a"] * x.size), reference, CASES)

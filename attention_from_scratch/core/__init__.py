@@ -1,6 +1,40 @@
 """The vectorised mirror of ``steps``: same modules, names and signatures;
 batched matmuls, no Python loops over data, dtype preserved."""
 
-from . import attention, linear, softmax
+from . import (
+    attention,
+    convolution,
+    decoder,
+    encoder,
+    feed_forward,
+    flash_attention,
+    layer_norm,
+    linear,
+    linformer,
+    local_attention,
+    multi_head,
+    performer,
+    positional_encoding,
+    recurrent,
+    self_attention,
+    softmax,
+)
 
-__all__ = ["attention", "linear", "softmax"]
+__all__ = [
+    "attention",
+    "convolution",
+    "decoder",
+    "encoder",
+    "feed_forward",
+    "flash_attention",
+    "layer_norm",
+    "linear",
+    "linformer",
+    "local_attention",
+    "multi_head",
+    "performer",
+    "positional_encoding",
+    "recurrent",
+    "self_attention",
+    "softmax",
+]

@@ -2,6 +2,16 @@
 
 Batched matmuls over any leading axes, the softmax and the mask applied
 in place, dtype preserved (float32 for speed).
+
+``scores``, ``weighted_sum`` and ``attention`` have the same names and
+signatures as in ``steps``. But where ``steps.attention.attention_forward``
+calls the three pairs (scores, softmax, weighted sum) and keeps a cache of
+their caches, ``attention_forward`` here fuses the three steps, so its
+``AttentionCache`` is flat: ``(q, k, v, weights, out, scale)``. Fusing
+lets one ``(..., T, S)`` buffer go from scores to weights in place, the
+largest array attention makes; the flat cache holds each array once and
+keeps ``out``, which the backward uses to get the softmax's row sums from
+a ``(..., T, Dv)`` product instead of a ``(..., T, S)`` one.
 """
 
 from typing import NamedTuple
@@ -25,7 +35,29 @@ class ScoresCache(NamedTuple):
 
 
 def scores_forward(q, k):
-    """Scaled scores ``q @ k^T / sqrt(Dk)``, ``(..., T, S)``."""
+    """Scaled scores ``q @ k^T / sqrt(Dk)``, dtype preserved.
+
+    Parameters
+    ----------
+    q : (..., T, Dk) array_like
+    k : (..., S, Dk) array_like
+
+    Returns
+    -------
+    scores : (..., T, S) ndarray, dtype of ``q``
+    cache : ScoresCache
+
+    See Also
+    --------
+    scores_backward, attention_from_scratch.steps.attention.scores_forward
+
+    Examples
+    --------
+    >>> q = np.ones((2, 3, 4), dtype=np.float32)
+    >>> scores, cache = scores_forward(q, np.ones((2, 5, 4)))
+    >>> scores.dtype == np.float32 and bool(np.all(scores == 2.0))
+    True
+    """
     q = as_float_array("q", q)
     k = as_float_array("k", k, dtype=q.dtype)
     check_query_key(q, k)
@@ -35,7 +67,26 @@ def scores_forward(q, k):
 
 
 def scores_backward(dscores, cache):
-    """Gradients ``(dq, dk)`` of ``scores_forward``."""
+    """Gradients ``(dq, dk)`` of ``scores_forward``.
+
+    Parameters
+    ----------
+    dscores : (..., T, S) array_like
+    cache : ScoresCache
+
+    Returns
+    -------
+    dq : (..., T, Dk) ndarray
+    dk : (..., S, Dk) ndarray
+
+    See Also
+    --------
+    scores_forward, attention_from_scratch.steps.attention.scores_backward
+
+    Notes
+    -----
+    ``dq = dscores k / sqrt(Dk)`` and ``dk = dscores^T q / sqrt(Dk)``.
+    """
     q, k, scale = cache
     dscores = as_float_array("dscores", dscores, dtype=q.dtype)
     check_same_shape("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
@@ -51,7 +102,31 @@ class WeightedSumCache(NamedTuple):
 
 
 def weighted_sum_forward(weights, v):
-    """Weighted average of the value rows, ``(..., T, Dv)``."""
+    """Each output row is a weighted average of the value rows.
+
+    Parameters
+    ----------
+    weights : (..., T, S) array_like
+    v : (..., S, Dv) array_like
+
+    Returns
+    -------
+    out : (..., T, Dv) ndarray, dtype of ``weights``
+    cache : WeightedSumCache
+
+    See Also
+    --------
+    weighted_sum_backward,
+    attention_from_scratch.steps.attention.weighted_sum_forward
+
+    Examples
+    --------
+    >>> weights = np.full((3, 4), 0.25, dtype=np.float32)
+    >>> v = np.arange(8.0).reshape(4, 2)
+    >>> out, cache = weighted_sum_forward(weights, v)
+    >>> out.dtype == np.float32 and bool(np.allclose(out, v.mean(axis=0)))
+    True
+    """
     weights = as_float_array("weights", weights)
     v = as_float_array("v", v, dtype=weights.dtype)
     check_weights_value(weights, v)
@@ -59,7 +134,27 @@ def weighted_sum_forward(weights, v):
 
 
 def weighted_sum_backward(dout, cache):
-    """Gradients ``(dweights, dv)`` of ``weighted_sum_forward``."""
+    """Gradients ``(dweights, dv)`` of ``weighted_sum_forward``.
+
+    Parameters
+    ----------
+    dout : (..., T, Dv) array_like
+    cache : WeightedSumCache
+
+    Returns
+    -------
+    dweights : (..., T, S) ndarray
+    dv : (..., S, Dv) ndarray
+
+    See Also
+    --------
+    weighted_sum_forward,
+    attention_from_scratch.steps.attention.weighted_sum_backward
+
+    Notes
+    -----
+    ``dweights = dout v^T``; ``dv = weights^T dout`` sums over queries.
+    """
     weights, v = cache
     dout = as_float_array("dout", dout, dtype=weights.dtype)
     check_same_shape("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)")
@@ -69,6 +164,8 @@ def weighted_sum_backward(dout, cache):
 
 
 class AttentionCache(NamedTuple):
+    """Flat, not a tuple of children's caches: the steps are fused."""
+
     q: np.ndarray
     k: np.ndarray
     v: np.ndarray
@@ -83,12 +180,24 @@ def attention_forward(q, k, v, *, mask=None):
     Same contract as ``steps.attention.attention_forward``; computes in
     the dtype of ``q`` (float32 stays float32).
 
+    Returns
+    -------
+    out : (..., T, Dv) ndarray, dtype of ``q``
+    cache : AttentionCache
+        Flat ``(q, k, v, weights, out, scale)``; ``cache.weights`` are the
+        attention weights, as in ``steps``.
+
+    See Also
+    --------
+    attention_backward, attention_from_scratch.steps.attention
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> q = rng.normal(size=(2, 3, 4)).astype(np.float32)
     >>> out, cache = attention_forward(q, q, q, mask=np.tri(3, dtype=bool))
-    >>> out.dtype == np.float32 and bool(np.all(cache.weights[:, 0, 1:] == 0))
+    >>> future = cache.weights[:, 0, 1:]             # query 0's later keys
+    >>> out.dtype == np.float32 and bool(np.all(future == 0))
     True
     """
     q = as_float_array("q", q)
@@ -111,6 +220,21 @@ def attention_forward(q, k, v, *, mask=None):
 def attention_backward(dout, cache):
     """Gradients ``(dq, dk, dv)`` of ``attention_forward``.
 
+    Parameters
+    ----------
+    dout : (..., T, Dv) array_like
+    cache : AttentionCache
+
+    Returns
+    -------
+    dq : (..., T, Dk) ndarray
+    dk : (..., S, Dk) ndarray
+    dv : (..., S, Dv) ndarray
+
+    See Also
+    --------
+    attention_forward, attention_from_scratch.steps.attention
+
     Notes
     -----
     The softmax backward uses ``rowsum(dweights * weights) =
@@ -119,11 +243,16 @@ def attention_backward(dout, cache):
     q, k, v, weights, out, scale = cache
     dout = as_float_array("dout", dout, dtype=q.dtype)
     check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    scale = q.dtype.type(scale)
+    # forward was: out = weights @ v
     dv = np.swapaxes(weights, -1, -2) @ dout                     # (..., S, Dv)
-    dscores = dout @ np.swapaxes(v, -1, -2)                      # (..., T, S)
-    dscores -= (dout * out).sum(axis=-1, keepdims=True)
+    dweights = dout @ np.swapaxes(v, -1, -2)                     # (..., T, S)
+    # softmax: dscores = weights * (dweights - rowsum(dweights * weights)),
+    # computed in dweights' buffer, which is not needed again
+    dscores = dweights
+    dscores -= (dout * out).sum(axis=-1, keepdims=True)   # the rowsum, see Notes
     dscores *= weights
-    dscores *= q.dtype.type(scale)
-    dq = dscores @ k                                             # (..., T, Dk)
-    dk = np.swapaxes(dscores, -1, -2) @ q                        # (..., S, Dk)
+    # forward was: scores = q @ k^T * scale
+    dq = dscores @ k * scale                                     # (..., T, Dk)
+    dk = np.swapaxes(dscores, -1, -2) @ q * scale                # (..., S, Dk)
     return dq, dk, dv

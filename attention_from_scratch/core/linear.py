@@ -1,4 +1,4 @@
-"""Linear layer ``y = x @ w + b``, vectorised mirror of ``steps.linear``."""
+"""Linear layer ``x @ w + b``, vectorised mirror of ``steps.linear``."""
 
 from typing import NamedTuple
 
@@ -51,6 +51,21 @@ def linear_forward(x, w, b):
 
 def linear_backward(dout, cache):
     """Gradients ``(dx, dw, db)`` of ``linear_forward``.
+
+    Parameters
+    ----------
+    dout : (..., D_out) array_like
+    cache : LinearCache
+
+    Returns
+    -------
+    dx : (..., D_in) ndarray
+    dw : (D_in, D_out) ndarray
+    db : (D_out,) ndarray
+
+    See Also
+    --------
+    linear_forward, attention_from_scratch.steps.linear.linear_backward
 
     Notes
     -----

@@ -18,8 +18,20 @@ class SoftmaxCache(NamedTuple):
 
 
 def stable_row_max(x, axis):
-    """Row maximum along ``axis`` with all ``-inf`` rows mapped to 0."""
-    row_max = x.max(axis=axis, keepdims=True)
+    """Row maximum along ``axis`` with all ``-inf`` rows mapped to 0.
+
+    Parameters
+    ----------
+    x : (...) ndarray
+    axis : int
+
+    Returns
+    -------
+    row_max : (...) ndarray
+        The shape of ``x`` with ``axis`` of size 1. An all ``-inf`` row
+        gets 0, so ``x - row_max`` stays ``-inf`` there, not NaN.
+    """
+    row_max = x.max(axis=axis, keepdims=True)   # x's shape, 1 along axis
     row_max[np.isneginf(row_max)] = 0
     return row_max
 
@@ -31,7 +43,8 @@ def softmax_forward(x, *, axis=-1):
 
     Examples
     --------
-    >>> y, _ = softmax_forward(np.float32([[0.0, -np.inf], [-np.inf, -np.inf]]))
+    >>> x = np.float32([[0.0, -np.inf], [-np.inf, -np.inf]])
+    >>> y, _ = softmax_forward(x)
     >>> y.dtype == np.float32 and y.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     True
     """
@@ -40,14 +53,34 @@ def softmax_forward(x, *, axis=-1):
     check_softmax_input(x)
     y = x - stable_row_max(x, axis)
     np.exp(y, out=y)
-    total = y.sum(axis=axis, keepdims=True)
+    total = y.sum(axis=axis, keepdims=True)        # x's shape, 1 along axis
     total[total == 0] = 1.0
     y /= total
     return y, SoftmaxCache(y, axis)
 
 
 def softmax_backward(dy, cache):
-    """Gradient ``dx = y * (dy - sum(dy * y))`` of ``softmax_forward``."""
+    """Gradient ``dx`` of ``softmax_forward``, in closed form.
+
+    Parameters
+    ----------
+    dy : (...) array_like, shape of the forward's output
+    cache : SoftmaxCache
+
+    Returns
+    -------
+    dx : (...) ndarray, dtype of the forward's output
+
+    See Also
+    --------
+    softmax_forward, attention_from_scratch.steps.softmax.softmax_backward
+
+    Notes
+    -----
+    :math:`dx = y \\odot (dy - \\langle dy, y \\rangle)` along ``axis``:
+    the Jacobian ``diag(y) - y y^T`` of ``steps`` multiplied out, with no
+    ``(N, N)`` matrix (Chapter 2).
+    """
     y, axis = cache
     dy = as_float_array("dy", dy, dtype=y.dtype)
     check_same_shape("dy", dy, y.shape, "(...) like the forward's output")

@@ -12,6 +12,7 @@ random cases against the package's reference and
 """
 
 import copy
+import types
 
 import numpy as np
 
@@ -51,22 +52,34 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
         With a hint, when the attempt is wrong.
     """
     for number, args in enumerate(cases, start=1):
+        shapes_in = [np.shape(a) for a in args if not isinstance(a, dict)]
         try:
             result = attempt(*copy.deepcopy(args))
         except NotImplementedError:
             print(f"{name}: not attempted yet")
             return
+        except AssertionError:
+            raise
+        except Exception as error:   # a crash is a wrong answer: say so, with the case
+            raise AssertionError(
+                f"{name}: your function raised {type(error).__name__} on case {number} "
+                f"(input shapes {shapes_in}): {error}"
+            ) from error
         if result is None:
             raise AssertionError(f"{name}: your function returned None; "
                                  "did you forget `return`?")
         expected = flat_arrays(reference(*copy.deepcopy(args)))
         got = flat_arrays(result)
+        if any(g.dtype.kind not in "biuf" for g in got):
+            raise AssertionError(
+                f"{name}: expected numbers, got arrays of dtype "
+                f"{[str(g.dtype) for g in got]}"
+            )
         if _same(got, expected, rtol, atol):
             continue
         for wrong, hint in mistakes:
             if _same(got, flat_arrays(wrong(*copy.deepcopy(args))), rtol, atol):
                 raise AssertionError(f"{name}: {hint}")
-        shapes_in = [np.shape(a) for a in args if not isinstance(a, dict)]
         if len(got) != len(expected):
             raise AssertionError(
                 f"{name}: expected {len(expected)} array(s), got {len(got)}"
@@ -79,7 +92,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
                     "you sum over or transpose"
                 )
             if not np.allclose(g, e, rtol=rtol, atol=atol):
-                err = np.abs(g - e)
+                err = np.abs(g.astype(float) - e.astype(float))   # booleans too
                 where = np.unravel_index(np.argmax(err), err.shape)
                 raise AssertionError(
                     f"{name}: output {i} is wrong on case {number} (input shapes "
@@ -87,3 +100,42 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
                     f"{tuple(int(j) for j in where)}"
                 )
     print(f"✓ {name}: correct on {len(cases)} hidden cases")
+
+
+def code_names(function):
+    """The names the code of ``function`` uses, not those in its comments.
+
+    Global and attribute names (``np.tril`` gives ``"np"`` and ``"tril"``),
+    the real ``__name__`` of what a global or closure variable holds (so
+    ``lower = np.tril`` still gives ``"tril"``), and the same for nested
+    functions and for helper functions defined in the learner's module.
+    Names that only a docstring or comment mentions do not count. A
+    checker uses it to refuse a shortcut the exercise forbids.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     "Not np.tril."
+    ...     return np.triu(x)   # nor np.tri
+    >>> sorted(code_names(f))
+    ['np', 'triu']
+    """
+    names, seen, todo = set(), set(), [function]
+    while todo:
+        fn = todo.pop()
+        code = getattr(fn, "__code__", None)
+        if code is None or fn in seen:
+            continue
+        seen.add(fn)
+        codes = [code]
+        for c in codes:
+            names.update(c.co_names)
+            codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+        held = [fn.__globals__[n] for n in names if n in fn.__globals__]
+        held += [cell.cell_contents for cell in fn.__closure__ or ()]
+        for obj in held:
+            if getattr(obj, "__module__", None) == function.__module__:
+                todo.append(obj)                # the learner's own helper
+            elif callable(obj) and isinstance(getattr(obj, "__name__", None), str):
+                names.add(obj.__name__)
+    return names

@@ -6,10 +6,19 @@ lists them in ``FIGURES``: file name -> function returning the figure.
 
 import matplotlib.pyplot as plt
 
-from attention_from_scratch.figures import chapter00
+from attention_from_scratch.figures import (
+    chapter00,
+    chapter01,
+    chapter02,
+    chapter03,
+    chapter05,
+    chapter06,
+)
 from attention_from_scratch.plotting import save_figure
 
-FIGURES = {**chapter00.FIGURES}
+FIGURES = {**chapter00.FIGURES, **chapter01.FIGURES, **chapter02.FIGURES, **chapter03.FIGURES,
+           **chapter05.FIGURES,
+           **chapter06.FIGURES}
 
 
 def regenerate(directory=None, *, out=None):

@@ -63,7 +63,10 @@ def scores_forward(q, k):
 
 
 def scores_backward(dscores, cache):
-    """Gradients ``(dq, dk)`` of ``scores_forward``."""
+    """Gradients ``(dq, dk)`` of ``scores_forward``.
+
+    ``dq = dscores k / sqrt(Dk)`` and ``dk = dscores^T q / sqrt(Dk)``.
+    """
     q, k, scale = cache
     dscores = as_float_array("dscores", dscores, dtype=np.float64)
     check_same_shape("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
@@ -103,7 +106,10 @@ def weighted_sum_forward(weights, v):
 
 
 def weighted_sum_backward(dout, cache):
-    """Gradients ``(dweights, dv)`` of ``weighted_sum_forward``."""
+    """Gradients ``(dweights, dv)`` of ``weighted_sum_forward``.
+
+    ``dweights = dout v^T``; ``dv = weights^T dout`` sums over queries.
+    """
     weights, v = cache
     dout = as_float_array("dout", dout, dtype=np.float64)
     check_same_shape("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)")

@@ -49,17 +49,18 @@ def softmax_forward(x, *, axis=-1):
 
     Examples
     --------
-    >>> y, cache = softmax_forward(np.array([[1.0, 2.0, 3.0], [1e4, 0, -1e4]]))
+    >>> x = np.array([[1.0, 2.0, 3.0], [1e4, 0, -1e4]])
+    >>> y, cache = softmax_forward(x)
     >>> bool(np.allclose(y.sum(axis=-1), 1.0) and np.isfinite(y).all())
     True
     """
     x = as_float_array("x", x, dtype=np.float64)
     axis = check_axis("axis", axis, x.ndim)
     check_softmax_input(x)
-    row_max = x.max(axis=axis, keepdims=True)
+    row_max = x.max(axis=axis, keepdims=True)      # x's shape, 1 along axis
     row_max[np.isneginf(row_max)] = 0.0   # an all -inf row: exp gives zeros
     e = np.exp(x - row_max)
-    total = e.sum(axis=axis, keepdims=True)
+    total = e.sum(axis=axis, keepdims=True)        # x's shape, 1 along axis
     y = e / np.where(total > 0, total, 1.0)
     return y, SoftmaxCache(y, axis)
 

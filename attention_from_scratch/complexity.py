@@ -1,0 +1,211 @@
+"""Count, then measure: what attention costs (Chapter 6).
+
+Analytic counts of floating-point operations (FLOPs) and memory for one
+self-attention layer, and three small measuring tools: the best-of-N
+wall-clock time of a call, the peak memory a call allocates (with the
+standard library's ``tracemalloc``, which NumPy reports its array buffers
+to), and the slope of a straight-line fit in log-log axes, which reads an
+exponent off a set of measurements: time ~ T^slope.
+
+Counts follow the usual convention: one multiply-add is 2 FLOPs, so
+``(T, D) @ (D, D)`` costs ``2 T D^2``. Elementwise work (the softmax's
+exponentials, the scaling) is ``O(T S)`` and is left out of the FLOPs.
+"""
+
+import time
+import tracemalloc
+
+import numpy as np
+
+from attention_from_scratch._validate import check_positive_int
+from attention_from_scratch.core import attention, flash_attention, linear
+
+
+def attention_flops(t, s, d_k, d_v):
+    """Matmul FLOPs of bare attention ``softmax(q k^T / sqrt(Dk)) v``.
+
+    Parameters
+    ----------
+    t, s, d_k, d_v : int
+        Queries ``T``, keys ``S`` and the widths ``Dk``, ``Dv``.
+
+    Returns
+    -------
+    flops : int
+        ``2 T S Dk`` for the scores plus ``2 T S Dv`` for the weighted sum.
+
+    Examples
+    --------
+    >>> attention_flops(3, 4, 2, 5)
+    168
+    """
+    t, s, d_k, d_v = (check_positive_int(name, value) for name, value in
+                      (("t", t), ("s", s), ("d_k", d_k), ("d_v", d_v)))
+    return 2 * t * s * d_k + 2 * t * s * d_v
+
+
+def self_attention_flops(t, d):
+    """Matmul FLOPs of one self-attention layer, split into its parts.
+
+    Parameters
+    ----------
+    t : int
+        Sequence length ``T``.
+    d : int
+        Model width ``D``; all heads together (``H`` heads of width
+        ``D / H`` cost the same as one head of width ``D``, Chapter 4).
+
+    Returns
+    -------
+    flops : dict of int
+        ``"projections"``: queries, keys, values and output, ``4 * 2 T D^2``;
+        ``"attention"``: scores and weighted sum, ``2 * 2 T^2 D``.
+
+    Examples
+    --------
+    >>> f = self_attention_flops(1024, 64)
+    >>> f["attention"] > f["projections"]     # T > 2 D: attention dominates
+    True
+    """
+    t, d = check_positive_int("t", t), check_positive_int("d", d)
+    return {"projections": 8 * t * d * d, "attention": attention_flops(t, t, d, d)}
+
+
+def attention_weights_bytes(t, s, *, n_heads=1, itemsize=4):
+    """Bytes of the ``(H, T, S)`` attention weights a standard layer stores.
+
+    Examples
+    --------
+    >>> attention_weights_bytes(8192, 8192) / 2**20      # MiB, one head, float32
+    256.0
+    """
+    t, s = check_positive_int("t", t), check_positive_int("s", s)
+    n_heads = check_positive_int("n_heads", n_heads)
+    return n_heads * t * s * check_positive_int("itemsize", itemsize)
+
+
+def time_call(fn, *, repeat=3):
+    """Best wall-clock time of ``fn()`` over ``repeat`` runs, in seconds.
+
+    The minimum, not the mean: other programs on the machine only ever make
+    a run slower, so the fastest run is the closest to the call's own cost.
+    """
+    best = np.inf
+    for _ in range(check_positive_int("repeat", repeat)):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def best_times(fns, *, repeat=5):
+    """Best wall-clock time of each of ``fns``, timed in turn, in seconds.
+
+    Round-robin: every round runs each function once, so a burst of load
+    from other programs slows one run of every function rather than all
+    runs of one, and the minimum over rounds stays fair to each. A slope
+    fitted to these times is then not bent by when the load happened.
+
+    Examples
+    --------
+    >>> times = best_times([lambda: sum(range(10)), lambda: sum(range(100_000))], repeat=2)
+    >>> len(times) == 2 and bool(times[0] < times[1])
+    True
+    """
+    fns = list(fns)
+    best = np.full(len(fns), np.inf)
+    for _ in range(check_positive_int("repeat", repeat)):
+        for n, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[n] = min(best[n], time.perf_counter() - start)
+    return best
+
+
+def peak_memory(fn):
+    """Peak bytes allocated while ``fn()`` runs, above what was already held.
+
+    Inputs created before the call are not counted; everything the call
+    allocates (outputs, caches, temporaries) is, at its highest point.
+
+    Examples
+    --------
+    >>> peak_memory(lambda: np.ones(1000)) >= 8000
+    True
+    """
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+
+
+def loglog_slope(x, y):
+    """Slope of the least-squares line through ``(log x, log y)``.
+
+    If ``y = c x^p`` the slope is ``p``: 1 for linear growth, 2 for
+    quadratic.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 4.0, 8.0])
+    >>> round(loglog_slope(x, 3 * x**2), 6)
+    2.0
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"x and y must be 1-D of the same length >= 2, got shapes "
+                         f"{x.shape} and {y.shape}")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y must be positive to take logarithms")
+    slope, _ = np.polyfit(np.log(x), np.log(y), 1)
+    return float(slope)
+
+
+def self_attention_runs(t, d, *, rng, block_size=256, dtype=np.float32):
+    """Forward + backward of each part of a self-attention layer, ready to measure.
+
+    Parameters
+    ----------
+    t, d : int
+        Sequence length ``T`` and width ``D`` (one head of width ``D``).
+    rng : numpy.random.Generator, keyword-only
+        Draws the inputs, weights and upstream gradients once.
+    block_size : int, keyword-only
+        Tile size of the flash attention run.
+    dtype : numpy dtype, keyword-only
+        float32 by default, as in training.
+
+    Returns
+    -------
+    runs : dict of callable
+        Zero-argument functions, each a forward and a backward pass with
+        ``core`` on the same inputs: ``"projections"`` (the four
+        ``(T, D) @ (D, D)`` linears: queries, keys, values, output),
+        ``"attention"`` (standard, storing the ``(T, T)`` weights) and
+        ``"flash attention"`` (tiled, recomputing them).
+    """
+    x, q, k, v, dout = (rng.normal(size=(t, d)).astype(dtype) for _ in range(5))
+    w = (rng.normal(size=(4, d, d)) / np.sqrt(d)).astype(dtype)
+    b = np.zeros(d, dtype=dtype)
+
+    def projections():
+        for w_n in w:
+            _, cache = linear.linear_forward(x, w_n, b)
+            linear.linear_backward(dout, cache)
+
+    def standard():
+        _, cache = attention.attention_forward(q, k, v)
+        attention.attention_backward(dout, cache)
+
+    def flash():
+        _, cache = flash_attention.flash_attention_forward(q, k, v, block_size=block_size)
+        flash_attention.flash_attention_backward(dout, cache)
+
+    return {"projections": projections, "attention": standard, "flash attention": flash}

@@ -1,0 +1,92 @@
+"""The position-wise feed-forward network, vectorised mirror of ``steps.feed_forward``."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
+
+_GELU_C = np.sqrt(2.0 / np.pi)
+
+
+class ActivationCache(NamedTuple):
+    x: np.ndarray
+
+
+def relu_forward(x):
+    """``max(x, 0)`` elementwise, dtype kept."""
+    x = as_float_array("x", x)
+    return np.maximum(x, 0), ActivationCache(x)
+
+
+def relu_backward(dout, cache):
+    """Gradient ``dx = dout * (x > 0)``."""
+    return dout * (cache.x > 0)
+
+
+def gelu_forward(x):
+    """GELU in its tanh approximation, dtype kept."""
+    x = as_float_array("x", x)
+    c = x.dtype.type(_GELU_C)
+    return 0.5 * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x ** 3))), \
+        ActivationCache(x)
+
+
+def gelu_backward(dout, cache):
+    """Gradient ``dx`` of ``gelu_forward``."""
+    x = cache.x
+    c, a = x.dtype.type(_GELU_C), x.dtype.type(0.044715)
+    tanh_u = np.tanh(c * (x + a * x ** 3))
+    return dout * (0.5 * (1 + tanh_u) + 0.5 * x * (1 - tanh_u ** 2) * c * (1 + 3 * a * x ** 2))
+
+
+ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
+
+
+class FeedForwardCache(NamedTuple):
+    linear_1: LinearCache
+    activation: ActivationCache
+    linear_2: LinearCache
+    activation_name: str
+
+
+def feed_forward_forward(x, params, *, activation="relu"):
+    """``act(x W_1 + b_1) W_2 + b_2`` at every position, dtype of ``x`` kept.
+
+    Examples
+    --------
+    >>> params = init_feed_forward_params(4, 6, rng=np.random.default_rng(0))
+    >>> out, _ = feed_forward_forward(np.ones((3, 4), np.float32), params, activation="gelu")
+    >>> out.dtype == np.float32 and out.shape == (3, 4)
+    True
+    """
+    x = as_float_array("x", x)
+    check_ndim("x", x, 1, "(..., D)")
+    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
+                          dtype=x.dtype)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    act_forward, _ = ACTIVATIONS[activation]
+    hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
+    hidden, act_cache = act_forward(hidden)                             # (..., F)
+    out, linear_2 = linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
+    return out, FeedForwardCache(linear_1, act_cache, linear_2, activation)
+
+
+def feed_forward_backward(dout, cache):
+    """Gradients ``(dx, dparams)`` of ``feed_forward_forward``."""
+    _, act_backward = ACTIVATIONS[cache.activation_name]
+    dhidden, dw_2, db_2 = linear_backward(dout, cache.linear_2)       # (..., F)
+    dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
+    dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
+    return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}
+
+
+def init_feed_forward_params(d_model, d_ff, *, rng):
+    """Weights ``N(0, 1 / D_in)``, biases zero, float64 (as ``steps``)."""
+    return {"w_1": rng.normal(size=(d_model, d_ff)) / np.sqrt(d_model),
+            "b_1": np.zeros(d_ff),
+            "w_2": rng.normal(size=(d_ff, d_model)) / np.sqrt(d_ff),
+            "b_2": np.zeros(d_model)}

@@ -1,0 +1,236 @@
+"""Checkers for the exercises of Chapter 1, "Queries, keys and values"."""
+
+import numpy as np
+
+from attention_from_scratch.core.linear import linear_forward
+from attention_from_scratch.core.softmax import softmax_forward
+from attention_from_scratch.exercises import check_exercise
+
+_RNG_SEED = 2025
+
+
+def _explain_shape_errors(name, attempt, explain):
+    """``attempt``, turning NumPy's shape errors into a hint.
+
+    A product or a sum of mismatched shapes raises ``ValueError``; the
+    learner then sees ``explain(*args)``, which spells out the shapes of
+    this case and how they combine. Every other exception passes through.
+    """
+    def run(*args):
+        try:
+            return attempt(*args)
+        except ValueError as error:
+            raise AssertionError(f"{name}: NumPy refused the shapes ({error}). "
+                                 f"{explain(*args)}") from error
+    return run
+
+
+def soft_lookup(queries, keys, values):
+    """Reference: ``softmax(queries @ keys.T) @ values``, over the keys."""
+    weights, _ = softmax_forward(queries @ keys.T, axis=-1)     # (T, S)
+    return weights @ values                                     # (T, Dv)
+
+
+def _hard_lookup(queries, keys, values):
+    best = np.argmax(queries @ keys.T, axis=-1)                 # (T,)
+    return values[best]
+
+
+def _softmax_over_queries(queries, keys, values):
+    weights, _ = softmax_forward(queries @ keys.T, axis=0)
+    return weights @ values
+
+
+def _not_normalised(queries, keys, values):
+    return np.exp(queries @ keys.T) @ values
+
+
+def _raw_scores(queries, keys, values):
+    return (queries @ keys.T) @ values
+
+
+def _plain_mean(queries, keys, values):
+    return np.broadcast_to(values.mean(axis=0), (len(queries), values.shape[1]))
+
+
+def _scaled_by_sqrt_dk(queries, keys, values):
+    return soft_lookup(queries / np.sqrt(queries.shape[-1]), keys, values)
+
+
+def _scores_divided_by_s(queries, keys, values):
+    return soft_lookup(queries / len(keys), keys, values)
+
+
+def _output_divided_by_s(queries, keys, values):
+    return soft_lookup(queries, keys, values) / len(keys)
+
+
+def _lookup_shapes(queries, keys, values):
+    return (f"Here queries is {queries.shape} (T, Dk), keys {keys.shape} (S, Dk) "
+            f"and values {values.shape} (S, Dv): the scores queries @ keys.T are "
+            "(T, S), one row per query, and weights @ values is (T, Dv).")
+
+
+def check_soft_lookup(attempt):
+    """Exercise 1: ``soft_lookup(queries, keys, values) -> (T, Dv)``."""
+    rng = np.random.default_rng(_RNG_SEED)
+    cases = []
+    for t, s, d_k, d_v in [(3, 4, 2, 5), (1, 5, 3, 2), (6, 2, 5, 3)]:
+        cases.append((rng.normal(size=(t, d_k)), rng.normal(size=(s, d_k)),
+                      rng.normal(size=(s, d_v))))
+    check_exercise(
+        "soft lookup", _explain_shape_errors("soft lookup", attempt, _lookup_shapes),
+        soft_lookup, cases,
+        mistakes=[
+            (_hard_lookup, "that is the hard lookup (all the weight on the best key); "
+                           "soften it: weights = softmax(scores), then a weighted average"),
+            (_softmax_over_queries, "each query's weights must sum to 1 over the keys: "
+                                    "take the softmax over the last axis, not the queries"),
+            (_not_normalised, "exp(scores) are not weights yet: divide each row by its sum "
+                              "(that is the softmax) so the output is an average"),
+            (_raw_scores, "the raw scores are not weights (they can be negative and do not "
+                          "sum to 1): pass them through a softmax first"),
+            (_plain_mean, "every query got the plain mean of the values: the weights must "
+                          "come from how well the query matches each key"),
+            (_scaled_by_sqrt_dk, "the scores were divided by sqrt(Dk): attention_forward "
+                                 "does that (Chapter 2 explains why), but this lookup uses "
+                                 "the plain dot products queries @ keys.T, with no scale"),
+            (_scores_divided_by_s, "the scores were divided by S: use the plain dot "
+                                   "products queries @ keys.T; the softmax does all the "
+                                   "normalising"),
+            (_output_divided_by_s, "the output was divided by S: the softmax weights "
+                                   "already sum to 1, so weights @ values is already the "
+                                   "weighted average"),
+        ],
+    )
+
+
+def project_qkv(x, params):
+    """Reference: ``(q, k, v)``, each ``x @ w + b``, its own weights."""
+    q, _ = linear_forward(x, params["w_q"], params["b_q"])      # (B, T, Dk)
+    k, _ = linear_forward(x, params["w_k"], params["b_k"])      # (B, T, Dk)
+    v, _ = linear_forward(x, params["w_v"], params["b_v"])      # (B, T, Dv)
+    return q, k, v
+
+
+def _without_biases(missing):
+    """Planted mistake: the projections in ``missing`` lack their bias."""
+    def wrong(x, params):
+        return tuple(x @ params[f"w_{n}"] + (0.0 if n in missing else params[f"b_{n}"])
+                     for n in "qkv")
+    return wrong
+
+
+def _missing_bias_hint(missing):
+    if len(missing) == 3:
+        return "the biases are missing: q = x @ w_q + b_q, and the same for k and v"
+    if len(missing) == 1:
+        which = f"{missing[0]} is missing its bias"
+    else:
+        which = f"{' and '.join(missing)} are missing their biases"
+    return f"{which}: " + ", ".join(f"{n} = x @ w_{n} + b_{n}" for n in missing)
+
+
+_BIAS_SUBSETS = ("q", "k", "v", "qk", "qv", "kv", "qkv")
+
+
+def _keys_with_query_weights(x, params):
+    q, _, v = project_qkv(x, params)
+    return q, x @ params["w_q"] + params["b_q"], v
+
+
+def _order_q_v_k(x, params):
+    q, k, v = project_qkv(x, params)
+    return q, v, k
+
+
+def _no_query_key_projection(x, params):
+    return x, x, x @ params["w_v"] + params["b_v"]
+
+
+def _random_params(rng, d, d_k, d_v):
+    shapes = {"w_q": (d, d_k), "b_q": (d_k,), "w_k": (d, d_k), "b_k": (d_k,),
+              "w_v": (d, d_v), "b_v": (d_v,)}
+    return {key: rng.normal(size=shape) for key, shape in shapes.items()}
+
+
+def _projection_shapes(x, params):
+    return (f"Here x is {x.shape} (B, T, D) and w_q is {params['w_q'].shape} (D, Dk): "
+            "the weights multiply from the right, so x @ w_q + b_q is (B, T, Dk), "
+            "and the same for k and v.")
+
+
+def check_project_qkv(attempt):
+    """Exercise 2: ``project_qkv(x, params) -> (q, k, v)``."""
+    rng = np.random.default_rng(_RNG_SEED + 1)
+    cases = []
+    for b, t, d, d_k, d_v in [(2, 3, 4, 5, 2), (1, 4, 3, 2, 6), (3, 1, 5, 3, 4)]:
+        cases.append((rng.normal(size=(b, t, d)), _random_params(rng, d, d_k, d_v)))
+    check_exercise(
+        "project q, k, v",
+        _explain_shape_errors("project q, k, v", attempt, _projection_shapes),
+        project_qkv, cases,
+        mistakes=[
+            *((_without_biases(m), _missing_bias_hint(m)) for m in _BIAS_SUBSETS),
+            (_keys_with_query_weights, "the keys were made with the query weights: each "
+                                       "projection has its own, k = x @ w_k + b_k"),
+            (_order_q_v_k, "k and v are swapped: return them in the order (q, k, v)"),
+            (_no_query_key_projection, "q and k must be projections of x, not x itself; "
+                                       "with q = k = x each token mostly attends to itself"),
+        ],
+    )
+
+
+def self_attention_dx(dq, dk, dv, params):
+    """Reference: ``dx`` of self-attention from ``dq``, ``dk``, ``dv``."""
+    dx_q = dq @ params["w_q"].T                                 # (B, T, D)
+    dx_k = dk @ params["w_k"].T                                 # (B, T, D)
+    dx_v = dv @ params["w_v"].T                                 # (B, T, D)
+    return dx_q + dx_k + dx_v
+
+
+def _query_path_only(dq, dk, dv, params):
+    return dq @ params["w_q"].T
+
+
+def _value_path_dropped(dq, dk, dv, params):
+    return dq @ params["w_q"].T + dk @ params["w_k"].T
+
+
+def _key_path_dropped(dq, dk, dv, params):
+    return dq @ params["w_q"].T + dv @ params["w_v"].T
+
+
+def _paths_averaged(dq, dk, dv, params):
+    return self_attention_dx(dq, dk, dv, params) / 3
+
+
+def _dx_shapes(dq, dk, dv, params):
+    return (f"Here dq is {dq.shape} (B, T, Dk) and w_q is {params['w_q'].shape} "
+            "(D, Dk): each path is its gradient times its weights transposed, "
+            "dq @ w_q.T, which is (B, T, D) like x; the same for k and v.")
+
+
+def check_self_attention_dx(attempt):
+    """Exercise 3: ``self_attention_dx(dq, dk, dv, params) -> dx``."""
+    rng = np.random.default_rng(_RNG_SEED + 2)
+    cases = []
+    for b, t, d, d_k, d_v in [(2, 3, 4, 5, 2), (1, 4, 6, 3, 5), (3, 2, 3, 2, 4)]:
+        params = _random_params(rng, d, d_k, d_v)
+        cases.append((rng.normal(size=(b, t, d_k)), rng.normal(size=(b, t, d_k)),
+                      rng.normal(size=(b, t, d_v)), params))
+    check_exercise(
+        "self-attention dx",
+        _explain_shape_errors("self-attention dx", attempt, _dx_shapes),
+        self_attention_dx, cases,
+        mistakes=[
+            (_query_path_only, "only the query path: x also feeds the keys and the values, "
+                               "and each path adds its own term to dx"),
+            (_value_path_dropped, "the value path is missing: v = x @ w_v + b_v depends on "
+                                  "x too, so add dv @ w_v.T"),
+            (_key_path_dropped, "the key path is missing: k = x @ w_k + b_k depends on x "
+                                "too, so add dk @ w_k.T"),
+            (_paths_averaged, "the three paths add up, they are not averaged: the chain "
+                              "rule sums over every path from x to the loss"),
+        ],
+    )

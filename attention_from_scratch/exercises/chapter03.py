@@ -1,0 +1,341 @@
+"""Checkers for the exercises of Chapter 3, "Masks"."""
+
+import numpy as np
+
+from attention_from_scratch.core.attention import attention_forward
+from attention_from_scratch.exercises import check_exercise, code_names
+from attention_from_scratch.masks import causal_mask, padding_mask
+
+_RNG_SEED = 2027
+
+
+def _boolean_result(name, attempt):
+    """Wrap ``attempt`` so a mask that is not boolean gets its own hint."""
+    def checked(*args):
+        result = attempt(*args)
+        if result is not None and np.asarray(result).dtype != np.bool_:
+            raise AssertionError(
+                f"{name}: return a boolean array (True = may attend), got dtype "
+                f"{np.asarray(result).dtype}; a comparison such as a <= b gives "
+                "booleans directly")
+        return result
+    return checked
+
+
+_SHORTCUTS = {"tril", "triu", "tri", "causal_mask", "sliding_window_mask"}
+
+
+def _uses_a_shortcut(function):
+    """Whether the code of ``function`` calls a ready-made triangle.
+
+    Reads the names the code uses, so a docstring or comment that mentions
+    ``np.tril`` is fine, and an alias such as ``lower = np.tril`` is not.
+    """
+    return bool(code_names(function) & _SHORTCUTS)
+
+
+def _causal_top_left(t, s):
+    return np.arange(s)[None, :] <= np.arange(t)[:, None]
+
+
+def _causal_strict(t, s):
+    return np.arange(s)[None, :] < np.arange(s - t, s)[:, None]
+
+
+def _causal_upper(t, s):
+    return np.arange(s)[None, :] >= np.arange(s - t, s)[:, None]
+
+
+def _causal_inverted(t, s):
+    return ~causal_mask(t, s)
+
+
+def check_causal_mask(attempt):
+    """Exercise 1: ``my_causal_mask(t, s)``, ``(T, S)``, by comparisons.
+
+    Refuses an attempt that calls ``np.tril``, ``np.triu``, ``np.tri`` or
+    the package's mask builders.
+    """
+    name = "causal mask"
+    if _uses_a_shortcut(attempt):
+        raise AssertionError(f"{name}: build it without np.tril, np.triu, np.tri or the "
+                             "package's causal_mask (or other mask builders): compare key "
+                             "positions with query positions using np.arange")
+    cases = [(3, 3), (1, 1), (2, 5), (4, 6), (1, 4), (5, 7)]
+    check_exercise(
+        name, _boolean_result(name, attempt), causal_mask, cases,
+        mistakes=[
+            (_causal_top_left, "right when S = T, wrong when S > T: the T queries are the "
+                               "*last* T positions, so query i sits at position S - T + i"),
+            (_causal_strict, "every query must see itself: key j is allowed when "
+                             "j <= position, not j < position"),
+            (_causal_upper, "that is the upper triangle: each query would see its future "
+                            "and not its past"),
+            (_causal_inverted, "the polarity is reversed: True must mean 'may attend' "
+                               "(the past and the query itself), False 'masked out'"),
+        ],
+    )
+
+
+def _padding_off_by_one_right(lengths, s, side):
+    if side == "left":
+        return padding_mask(lengths, s, side="left")
+    return (np.arange(s)[None, :] <= lengths[:, None])[:, None, :]
+
+
+def _padding_off_by_one_left(lengths, s, side):
+    if side == "right":
+        return padding_mask(lengths, s, side="right")
+    return (np.arange(s)[None, :] > s - lengths[:, None])[:, None, :]
+
+
+def _padding_inverted(lengths, s, side):
+    return ~padding_mask(lengths, s, side=side)
+
+
+def _padding_without_query_axis(lengths, s, side):
+    return padding_mask(lengths, s, side=side)[:, 0, :]
+
+
+def _padding_always_right(lengths, s, side):
+    return padding_mask(lengths, s, side="right")
+
+
+def _padding_reference(lengths, s, side):
+    return padding_mask(lengths, s, side=side)
+
+
+def check_padding_mask(attempt):
+    """Exercise 2: ``my_padding_mask(lengths, s, side)``, ``(B, 1, S)``."""
+    name = "padding mask"
+    cases = []
+    for lengths, s in [([2, 0, 3], 3), ([4, 1, 5, 2], 5), ([1], 4), ([6, 3], 6)]:
+        for side in ("right", "left"):
+            cases.append((np.array(lengths), s, side))
+    check_exercise(
+        name, _boolean_result(name, attempt), _padding_reference, cases,
+        mistakes=[
+            (_padding_off_by_one_right, "off by one with side='right': positions count "
+                                        "from 0, so a sequence of length n has its real "
+                                        "tokens at positions 0 .. n-1 (position < n)"),
+            (_padding_off_by_one_left, "off by one with side='left': the real tokens are "
+                                       "the last n positions, s-n .. s-1 "
+                                       "(position >= s - n)"),
+            (_padding_inverted, "the polarity is reversed: True must mark the real tokens "
+                                "(may attend); True = padding is the convention of "
+                                "nn.MultiheadAttention's key_padding_mask, not ours"),
+            (_padding_without_query_axis, "return shape (B, 1, S), not (B, S): the axis of "
+                                          "size 1 lets the mask broadcast over the T queries "
+                                          "of scores (B, T, S)"),
+            (_padding_always_right, "with side='left' the padding comes first: the real "
+                                    "tokens are the last `length` positions"),
+        ],
+    )
+
+
+def decoder_mask(lengths, t):
+    """Reference: causal and left padding, ``(B, T, T)``."""
+    return causal_mask(t) & padding_mask(lengths, t, side="left")
+
+
+def _decoder_or(lengths, t):
+    return causal_mask(t) | padding_mask(lengths, t, side="left")
+
+
+def _decoder_right_padding(lengths, t):
+    return causal_mask(t) & padding_mask(lengths, t, side="right")
+
+
+def _decoder_causal_only(lengths, t):
+    return np.broadcast_to(causal_mask(t), (len(lengths), t, t))
+
+
+def _decoder_padding_only(lengths, t):
+    return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
+
+
+def check_decoder_mask(attempt):
+    """Exercise 3: ``my_decoder_mask(lengths, t)``, ``(B, T, T)`` bool."""
+    name = "decoder mask"
+    cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
+             (np.array([0, 6, 2, 4]), 6)]
+    check_exercise(
+        name, _boolean_result(name, attempt), decoder_mask, cases,
+        mistakes=[
+            (_decoder_or, "a key must pass *both* masks: combine them with &, not |"),
+            (_decoder_right_padding, "this batch is padded on the left: the real tokens "
+                                     "are the last `length` positions (side='left')"),
+            (_decoder_causal_only, "the padding is missing: queries still attend to "
+                                   "padding keys"),
+            (_decoder_padding_only, "the causal part is missing: queries still see the "
+                                    "future"),
+        ],
+    )
+
+
+def buggy_masked_attention(q, k, v, mask):
+    """Masked attention with the mask in the wrong place."""
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = weights / weights.sum(axis=-1, keepdims=True)
+    weights = weights * mask                                          # the bug is here
+    return weights @ v                                                # (..., T, Dv)
+
+
+def fixed_masked_attention(q, k, v, mask):
+    """Reference: the package's masked attention (empty rows give 0)."""
+    return attention_forward(q, k, v, mask=mask)[0]
+
+
+def _scores(q, k):
+    return q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+
+
+def _softmax(scores):
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def _zero_empty_rows(weights, mask):
+    empty = ~np.broadcast_to(mask, weights.shape).any(axis=-1, keepdims=True)
+    return np.where(empty, 0.0, weights)
+
+
+def _constant_replaced(q, k, v, mask):
+    return _softmax(np.where(mask, _scores(q, k), -1e9)) @ v
+
+
+def _constant_added(q, k, v, mask):
+    return _softmax(_scores(q, k) + np.where(mask, 0.0, -1e4)) @ v
+
+
+def _constant_replaced_empty_rows_zeroed(q, k, v, mask):
+    weights = _softmax(np.where(mask, _scores(q, k), -1e9))
+    return _zero_empty_rows(weights, mask) @ v
+
+
+def _constant_added_empty_rows_zeroed(q, k, v, mask):
+    weights = _softmax(_scores(q, k) + np.where(mask, 0.0, -1e4))
+    return _zero_empty_rows(weights, mask) @ v
+
+
+def _renormalised_after_softmax(q, k, v, mask):
+    weights = _softmax(_scores(q, k)) * mask
+    total = weights.sum(axis=-1, keepdims=True)
+    return weights / np.where(total > 0, total, 1.0) @ v
+
+
+def _softmax_without_row_max(q, k, v, mask):
+    weights = np.exp(np.where(mask, _scores(q, k), -np.inf))
+    total = weights.sum(axis=-1, keepdims=True)
+    return weights / np.where(total > 0, total, 1.0) @ v
+
+
+def _polarity_reversed(q, k, v, mask):
+    return attention_forward(q, k, v, mask=~mask)[0]
+
+
+def _attention_without_scale(q, k, v, mask):
+    return attention_forward(q * np.sqrt(q.shape[-1]), k, v, mask=mask)[0]
+
+
+def _no_nan(name, attempt):
+    """Wrap ``attempt`` so NaN gets a hint that says which rows and why."""
+    def checked(q, k, v, mask):
+        out = attempt(q, k, v, mask)
+        if out is None or not np.isnan(np.asarray(out, dtype=float)).any():
+            return out
+        nan_rows = np.isnan(np.asarray(out, dtype=float)).any(axis=-1)   # (..., T)
+        row_masks = np.broadcast_to(mask, nan_rows.shape + mask.shape[-1:])   # (..., T, S)
+        if not row_masks[nan_rows].any():
+            raise AssertionError(
+                f"{name}: NaN in the rows with nothing to attend to: their scores are "
+                "all -inf, and the softmax gives exp(-inf - (-inf)) or 0/0 = NaN there; "
+                "give such rows weights of 0, so their output is 0")
+        if row_masks[nan_rows].all():
+            raise AssertionError(
+                f"{name}: NaN in the rows where every key is allowed: the polarity is "
+                "reversed (True = may attend, so the *False* scores become -inf)")
+        raise AssertionError(
+            f"{name}: NaN in rows that do have keys to attend to, with scores as large "
+            f"as {np.abs(_scores(q, k)).max():.0e}: subtract the row maximum before exp "
+            "(or exp overflows, or underflows to 0/0), and mask the scores before the "
+            "softmax instead of renormalising the weights after it (when a masked key "
+            "dominates, every allowed weight is 0 and the row is 0/0)")
+    return checked
+
+
+def _masked_attention_cases(seed):
+    """Hidden cases ``(q, k, v, mask)``.
+
+    Cases 1-3 are ordinary; case 2 has rows with nothing to attend to.
+    Case 4 has every score below -1e17, below any "large negative"
+    constant, so a constant in place of -inf leaks weight to the masked
+    keys, renormalising after the softmax divides 0 by 0, and a softmax
+    without the row maximum underflows to 0 everywhere. Case 5 is float32,
+    with ``T > S`` and a random ``(B, T, S)`` mask with empty rows.
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    for lead, t, s, d_k, d_v, mask in [
+        ((), 3, 4, 2, 5, causal_mask(3, 4)),
+        ((2,), 4, 4, 3, 2, causal_mask(4) & padding_mask([2, 4], 4, side="left")),
+        ((2, 3), 2, 5, 4, 3, rng.random((2, 3, 2, 5)) < 0.5),
+    ]:
+        cases.append((rng.normal(size=(*lead, t, d_k)), rng.normal(size=(*lead, s, d_k)),
+                      rng.normal(size=(*lead, s, d_v)), mask))
+    mask = causal_mask(3, 5) & padding_mask([5, 3], 5, side="left")     # (2, 3, 5)
+    q = 1e9 * np.abs(rng.normal(size=(2, 3, 3)))          # q . k < 0 for every pair
+    k = -1e9 * np.abs(rng.normal(size=(2, 5, 3)))
+    cases.append((q, k, rng.normal(size=(2, 5, 4)), mask))
+    mask = rng.random((2, 4, 3)) < 0.5                                  # (B, T, S)
+    mask[0, 1] = False                                                  # an empty row
+    q, k, v = (rng.normal(size=(2, n, d)) for n, d in ((4, 6), (3, 6), (3, 2)))
+    cases.append((np.float32(3 * q), np.float32(3 * k), np.float32(v), mask))
+    return cases
+
+
+def check_fixed_masked_attention(attempt):
+    """Exercise 4: repair ``buggy_masked_attention(q, k, v, mask)``."""
+    name = "fixed masked attention"
+    leak = ("a finite constant such as -1e9 or -1e4, put in place of the masked scores "
+            "or added to them, fails when the scores are larger than it: in this hidden "
+            "case every score is below -1e17, so the masked keys get the weight; set the "
+            "masked scores to -inf, which is below every score")
+    check_exercise(
+        name, _no_nan(name, attempt), fixed_masked_attention,
+        _masked_attention_cases(_RNG_SEED),
+        # On a case where several of these agree, the first wins: those that only
+        # an attempt passing cases 1-3 can reach (case 4) come before the rest.
+        mistakes=[
+            (_constant_replaced_empty_rows_zeroed, leak),
+            (_constant_added_empty_rows_zeroed, leak),
+            (_renormalised_after_softmax, "renormalising the weights after the softmax "
+                                          "divides by what survived the mask: when a masked "
+                                          "key has a much larger score, every allowed "
+                                          "weight underflows to 0 first and the row comes "
+                                          "out all zeros; mask the *scores* with -inf "
+                                          "before the softmax"),
+            (_softmax_without_row_max, "subtract the row maximum before exp: in this "
+                                       "hidden case every score is below -1e17, exp "
+                                       "underflows to 0 for every key and the rows come "
+                                       "out all zeros (large positive scores overflow "
+                                       "to inf instead)"),
+            (_polarity_reversed, "the polarity is reversed: True = may attend, so the "
+                                 "scores where the mask is *False* become -inf"),
+            (buggy_masked_attention, "still masking after the softmax: the masked weights "
+                                     "are 0 but the rows no longer sum to 1; set the masked "
+                                     "*scores* to -inf before the softmax"),
+            (_constant_replaced, "a finite constant such as -1e9 works in most rows, "
+                                 "but a row with nothing to attend to becomes a plain "
+                                 "average of all the values; use -inf, and give such "
+                                 "rows zeros"),
+            (_constant_added, "an added constant such as -1e4 shifts every score of a row "
+                              "with nothing to attend to by the same amount, so that row "
+                              "gets ordinary, unmasked attention; use -inf, and give such "
+                              "rows zeros"),
+            (_attention_without_scale, "the mask is right, the scale is missing: divide the "
+                                       "scores by sqrt(Dk)"),
+        ],
+        rtol=1e-4, atol=1e-5,   # case 5 is float32
+    )

@@ -1,0 +1,186 @@
+"""Checkers for the exercises of Chapter 6, "Complexity"."""
+
+import numpy as np
+
+from attention_from_scratch.complexity import attention_flops
+from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.masks import sliding_window_mask as _sliding_window_mask
+
+_RNG_SEED = 2606
+
+
+def attention_flops_reference(t, s, d_k, d_v):
+    """Reference: matmul FLOPs of bare attention, ``2 T S Dk + 2 T S Dv``."""
+    return attention_flops(t, s, d_k, d_v)
+
+
+def _flops_multiply_adds(t, s, d_k, d_v):
+    return t * s * d_k + t * s * d_v
+
+
+def _flops_square(t, s, d_k, d_v):
+    return 2 * t * t * d_k + 2 * t * t * d_v
+
+
+def _flops_scores_only(t, s, d_k, d_v):
+    return 2 * t * s * d_k
+
+
+def check_attention_flops(attempt):
+    """Exercise 1: ``attention_flops(t, s, d_k, d_v)`` for one head."""
+    cases = [(3, 4, 2, 5), (7, 7, 3, 3), (5, 9, 4, 1), (128, 512, 64, 32)]
+    check_exercise(
+        "attention FLOPs", attempt, attention_flops_reference, cases,
+        mistakes=[
+            (_flops_multiply_adds, "that counts multiply-adds; each is 2 FLOPs (a multiply "
+                                   "and an add)"),
+            (_flops_square, "T queries meet S keys: the scores are (T, S), not (T, T)"),
+            (_flops_scores_only, "the weighted sum weights @ v is a second product, "
+                                 "2 T S Dv FLOPs"),
+        ],
+        rtol=0, atol=0,
+    )
+
+
+def online_softmax_update(row_max, row_sum, scores):
+    """Reference: fold a block of scores into the running ``(max, sum)``.
+
+    Parameters
+    ----------
+    row_max, row_sum : (N,) ndarray
+        ``m`` and ``l = sum exp(s - m)`` over the scores seen so far
+        (``-inf`` and 0 before the first block).
+    scores : (N, B) ndarray
+        The next block of scores of each row.
+
+    Returns
+    -------
+    new_max, new_sum : (N,) ndarray
+    """
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    new_sum = row_sum * np.exp(row_max - new_max) + np.exp(scores - new_max[:, None]).sum(axis=1)
+    return new_max, new_sum
+
+
+def _update_without_rescale(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    return new_max, row_sum + np.exp(scores - new_max[:, None]).sum(axis=1)
+
+
+def _update_rescale_upside_down(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    rescale = np.exp(np.where(np.isneginf(row_max), -np.inf, new_max - row_max))
+    return new_max, row_sum * rescale + np.exp(scores - new_max[:, None]).sum(axis=1)
+
+
+def _update_block_max_only(row_max, row_sum, scores):
+    block_max = scores.max(axis=1)
+    return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
+        scores - block_max[:, None]).sum(axis=1)
+
+
+def check_online_softmax_update(attempt):
+    """Exercise 2: ``online_softmax_update(row_max, row_sum, scores)``."""
+    rng = np.random.default_rng(_RNG_SEED)
+    cases = []
+    for n, b in [(4, 2), (2, 5), (5, 3)]:
+        row_max = rng.normal(size=n)
+        row_max[0] = 5.0                        # a row whose new block is smaller
+        cases.append((row_max, rng.uniform(1, 3, size=n), 2 * rng.normal(size=(n, b))))
+    cases.append((np.full(3, -np.inf), np.zeros(3), rng.normal(size=(3, 4))))  # first block
+    check_exercise(
+        "online softmax update", attempt, online_softmax_update, cases,
+        mistakes=[
+            (_update_without_rescale, "the old sum was relative to the old maximum: multiply "
+                                      "it by exp(old_max - new_max) before adding"),
+            (_update_rescale_upside_down, "the rescale factor is exp(old_max - new_max), at "
+                                          "most 1; you have its inverse"),
+            (_update_block_max_only, "the new maximum is the larger of the old maximum and "
+                                     "the block's maximum, not the block's alone"),
+        ],
+    )
+
+
+def sliding_window_mask_reference(t, window):
+    """Reference: causal mask keeping each query and the ``window - 1`` keys before it."""
+    return _sliding_window_mask(t, window)
+
+
+def _window_one_too_wide(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return (j <= i) & (j >= i - window)
+
+
+def _window_not_causal(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return np.abs(i - j) < window
+
+
+def _window_transposed(t, window):
+    return sliding_window_mask_reference(t, window).T
+
+
+def check_sliding_window_mask(attempt):
+    """Exercise 3: ``my_sliding_window_mask(t, window) -> (T, T) bool``."""
+    cases = [(5, 2), (6, 3), (4, 1), (3, 5), (8, 4)]
+    check_exercise(
+        "sliding-window mask", attempt, sliding_window_mask_reference, cases,
+        mistakes=[
+            (_window_one_too_wide, "each query sees `window` keys *including itself*: "
+                                   "keys i - window + 1 .. i"),
+            (_window_not_causal, "the window looks back only: a query must not see keys "
+                                 "after it (j <= i)"),
+            (_window_transposed, "rows are queries and columns are keys: you have the "
+                                 "transpose, where queries see the future"),
+        ],
+    )
+
+
+def linear_attention(q_feat, k_feat, v):
+    """Reference: ``phi(q) (phi(k)^T v)`` normalised by ``phi(q) . sum_j phi(k_j)``.
+
+    Parameters
+    ----------
+    q_feat : (T, M) ndarray
+    k_feat : (S, M) ndarray
+    v : (S, Dv) ndarray
+
+    Returns
+    -------
+    out : (T, Dv) ndarray
+    """
+    kv = k_feat.T @ v                                   # (M, Dv)
+    return q_feat @ kv / (q_feat @ k_feat.sum(axis=0))[:, None]
+
+
+def _linear_unnormalised(q_feat, k_feat, v):
+    return q_feat @ (k_feat.T @ v)
+
+
+def _linear_normalised_by_keys(q_feat, k_feat, v):
+    return q_feat @ (k_feat.T @ v) / (q_feat @ k_feat.sum(axis=0)).sum()
+
+
+def _linear_softmaxed(q_feat, k_feat, v):
+    scores = q_feat @ k_feat.T
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return weights / weights.sum(axis=1, keepdims=True) @ v
+
+
+def check_linear_attention(attempt):
+    """Exercise 4: ``linear_attention(q_feat, k_feat, v)``, positive features given."""
+    rng = np.random.default_rng(_RNG_SEED + 1)
+    cases = [(rng.uniform(0.1, 2, size=(t, m)), rng.uniform(0.1, 2, size=(s, m)),
+              rng.normal(size=(s, d))) for t, s, m, d in [(3, 5, 4, 2), (6, 4, 7, 3),
+                                                            (1, 3, 2, 5)]]
+    check_exercise(
+        "linear attention", attempt, linear_attention, cases,
+        mistakes=[
+            (_linear_unnormalised, "the weights must sum to 1 for each query: divide by "
+                                   "phi(q_i) . sum_j phi(k_j)"),
+            (_linear_normalised_by_keys, "normalise each query's row by its own sum, not "
+                                         "by one total for all queries"),
+            (_linear_softmaxed, "the feature dot products already play the role of "
+                                "exp(score): no softmax on top"),
+        ],
+    )

@@ -1,0 +1,132 @@
+"""The position-wise feed-forward network, built from the linear pair (Chapter 5).
+
+``FFN(x) = act(x W_1 + b_1) W_2 + b_2``, applied to every position on its
+own with the same weights (Vaswani et al. 2017, section 3.3: ReLU,
+``F = 4 D``). GELU (Hendrycks and Gimpel 2016), used by BERT and GPT, is
+offered in its tanh approximation.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
+
+_GELU_C = np.sqrt(2.0 / np.pi)
+
+
+class ActivationCache(NamedTuple):
+    x: np.ndarray   # both derivatives are functions of the input
+
+
+def relu_forward(x):
+    """``max(x, 0)`` elementwise; returns ``(out, ActivationCache)``."""
+    x = as_float_array("x", x, dtype=np.float64)
+    return np.maximum(x, 0.0), ActivationCache(x)
+
+
+def relu_backward(dout, cache):
+    """Gradient ``dx``: ``dout`` where ``x > 0``, else 0 (0 at the kink)."""
+    return dout * (cache.x > 0)
+
+
+def gelu_forward(x):
+    """GELU, tanh form: ``x/2 (1 + tanh(c (x + 0.044715 x^3)))``, ``c = sqrt(2/pi)``."""
+    x = as_float_array("x", x, dtype=np.float64)
+    u = _GELU_C * (x + 0.044715 * x ** 3)
+    return 0.5 * x * (1.0 + np.tanh(u)), ActivationCache(x)
+
+
+def gelu_backward(dout, cache):
+    """Gradient ``dx`` of ``gelu_forward``: product rule on ``x/2 * (1 + tanh u)``."""
+    x = cache.x
+    tanh_u = np.tanh(_GELU_C * (x + 0.044715 * x ** 3))
+    du_dx = _GELU_C * (1.0 + 3 * 0.044715 * x ** 2)
+    return dout * (0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u ** 2) * du_dx)
+
+
+ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
+
+
+class FeedForwardCache(NamedTuple):
+    linear_1: LinearCache
+    activation: ActivationCache
+    linear_2: LinearCache
+    activation_name: str
+
+
+def feed_forward_forward(x, params, *, activation="relu"):
+    """Two linear layers with a nonlinearity between, at every position.
+
+    Parameters
+    ----------
+    x : (..., D) array_like
+    params : dict
+        ``w_1`` (D, F), ``b_1`` (F,), ``w_2`` (F, D), ``b_2`` (D,).
+    activation : {"relu", "gelu"}, keyword-only
+
+    Returns
+    -------
+    out : (..., D) ndarray, float64
+    cache : FeedForwardCache
+
+    See Also
+    --------
+    feed_forward_backward, init_feed_forward_params
+
+    Notes
+    -----
+    Nothing here mixes positions: row ``n`` of the output depends on row
+    ``n`` of the input only. Attention mixes positions; the feed-forward
+    network transforms each one.
+
+    Examples
+    --------
+    >>> params = init_feed_forward_params(4, 6, rng=np.random.default_rng(0))
+    >>> x = np.random.default_rng(1).normal(size=(2, 3, 4))
+    >>> out, cache = feed_forward_forward(x, params)
+    >>> out.shape == (2, 3, 4) and bool(np.allclose(out[1], feed_forward_forward(x[1], params)[0]))
+    True
+    """
+    x = as_float_array("x", x, dtype=np.float64)
+    check_ndim("x", x, 1, "(..., D)")
+    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
+                          dtype=np.float64)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    act_forward, _ = ACTIVATIONS[activation]
+    hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
+    hidden, act_cache = act_forward(hidden)                             # (..., F)
+    out, linear_2 = linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
+    return out, FeedForwardCache(linear_1, act_cache, linear_2, activation)
+
+
+def feed_forward_backward(dout, cache):
+    """Gradients ``(dx, dparams)`` of ``feed_forward_forward``: the chain rule reversed."""
+    _, act_backward = ACTIVATIONS[cache.activation_name]
+    dhidden, dw_2, db_2 = linear_backward(dout, cache.linear_2)       # (..., F)
+    dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
+    dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
+    return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}
+
+
+def init_feed_forward_params(d_model, d_ff, *, rng):
+    """Weights ``N(0, 1 / D_in)``, biases zero: outputs of about unit variance.
+
+    Parameters
+    ----------
+    d_model, d_ff : int
+        ``D`` and ``F``.
+    rng : numpy.random.Generator, keyword-only
+
+    Returns
+    -------
+    params : dict
+        ``w_1`` (D, F), ``b_1`` (F,), ``w_2`` (F, D), ``b_2`` (D,), float64.
+    """
+    return {"w_1": rng.normal(size=(d_model, d_ff)) / np.sqrt(d_model),
+            "b_1": np.zeros(d_ff),
+            "w_2": rng.normal(size=(d_ff, d_model)) / np.sqrt(d_ff),
+            "b_2": np.zeros(d_model)}

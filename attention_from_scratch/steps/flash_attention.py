@@ -1,0 +1,151 @@
+"""Memory-efficient exact attention, one tile at a time (Chapter 6).
+
+The FlashAttention algorithm (Dao et al., 2022, "FlashAttention: Fast and
+Memory-Efficient Exact Attention with IO-Awareness"): the same output and
+gradients as ``softmax(q k^T / sqrt(Dk)) v``, without ever holding the
+``(T, S)`` weights. The forward walks over the keys one tile at a time
+with an *online* softmax that keeps, per query row, only the running
+maximum and the running sum; the backward recomputes each tile of weights
+from the row's log-sum-exp instead of reading it from a stored matrix.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_attention_inputs,
+    check_positive_int,
+    check_same_shape,
+)
+
+
+class FlashAttentionCache(NamedTuple):
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    out: np.ndarray         # (..., T, Dv): rowsum(dout * out) replaces rowsum(dw * w)
+    lse: np.ndarray         # (..., T): log-sum-exp of each score row, all that is kept
+    mask: np.ndarray | None  # (..., T, S) broadcast view of the caller's mask, or None
+    block_size: int
+    scale: float
+
+
+def tiles(n, block_size):
+    """Slices ``[0:b], [b:2b], ...`` covering ``range(n)``; the last may be short."""
+    return [slice(start, min(start + block_size, n)) for start in range(0, n, block_size)]
+
+
+def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
+    """Exact attention, computed tile by tile with an online softmax.
+
+    Parameters
+    ----------
+    q : (..., T, Dk) array_like
+    k : (..., S, Dk) array_like
+    v : (..., S, Dv) array_like
+    mask : (..., T, S) bool array_like, keyword-only, optional
+        ``True`` = may attend. A query with no allowed key gets zeros.
+    block_size : int, keyword-only
+        Rows and columns of one tile of scores.
+
+    Returns
+    -------
+    out : (..., T, Dv) ndarray, float64
+    cache : FlashAttentionCache
+        Holds the inputs, ``out`` and one log-sum-exp per query: memory
+        linear in ``T`` and ``S``, never ``T * S``.
+
+    See Also
+    --------
+    flash_attention_backward, attention_from_scratch.steps.attention
+
+    Notes
+    -----
+    For each query row the tile loop keeps ``m`` (largest score so far),
+    ``l`` (sum of ``exp(score - m)``) and ``acc`` (sum of
+    ``exp(score - m) v``). A new tile with a larger maximum ``m'``
+    rescales both by ``exp(m - m')``; at the end ``out = acc / l`` and
+    ``lse = m + log l``. Chapter 6 derives the update.
+
+    Examples
+    --------
+    >>> from attention_from_scratch.steps.attention import attention_forward
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = rng.normal(size=(5, 2)), rng.normal(size=(7, 2)), rng.normal(size=(7, 3))
+    >>> out, cache = flash_attention_forward(q, k, v, block_size=3)
+    >>> bool(np.allclose(out, attention_forward(q, k, v)[0]))
+    True
+    """
+    q = as_float_array("q", q, dtype=np.float64)
+    k = as_float_array("k", k, dtype=np.float64)
+    v = as_float_array("v", v, dtype=np.float64)
+    mask = check_attention_inputs(q, k, v, mask)
+    block_size = check_positive_int("block_size", block_size)
+    t, s = q.shape[-2], k.shape[-2]
+    if mask is not None:
+        mask = np.broadcast_to(mask, q.shape[:-1] + (s,))     # a view: no (T, S) copy
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    out = np.zeros(q.shape[:-1] + v.shape[-1:])               # (..., T, Dv)
+    lse = np.zeros(q.shape[:-1])                              # (..., T)
+    for idx in np.ndindex(q.shape[:-2]):
+        for rows in tiles(t, block_size):
+            q_tile = q[idx][rows]                             # (Br, Dk)
+            row_max = np.full(len(q_tile), -np.inf)           # m
+            row_sum = np.zeros(len(q_tile))                   # l
+            acc = np.zeros((len(q_tile), v.shape[-1]))        # (Br, Dv)
+            shift = np.zeros(len(q_tile))
+            for cols in tiles(s, block_size):
+                scores = q_tile @ k[idx][cols].T * scale      # (Br, Bc)
+                if mask is not None:
+                    allowed = mask[idx][rows, cols]           # (Br, Bc)
+                    if not allowed.any():
+                        continue                              # a fully masked tile costs nothing
+                    scores = np.where(allowed, scores, -np.inf)
+                new_max = np.maximum(row_max, scores.max(axis=1))
+                # a row with nothing allowed yet keeps m = -inf; shift by 0 to avoid inf - inf
+                shift = np.where(np.isneginf(new_max), 0.0, new_max)
+                rescale = np.exp(row_max - shift)             # old terms were relative to old m
+                p = np.exp(scores - shift[:, None])           # (Br, Bc)
+                row_sum = row_sum * rescale + p.sum(axis=1)
+                acc = acc * rescale[:, None] + p @ v[idx][cols]
+                row_max = new_max
+            empty = row_sum == 0                              # nothing to attend to
+            out[idx][rows] = acc / np.where(empty, 1.0, row_sum)[:, None]
+            # an empty row stores lse = 0 (shift 0, log 1): its scores are all -inf anyway
+            lse[idx][rows] = shift + np.log(np.where(empty, 1.0, row_sum))
+    return out, FlashAttentionCache(q, k, v, out, lse, mask, block_size, scale)
+
+
+def flash_attention_backward(dout, cache):
+    """Gradients ``(dq, dk, dv)`` of ``flash_attention_forward``.
+
+    Each tile of weights is recomputed as ``exp(scores - lse)``: exactly
+    the forward's weights, at the price of one more ``q k^T`` per tile.
+    The softmax backward needs ``rowsum(dweights * weights)``, which
+    equals ``rowsum(dout * out)``: a ``(T, Dv)`` product, no ``(T, S)``.
+    """
+    q, k, v, out, lse, mask, block_size, scale = cache
+    dout = as_float_array("dout", dout, dtype=np.float64)
+    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    delta = (dout * out).sum(axis=-1)                         # (..., T)
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    t, s = q.shape[-2], k.shape[-2]
+    for idx in np.ndindex(q.shape[:-2]):
+        for cols in tiles(s, block_size):
+            for rows in tiles(t, block_size):
+                scores = q[idx][rows] @ k[idx][cols].T * scale           # (Br, Bc)
+                if mask is not None:
+                    allowed = mask[idx][rows, cols]
+                    if not allowed.any():
+                        continue
+                    scores = np.where(allowed, scores, -np.inf)
+                weights = np.exp(scores - lse[idx][rows][:, None])     # (Br, Bc)
+                dv[idx][cols] += weights.T @ dout[idx][rows]           # (Bc, Dv)
+                dweights = dout[idx][rows] @ v[idx][cols].T            # (Br, Bc)
+                dscores = weights * (dweights - delta[idx][rows][:, None])
+                # q and k meet again in every tile: their gradients add up tile by tile
+                dq[idx][rows] += dscores @ k[idx][cols] * scale        # (Br, Dk)
+                dk[idx][cols] += dscores.T @ q[idx][rows] * scale      # (Bc, Dk)
+    return dq, dk, dv

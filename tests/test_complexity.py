@@ -1,0 +1,118 @@
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from attention_from_scratch.complexity import (
+    attention_flops,
+    attention_weights_bytes,
+    best_times,
+    loglog_slope,
+    peak_memory,
+    self_attention_flops,
+    self_attention_runs,
+    time_call,
+)
+
+
+def test_attention_flops_by_hand():
+    # T=3, S=4, Dk=2: 3*4 scores of 2 multiply-adds each = 24 multiply-adds = 48 FLOPs;
+    # Dv=5: 3*5 outputs of 4 multiply-adds each = 60 multiply-adds = 120 FLOPs
+    assert attention_flops(3, 4, 2, 5) == 48 + 120
+
+
+def test_self_attention_flops_parts_and_crossover():
+    flops = self_attention_flops(3, 2)
+    assert flops == {"projections": 4 * 2 * 3 * 2 * 2, "attention": 2 * 2 * 3 * 3 * 2}
+    # 8 T D^2 = 4 T^2 D exactly when T = 2 D
+    d = 64
+    at_crossover = self_attention_flops(2 * d, d)
+    assert at_crossover["attention"] == at_crossover["projections"]
+    assert self_attention_flops(4 * d, d)["attention"] > self_attention_flops(4 * d, d)[
+        "projections"]
+
+
+def test_attention_flops_grow_quadratically_and_projections_linearly():
+    lengths = [128, 256, 512]
+    parts = [self_attention_flops(t, 32) for t in lengths]
+    assert loglog_slope(lengths, [p["attention"] for p in parts]) == pytest.approx(2.0)
+    assert loglog_slope(lengths, [p["projections"] for p in parts]) == pytest.approx(1.0)
+
+
+def test_attention_weights_bytes():
+    assert attention_weights_bytes(3, 4, n_heads=2, itemsize=8) == 2 * 3 * 4 * 8
+    with pytest.raises(ValueError, match="n_heads must be at least 1"):
+        attention_weights_bytes(3, 4, n_heads=0)
+
+
+def test_counts_refuse_bad_sizes():
+    with pytest.raises(ValueError, match="t must be at least 1, got 0"):
+        attention_flops(0, 4, 2, 5)
+    with pytest.raises(TypeError, match="d must be an int"):
+        self_attention_flops(3, 2.0)
+
+
+def test_loglog_slope_reads_the_exponent():
+    x = np.array([2.0, 4.0, 8.0, 16.0])
+    assert loglog_slope(x, 5 * x ** 1.5) == pytest.approx(1.5)
+    assert loglog_slope(x, np.full(4, 7.0)) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        loglog_slope(x, -x)
+    with pytest.raises(ValueError, match="same length"):
+        loglog_slope(x, x[:3])
+
+
+def test_peak_memory_counts_what_the_call_allocates():
+    held = np.ones(100_000)                     # allocated before: not counted
+    assert 8 * 1000 <= peak_memory(lambda: np.ones(1000)) < 8 * 1000 + 4096
+    # a temporary freed before the end still counts at its peak
+    assert peak_memory(lambda: np.ones(50_000).sum()) >= 8 * 50_000
+    assert held.size == 100_000
+    assert not tracemalloc.is_tracing()
+
+
+def test_peak_memory_inside_an_outer_trace_leaves_it_running():
+    tracemalloc.start()
+    try:
+        assert peak_memory(lambda: np.ones(2000)) >= 16_000
+        assert tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
+
+
+def test_time_call_takes_the_best_run():
+    calls = []
+
+    def slow_first():
+        time.sleep(0.05 if not calls else 0.0)
+        calls.append(1)
+
+    assert time_call(slow_first, repeat=3) < 0.04
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        time_call(slow_first, repeat=0)
+
+
+def test_self_attention_runs_measure_the_three_parts(rng):
+    runs = self_attention_runs(512, 16, rng=rng, block_size=64)
+    assert set(runs) == {"projections", "attention", "flash attention"}
+    memory = {name: peak_memory(run) for name, run in runs.items()}
+    # the (T, T) float32 weights alone are 1 MiB; flash holds a few (T, block) tiles
+    assert memory["attention"] > 512 * 512 * 4 > 1.5 * memory["flash attention"]
+    assert memory["projections"] < memory["flash attention"]
+
+
+def test_best_times_runs_each_function_every_round():
+    calls = {"a": 0, "b": 0}
+
+    def a():
+        calls["a"] += 1
+
+    def b():
+        calls["b"] += 1
+        time.sleep(0.002)
+
+    times = best_times([a, b], repeat=3)
+    assert calls == {"a": 3, "b": 3}
+    assert times.shape == (2,) and times[0] < times[1]

@@ -1,0 +1,136 @@
+"""Chapter 1's checkers accept the right answers and reject planted wrong ones."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch import core
+from attention_from_scratch.exercises import chapter01 as ex
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def softmax_rows(scores):
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_soft_lookup(capsys):
+    ex.check_soft_lookup(stub)
+    assert capsys.readouterr().out.strip() == "soft lookup: not attempted yet"
+    ex.check_soft_lookup(ex.soft_lookup)
+    ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T) @ v)   # written independently
+    assert capsys.readouterr().out.count("✓ soft lookup: correct on 3 hidden cases") == 2
+
+    def hard(q, k, v):
+        return np.eye(len(k))[np.argmax(q @ k.T, axis=1)] @ v
+
+    def over_queries(q, k, v):
+        return softmax_rows((q @ k.T).T).T @ v
+
+    with pytest.raises(AssertionError, match="that is the hard lookup"):
+        ex.check_soft_lookup(hard)
+    with pytest.raises(AssertionError, match="over the last axis, not the queries"):
+        ex.check_soft_lookup(over_queries)
+    with pytest.raises(AssertionError, match="divide each row by its sum"):
+        ex.check_soft_lookup(lambda q, k, v: np.exp(q @ k.T) @ v)
+    with pytest.raises(AssertionError, match="pass them through a softmax"):
+        ex.check_soft_lookup(lambda q, k, v: q @ k.T @ v)
+    with pytest.raises(AssertionError, match="plain mean of the values"):
+        ex.check_soft_lookup(lambda q, k, v: np.tile(v.mean(axis=0), (len(q), 1)))
+    with pytest.raises(AssertionError, match="divided by sqrt\\(Dk\\).*with no scale"):
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T / np.sqrt(k.shape[1])) @ v)
+    with pytest.raises(AssertionError, match="scores were divided by S"):
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T / len(k)) @ v)
+    with pytest.raises(AssertionError, match="already sum to 1"):
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T) @ v / len(v))
+    with pytest.raises(AssertionError, match="soft lookup: output 0 is wrong"):
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T / 2) @ v)   # unplanted
+
+
+def test_soft_lookup_shape_errors_get_a_hint():
+    # keys @ queries.T is (S, T): the product with values (S, Dv) fails on case 1
+    with pytest.raises(AssertionError, match=r"NumPy refused the shapes.*queries @ keys\.T "
+                                             r"are \(T, S\)") as info:
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(k @ q.T) @ v)
+    assert "queries is (3, 2) (T, Dk), keys (4, 2) (S, Dk)" in str(info.value)
+    with pytest.raises(AssertionError, match="your function raised KeyError"):   # not a shape
+        ex.check_soft_lookup(lambda q, k, v: {}["scores"])
+
+
+def test_the_soft_lookup_is_attention_without_the_scale(rng):
+    q, k, v = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=(4, 5))
+    out, _ = core.attention.attention_forward(q * np.sqrt(2), k, v)
+    np.testing.assert_allclose(ex.soft_lookup(q, k, v), out, rtol=1e-12)
+
+
+def test_project_qkv(capsys):
+    ex.check_project_qkv(stub)
+    assert capsys.readouterr().out.strip() == "project q, k, v: not attempted yet"
+
+    def by_hand(x, p):
+        return (x @ p["w_q"] + p["b_q"], x @ p["w_k"] + p["b_k"], x @ p["w_v"] + p["b_v"])
+
+    ex.check_project_qkv(by_hand)
+    assert "✓ project q, k, v: correct on 3 hidden cases" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="the biases are missing"):
+        ex.check_project_qkv(lambda x, p: (x @ p["w_q"], x @ p["w_k"], x @ p["w_v"]))
+    with pytest.raises(AssertionError, match="keys were made with the query weights"):
+        ex.check_project_qkv(lambda x, p: (x @ p["w_q"] + p["b_q"], x @ p["w_q"] + p["b_q"],
+                                           x @ p["w_v"] + p["b_v"]))
+    with pytest.raises(AssertionError, match=r"in the order \(q, k, v\)"):
+        ex.check_project_qkv(lambda x, p: (lambda q, k, v: (q, v, k))(*by_hand(x, p)))
+    with pytest.raises(AssertionError, match="not x itself"):
+        ex.check_project_qkv(lambda x, p: (x, x, x @ p["w_v"] + p["b_v"]))
+    with pytest.raises(AssertionError, match=r"^project q, k, v: v is missing its bias: "
+                                             r"v = x @ w_v \+ b_v$"):
+        ex.check_project_qkv(lambda x, p: (*by_hand(x, p)[:2], x @ p["w_v"]))
+    with pytest.raises(AssertionError, match=r"^project q, k, v: k is missing its bias"):
+        ex.check_project_qkv(lambda x, p: (by_hand(x, p)[0], x @ p["w_k"], by_hand(x, p)[2]))
+    with pytest.raises(AssertionError, match="q and v are missing their biases: "
+                                             r"q = x @ w_q \+ b_q, v = x @ w_v \+ b_v"):
+        ex.check_project_qkv(lambda x, p: (x @ p["w_q"], by_hand(x, p)[1], x @ p["w_v"]))
+    with pytest.raises(AssertionError, match=r"NumPy refused the shapes.*x @ w_q \+ b_q is "
+                                             r"\(B, T, Dk\)"):
+        ex.check_project_qkv(lambda x, p: (p["w_q"] @ x, p["w_k"] @ x, p["w_v"] @ x))
+    with pytest.raises(AssertionError, match="project q, k, v: output 2 is wrong"):
+        ex.check_project_qkv(lambda x, p: (*by_hand(x, p)[:2], x @ p["w_v"] - p["b_v"]))
+
+
+def test_self_attention_dx(capsys):
+    ex.check_self_attention_dx(stub)
+    assert capsys.readouterr().out.strip() == "self-attention dx: not attempted yet"
+    ex.check_self_attention_dx(
+        lambda dq, dk, dv, p: np.concatenate([dq, dk, dv], axis=-1)
+        @ np.concatenate([p["w_q"], p["w_k"], p["w_v"]], axis=1).T)   # one fused matmul
+    assert "✓ self-attention dx: correct on 3 hidden cases" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="only the query path"):
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T)
+    with pytest.raises(AssertionError, match="the value path is missing"):
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T + dk @ p["w_k"].T)
+    with pytest.raises(AssertionError, match="the key path is missing"):
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T + dv @ p["w_v"].T)
+    with pytest.raises(AssertionError, match="not averaged"):
+        ex.check_self_attention_dx(
+            lambda dq, dk, dv, p: (dq @ p["w_q"].T + dk @ p["w_k"].T + dv @ p["w_v"].T) / 3)
+    with pytest.raises(AssertionError, match=r"NumPy refused the shapes.*dq @ w_q\.T, which "
+                                             r"is \(B, T, D\)") as info:
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"] + dk @ p["w_k"]
+                                   + dv @ p["w_v"])                   # no transposes
+    assert "dq is (2, 3, 5) (B, T, Dk) and w_q is (4, 5) (D, Dk)" in str(info.value)
+    with pytest.raises(AssertionError, match="NumPy refused the shapes"):
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T + dk @ p["w_k"].T
+                                   + dv)                              # value path unprojected
+
+
+def test_self_attention_dx_reference_matches_the_package(rng):
+    x = rng.normal(size=(2, 3, 4))
+    params = {"w_q": rng.normal(size=(4, 5)), "b_q": rng.normal(size=5),
+              "w_k": rng.normal(size=(4, 5)), "b_k": rng.normal(size=5),
+              "w_v": rng.normal(size=(4, 2)), "b_v": rng.normal(size=2)}
+    out, cache = core.self_attention.self_attention_forward(x, params)
+    dout = rng.normal(size=out.shape)
+    dx, _ = core.self_attention.self_attention_backward(dout, cache)
+    dq, dk, dv = core.attention.attention_backward(dout, cache.attention)
+    np.testing.assert_allclose(ex.self_attention_dx(dq, dk, dv, params), dx, rtol=1e-12)

@@ -1,0 +1,190 @@
+"""Chapter 2's checkers accept the right answers and reject planted wrong ones."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch import steps
+from attention_from_scratch.exercises import chapter02 as ex
+
+
+def swap(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def weights_of(q, k):
+    return softmax(q @ swap(k) / np.sqrt(q.shape[-1]))
+
+
+def test_stubs_are_not_attempted_yet(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    for check in (ex.check_scaled_scores, ex.check_attention_dv, ex.check_attention_dq_dk,
+                  ex.check_additive_scores):
+        check(stub)
+    assert capsys.readouterr().out.count("not attempted yet") == 4
+
+
+def test_scaled_scores(capsys):
+    ex.check_scaled_scores(ex.scaled_scores)
+    ex.check_scaled_scores(lambda q, k: np.einsum("...td,...sd->...ts", q, k)
+                           / np.sqrt(k.shape[-1]))
+    assert capsys.readouterr().out.count("✓ scaled scores") == 2
+    with pytest.raises(AssertionError, match="forgot the scale"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k))
+    with pytest.raises(AssertionError, match="divided by Dk"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k) / q.shape[-1])
+    with pytest.raises(AssertionError, match=r"\(S, T\), keys by queries"):
+        ex.check_scaled_scores(lambda q, k: swap(q @ swap(k)) / np.sqrt(q.shape[-1]))
+    with pytest.raises(AssertionError, match="square root of T"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k) / np.sqrt(len(q)))
+    with pytest.raises(AssertionError, match="square root of S, the number of keys"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k) / np.sqrt(k.shape[-2]))
+    with pytest.raises(AssertionError, match="the scores q k\\^T are \\(T, S\\)"):
+        ex.check_scaled_scores(lambda q, k: q @ k / np.sqrt(q.shape[-1]))
+
+
+@pytest.mark.parametrize("wrong_scale", ["sqrt_t", "sqrt_s", "d_k", "none"])
+def test_every_hidden_case_tells_the_wrong_scales_apart(wrong_scale):
+    # a wrong scale that equals another on some case would get that one's hint
+    for q, k in [(q, k) for _, q, k, _ in ex._attention_cases(0)]:
+        t, s, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+        scales = {"sqrt_t": np.sqrt(t), "sqrt_s": np.sqrt(s), "d_k": d_k, "none": 1.0}
+        others = [np.sqrt(d_k)] + [v for key, v in scales.items() if key != wrong_scale]
+        assert not np.any(np.isclose(scales[wrong_scale], others))
+
+
+def test_shape_errors_blame_transposes_only_where_they_are_used():
+    def with_dot_t(q, k):
+        return q @ k.T / np.sqrt(q.shape[-1])           # right in 2-D only
+
+    def with_swap_from_the_front(q, k):
+        """Not k.T, and not np.transpose either."""
+        return q @ np.swapaxes(k, 0, 1) / np.sqrt(q.shape[-1])
+
+    with pytest.raises(AssertionError, match="you transpose: x.T and np.transpose"):
+        ex.check_scaled_scores(with_dot_t)
+    with pytest.raises(AssertionError, match="you transpose"):
+        ex.check_scaled_scores(lambda q, k: q @ np.transpose(k) / np.sqrt(q.shape[-1]))
+    with pytest.raises(AssertionError, match="count axes from the end") as info:
+        ex.check_scaled_scores(with_swap_from_the_front)
+    assert ".T" not in str(info.value)
+    with pytest.raises(AssertionError, match="count axes from the end"):
+        ex.check_attention_dv(lambda dout, q, k, v: np.swapaxes(weights_of(q, k), 0, 1) @ dout)
+
+
+def test_other_crashes_name_the_case():
+    def crashes(q, k):
+        return q @ swap(k) / np.sqrt(q.shape["last"])
+
+    with pytest.raises(AssertionError, match="raised TypeError on case 1"):
+        ex.check_scaled_scores(crashes)
+
+
+def test_scaled_scores_reference_is_the_steps_function():
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
+    np.testing.assert_allclose(ex.scaled_scores(q, k),
+                               steps.attention.scores_forward(q, k)[0], rtol=1e-12)
+
+
+def test_attention_dv(capsys):
+    ex.check_attention_dv(ex.attention_dv)
+    ex.check_attention_dv(lambda dout, q, k, v: swap(weights_of(q, k)) @ dout)
+    assert capsys.readouterr().out.count("✓ attention dv") == 2
+    with pytest.raises(AssertionError, match="transpose the weights"):
+        ex.check_attention_dv(lambda dout, q, k, v: weights_of(q, k) @ dout)
+    with pytest.raises(AssertionError, match=r"your dv is \(Dv, S\)"):
+        ex.check_attention_dv(lambda dout, q, k, v: swap(dout) @ weights_of(q, k))
+    with pytest.raises(AssertionError, match="missing the 1/sqrt\\(Dk\\)"):
+        ex.check_attention_dv(lambda dout, q, k, v: swap(softmax(q @ swap(k))) @ dout)
+    with pytest.raises(AssertionError, match="you used the scores"):
+        ex.check_attention_dv(
+            lambda dout, q, k, v: swap(q @ swap(k) / np.sqrt(q.shape[-1])) @ dout)
+    with pytest.raises(AssertionError, match="not a shared parameter"):
+        ex.check_attention_dv(lambda dout, q, k, v: np.sum(
+            (swap(weights_of(q, k)) @ dout).reshape(-1, k.shape[-2], v.shape[-1]), axis=0))
+
+
+def test_attention_dq_dk(capsys):
+    ex.check_attention_dq_dk(ex.attention_dq_dk)
+
+    def by_hand(dout, q, k, v):
+        scale = 1 / np.sqrt(q.shape[-1])
+        weights = weights_of(q, k)
+        dweights = dout @ swap(v)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        return dscores @ k * scale, swap(dscores) @ q * scale
+
+    ex.check_attention_dq_dk(by_hand)
+    assert capsys.readouterr().out.count("✓ attention dq, dk") == 2
+
+    def variant(dscores_of, scale_of=lambda q: 1 / np.sqrt(q.shape[-1])):
+        def attempt(dout, q, k, v):
+            weights, dweights = weights_of(q, k), dout @ swap(v)
+            dscores = dscores_of(weights, dweights)
+            return dscores @ k * scale_of(q), swap(dscores) @ q * scale_of(q)
+        return attempt
+
+    right = variant(lambda w, dw: w * (dw - (dw * w).sum(axis=-1, keepdims=True)))
+    ex.check_attention_dq_dk(right)
+    with pytest.raises(AssertionError, match="multiplies dscores by 1/sqrt\\(Dk\\) too"):
+        ex.check_attention_dq_dk(
+            variant(lambda w, dw: w * (dw - (dw * w).sum(axis=-1, keepdims=True)),
+                    scale_of=lambda q: 1.0))
+    with pytest.raises(AssertionError, match="only the diagonal"):
+        ex.check_attention_dq_dk(variant(lambda w, dw: w * dw))
+    with pytest.raises(AssertionError, match="not the plain mean"):
+        ex.check_attention_dq_dk(
+            variant(lambda w, dw: w * (dw - dw.mean(axis=-1, keepdims=True))))
+    with pytest.raises(AssertionError, match="skipped the softmax backward"):
+        ex.check_attention_dq_dk(variant(lambda w, dw: dw))
+    with pytest.raises(AssertionError, match="dk = dscores\\^T @ q"):
+        ex.check_attention_dq_dk(
+            lambda dout, q, k, v: (by_hand(dout, q, k, v)[0],
+                                   weights_of(q, k) @ q))   # (T, S) @ (T, Dk)
+
+
+def test_additive_scores(capsys):
+    ex.check_additive_scores(ex.additive_scores)
+
+    def with_loops(q, k, w_1, w_2, v_a):
+        scores = np.empty(q.shape[:-1] + k.shape[-2:-1])
+        for idx in np.ndindex(scores.shape):
+            *lead, i, j = idx
+            scores[idx] = v_a @ np.tanh(q[(*lead, i)] @ w_1 + k[(*lead, j)] @ w_2)
+        return scores
+
+    ex.check_additive_scores(with_loops)
+    assert capsys.readouterr().out.count("✓ additive scores") == 2
+    with pytest.raises(AssertionError, match="tanh must act on the sum"):
+        ex.check_additive_scores(
+            lambda q, k, w_1, w_2, v_a: (np.tanh(q @ w_1) @ v_a)[..., :, None]
+            + (np.tanh(k @ w_2) @ v_a)[..., None, :])
+    with pytest.raises(AssertionError, match=r"your scores are \(S, T\)"):
+        ex.check_additive_scores(
+            lambda q, k, w_1, w_2, v_a: np.tanh((q @ w_1)[..., None, :, :]
+                                                + (k @ w_2)[..., :, None, :]) @ v_a)
+    with pytest.raises(AssertionError, match="end with a dot product with v_a"):
+        ex.check_additive_scores(
+            lambda q, k, w_1, w_2, v_a: np.tanh((q @ w_1)[..., :, None, :]
+                                                + (k @ w_2)[..., None, :, :]).sum(-1))
+    with pytest.raises(AssertionError, match="add them as"):
+        ex.check_additive_scores(
+            lambda q, k, w_1, w_2, v_a: np.tanh(q @ w_1 + k @ w_2) @ v_a)
+
+
+def test_tanh_separately_really_ignores_the_query():
+    # the point of the "tanh must act on the sum" hint: the query term is
+    # constant along each row, and the softmax over keys cancels it
+    q, k, w_1, w_2, v_a = ex.additive_cases(0)[0]
+    wrong = (np.tanh(q @ w_1) @ v_a)[:, None] + (np.tanh(k @ w_2) @ v_a)[None, :]
+    weights = softmax(wrong)
+    np.testing.assert_allclose(weights, np.broadcast_to(weights[0], weights.shape))
+    right = softmax(ex.additive_scores(q, k, w_1, w_2, v_a))
+    assert not np.allclose(right, np.broadcast_to(right[0], right.shape))

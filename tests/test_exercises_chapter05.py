@@ -1,0 +1,113 @@
+"""Chapter 5's checkers accept the right answers and reject planted wrong ones."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch.core.multi_head import multi_head_attention_forward
+from attention_from_scratch.exercises import chapter05 as ex
+from attention_from_scratch.masks import padding_mask
+
+
+def test_sinusoidal_encoding(capsys):
+    def written_out(t, d):          # a learner's loop version
+        pe = np.zeros((t, d))
+        for p in range(t):
+            for i in range(d // 2):
+                pe[p, 2 * i] = np.sin(p / 10000 ** (2 * i / d))
+                pe[p, 2 * i + 1] = np.cos(p / 10000 ** (2 * i / d))
+        return pe
+
+    ex.check_sinusoidal_encoding(written_out)
+    assert "✓ sinusoidal encoding" in capsys.readouterr().out
+
+    def swapped(t, d):
+        return written_out(t, d)[:, [j + 1 if j % 2 == 0 else j - 1 for j in range(d)]]
+
+    def halves(t, d):
+        pe = written_out(t, d)
+        return np.concatenate([pe[:, 0::2], pe[:, 1::2]], axis=-1)
+
+    def no_two(t, d):
+        angles = np.arange(t)[:, None] / 10000 ** (np.arange(d // 2) / d)
+        return np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(t, d)
+
+    with pytest.raises(AssertionError, match="sine and cosine are swapped"):
+        ex.check_sinusoidal_encoding(swapped)
+    with pytest.raises(AssertionError, match="interleave the pairs"):
+        ex.check_sinusoidal_encoding(halves)
+    with pytest.raises(AssertionError, match="the exponent is 2i / D"):
+        ex.check_sinusoidal_encoding(no_two)
+    with pytest.raises(AssertionError, match="positions start at 0"):
+        ex.check_sinusoidal_encoding(lambda t, d: written_out(t + 1, d)[1:])
+
+
+def test_layer_norm_backward(capsys):
+    def closed_form(dout, x, gamma, eps):
+        x_hat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+        rstd = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
+        dx_hat = dout * gamma
+        dx = rstd * (dx_hat - dx_hat.mean(-1, keepdims=True)
+                     - x_hat * (dx_hat * x_hat).mean(-1, keepdims=True))
+        axes = tuple(range(x.ndim - 1))
+        return dx, (dout * x_hat).sum(axis=axes), dout.sum(axis=axes)
+
+    ex.check_layer_norm_backward(closed_form)
+    assert "✓ layer norm backward" in capsys.readouterr().out
+
+    def direct_only(dout, x, gamma, eps):
+        _, dgamma, dbeta = closed_form(dout, x, gamma, eps)
+        return dout * gamma / np.sqrt(x.var(-1, keepdims=True) + eps), dgamma, dbeta
+
+    def no_gamma(dout, x, gamma, eps):
+        dx, _, _ = closed_form(dout, x, np.ones_like(gamma), eps)
+        return (dx, *closed_form(dout, x, gamma, eps)[1:])
+
+    def averaged(dout, x, gamma, eps):
+        dx, dgamma, dbeta = closed_form(dout, x, gamma, eps)
+        n = x.size // x.shape[-1]
+        return dx, dgamma / n, dbeta / n
+
+    with pytest.raises(AssertionError, match="through the mean and the variance"):
+        ex.check_layer_norm_backward(direct_only)
+    with pytest.raises(AssertionError, match="dx_hat = dout \\* gamma"):
+        ex.check_layer_norm_backward(no_gamma)
+    with pytest.raises(AssertionError, match="sum their contributions"):
+        ex.check_layer_norm_backward(averaged)
+
+
+def test_cross_attention(capsys):
+    def right(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, memory.shape[1])
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+    ex.check_cross_attention(right)
+    assert "✓ cross-attention" in capsys.readouterr().out
+
+    def unmasked(h, memory, params, memory_lengths, n_heads):
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads)[0]
+
+    def swapped(h, memory, params, memory_lengths, n_heads):
+        return multi_head_attention_forward(memory, h, params, n_heads=n_heads)[0]
+
+    def causal(h, memory, params, memory_lengths, n_heads):
+        from attention_from_scratch.masks import causal_mask
+        t, s = h.shape[1], memory.shape[1]
+        mask = causal_mask(t, s) & padding_mask(memory_lengths, s)
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+    with pytest.raises(AssertionError, match="padding is being read"):
+        ex.check_cross_attention(unmasked)
+    with pytest.raises(AssertionError, match="queries come from the decoder"):
+        ex.check_cross_attention(swapped)
+    with pytest.raises(AssertionError, match="cross-attention is not causal"):
+        ex.check_cross_attention(causal)
+
+
+@pytest.mark.parametrize("check", [ex.check_sinusoidal_encoding, ex.check_layer_norm_backward,
+                                   ex.check_cross_attention])
+def test_not_attempted(capsys, check):
+    def stub(*args):
+        raise NotImplementedError
+
+    check(stub)
+    assert "not attempted yet" in capsys.readouterr().out

@@ -1,0 +1,426 @@
+import numpy as np
+import pytest
+
+from attention_from_scratch import core, steps
+from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.masks import causal_mask, padding_mask
+
+KEYS = ("w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o")
+
+# (lead, T, S, D, H): all different where they can be; Dh = D / H
+SHAPES = [
+    ((), 3, 4, 6, 3),            # no batch axis, Dh = 2
+    ((2,), 4, 5, 6, 2),          # Dh = 3
+    ((1,), 3, 2, 4, 1),          # B = 1, H = 1
+    ((2, 3), 2, 3, 4, 2),        # two leading axes
+    ((2,), 1, 3, 5, 5),          # T = 1, Dh = 1
+]
+
+
+def random_params(rng, d):
+    """Random non-zero weights and biases of scale 0.5.
+
+    b_k's true gradient is exactly 0 (a shift of every score of a row), so
+    its finite-difference check measures round-off; small weights keep it small.
+    """
+    return {key: 0.5 * rng.normal(size=(d, d) if key[0] == "w" else d) for key in KEYS}
+
+
+def make_inputs(rng, lead, t, s, d, h):
+    return rng.normal(size=(*lead, t, d)), rng.normal(size=(*lead, s, d)), random_params(rng, d)
+
+
+def random_mask(rng, lead, h, t, s, *, per_head):
+    mask = rng.random((*lead, h if per_head else 1, t, s)) < 0.6
+    mask[..., 0, :] = False                      # query 0 has nothing to attend to
+    return mask
+
+
+# ---------------------------------------------------------------- split / merge
+
+def test_split_heads_hand_checkable(impl):
+    x = np.arange(12.0).reshape(2, 6)            # T = 2, D = 6: row t = 6 t + column
+    heads = impl.multi_head.split_heads(x, 3)    # H = 3, Dh = 2
+    assert heads.shape == (3, 2, 2)
+    np.testing.assert_array_equal(heads[0], [[0, 1], [6, 7]])
+    np.testing.assert_array_equal(heads[1], [[2, 3], [8, 9]])
+    np.testing.assert_array_equal(heads[2], [[4, 5], [10, 11]])
+
+
+@pytest.mark.parametrize(("shape", "h"), [((3, 4), 2), ((2, 3, 6), 3), ((2, 1, 5, 4), 4),
+                                          ((2, 3, 5), 1)])
+def test_split_merge_round_trip(impl, rng, shape, h):
+    x = rng.normal(size=shape)
+    heads = impl.multi_head.split_heads(x, h)
+    *lead, t, d = shape
+    assert heads.shape == (*lead, h, t, d // h)
+    np.testing.assert_array_equal(impl.multi_head.merge_heads(heads), x)
+    np.testing.assert_array_equal(impl.multi_head.split_heads(impl.multi_head.merge_heads(heads),
+                                                              h), heads)
+
+
+def test_steps_and_core_split_agree(rng):
+    x = rng.normal(size=(2, 3, 8))
+    np.testing.assert_array_equal(steps.multi_head.split_heads(x, 4),
+                                  core.multi_head.split_heads(x, 4))
+    assert core.multi_head.split_heads(x, 4).flags.c_contiguous
+
+
+def test_split_and_merge_pairs_finite_differences(impl, rng):
+    mh = impl.multi_head
+    assert_gradients_correct(mh.split_heads_forward, mh.split_heads_backward,
+                             (rng.normal(size=(2, 3, 6)),), kwargs={"n_heads": 3}, rng=rng)
+    assert_gradients_correct(mh.merge_heads_forward, mh.merge_heads_backward,
+                             (rng.normal(size=(2, 3, 4, 2)),), rng=rng)
+
+
+def test_the_backward_of_split_is_merge(impl, rng):
+    x = rng.normal(size=(2, 3, 6))
+    out, cache = impl.multi_head.split_heads_forward(x, n_heads=2)
+    dout = rng.normal(size=out.shape)
+    np.testing.assert_array_equal(impl.multi_head.split_heads_backward(dout, cache),
+                                  impl.multi_head.merge_heads(dout))
+    with pytest.raises(ValueError, match=r"dout must have shape .*\(2, 2, 3, 3\)"):
+        impl.multi_head.split_heads_backward(dout[..., :2], cache)
+
+
+def wrong_split_heads(x, n_heads):
+    """The classic bug: reshape (B, T, D) straight to (B, H, T, Dh)."""
+    *lead, t, d = x.shape
+    return x.reshape(*lead, n_heads, t, d // n_heads)
+
+
+def rows_touched_by_one_position(split, x, n_heads, position):
+    """Which (head, row) entries of split(x) change when one position of x changes."""
+    bumped = x.copy()
+    bumped[..., position, :] += 1.0
+    changed = np.any(split(bumped, n_heads) != split(x, n_heads), axis=-1)   # (..., H, T)
+    return np.argwhere(changed)
+
+
+def test_wrong_reshape_gives_different_heads(impl, rng):
+    x = rng.normal(size=(2, 3, 4))                          # B = 2, T = 3, D = 4
+    right = impl.multi_head.split_heads(x, 2)               # (2, 2, 3, 2)
+    wrong = wrong_split_heads(x, 2)                         # same shape ...
+    assert wrong.shape == right.shape
+    assert not np.allclose(wrong, right)                    # ... different numbers
+    # the right split: position 1 is row 1 of every head and nothing else
+    touched = rows_touched_by_one_position(impl.multi_head.split_heads, x[0], 2, 1)
+    assert touched.tolist() == [[0, 1], [1, 1]]
+    # the wrong one mixes positions: position 1 lands in rows 1 and 2 of head 0
+    touched = rows_touched_by_one_position(wrong_split_heads, x[0], 2, 1)
+    assert touched.tolist() != [[0, 1], [1, 1]]
+
+
+def test_wrong_reshape_breaks_causality(rng):
+    # with the wrong split, a causal mask no longer stops a query seeing the future
+    x, _, params = make_inputs(rng, (1,), 4, 4, 6, 2)
+    mask = causal_mask(4)
+
+    def first_output(x, split):
+        q, k, v = (split(x @ params[w] + params[b], 2) for w, b in
+                   (("w_q", "b_q"), ("w_k", "b_k"), ("w_v", "b_v")))
+        out, _ = core.attention.attention_forward(q, k, v, mask=mask)
+        return out[..., 0, :]                                # what query 0's heads read
+
+    future = x.copy()
+    future[:, 1:] += 1.0                                     # change every later token
+    right = core.multi_head.split_heads
+    np.testing.assert_array_equal(first_output(future, right), first_output(x, right))
+    assert not np.allclose(first_output(future, wrong_split_heads),
+                           first_output(x, wrong_split_heads))
+
+
+def test_split_rejects_bad_input(impl):
+    with pytest.raises(ValueError, match="n_heads = 3 must divide D = 8"):
+        impl.multi_head.split_heads(np.ones((2, 8)), 3)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., T, D\), got shape \(8,\)"):
+        impl.multi_head.split_heads(np.ones(8), 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., H, T, Dh\)"):
+        impl.multi_head.merge_heads(np.ones((3, 2)))
+
+
+# ---------------------------------------------------------------- multi-head attention
+
+def test_hand_checkable_case(impl):
+    # identity projections, D = 2, H = 2: head 0 reads column 0, head 1 column 1
+    eye, zero = np.eye(2), np.zeros(2)
+    params = {"w_q": eye, "b_q": zero, "w_k": eye, "b_k": zero,
+              "w_v": eye, "b_v": zero, "w_o": eye, "b_o": zero}
+    x_q = np.array([[np.log(3.0), 0.0]])                  # T = 1
+    x_kv = np.array([[0.0, 4.0], [1.0, 8.0]])             # S = 2
+    out, cache = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=2)
+    # head 0: scores [0, ln 3] (Dh = 1, no scaling) -> weights [1/4, 3/4]
+    # head 1: scores [0, 0] -> weights [1/2, 1/2]
+    np.testing.assert_allclose(cache.weights, [[[0.25, 0.75]], [[0.5, 0.5]]])
+    np.testing.assert_allclose(out, [[0.25 * 0 + 0.75 * 1, 0.5 * 4 + 0.5 * 8]])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("masking", ["none", "causal", "shared", "per head"])
+def test_finite_differences_cross(impl, rng, shape, masking):
+    lead, t, s, d, h = shape
+    x_q, x_kv, params = make_inputs(rng, *shape)
+    kwargs = {"n_heads": h}
+    if masking == "causal" and s >= t:
+        kwargs["mask"] = causal_mask(t, s)
+    elif masking in ("shared", "per head"):
+        kwargs["mask"] = random_mask(rng, lead, h, t, s, per_head=masking == "per head")
+    assert_gradients_correct(impl.multi_head.multi_head_attention_forward,
+                             impl.multi_head.multi_head_attention_backward,
+                             (x_q, x_kv, params), kwargs=kwargs, rng=rng)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("masked", [False, True], ids=["no mask", "causal"])
+def test_finite_differences_self(impl, rng, shape, masked):
+    lead, t, _, d, h = shape
+    x, _, params = make_inputs(rng, *shape)
+    kwargs = {"n_heads": h, "mask": causal_mask(t) if masked else None}
+    assert_gradients_correct(impl.multi_head.self_multi_head_attention_forward,
+                             impl.multi_head.self_multi_head_attention_backward,
+                             (x, params), kwargs=kwargs, rng=rng)
+
+
+def test_self_attention_gradient_is_the_sum_of_both_paths(impl, rng):
+    x, _, params = make_inputs(rng, (2,), 4, 4, 6, 3)
+    mask = causal_mask(4)
+    out, cache = impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=3,
+                                                                   mask=mask)
+    out2, cache2 = impl.multi_head.multi_head_attention_forward(x, x, params, n_heads=3,
+                                                                mask=mask)
+    np.testing.assert_allclose(out, out2, rtol=1e-12, atol=1e-14)
+    dout = rng.normal(size=out.shape)
+    dx, dparams = impl.multi_head.self_multi_head_attention_backward(dout, cache)
+    dx_q, dx_kv, dparams2 = impl.multi_head.multi_head_attention_backward(dout, cache2)
+    np.testing.assert_allclose(dx, dx_q + dx_kv, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(dx, dx_q) and not np.allclose(dx, dx_kv)   # both paths matter
+    for key in KEYS:
+        np.testing.assert_allclose(dparams[key], dparams2[key], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_steps_equals_core(rng, shape):
+    lead, t, s, d, h = shape
+    x_q, x_kv, params = make_inputs(rng, *shape)
+    mask = random_mask(rng, lead, h, t, s, per_head=True)
+    out_s, cache_s = steps.multi_head.multi_head_attention_forward(x_q, x_kv, params,
+                                                                   n_heads=h, mask=mask)
+    out_c, cache_c = core.multi_head.multi_head_attention_forward(x_q, x_kv, params,
+                                                                  n_heads=h, mask=mask)
+    np.testing.assert_allclose(out_s, out_c, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cache_s.weights, cache_c.weights, rtol=1e-12, atol=1e-15)
+    dout = rng.normal(size=out_s.shape)
+    dx_q_s, dx_kv_s, dp_s = steps.multi_head.multi_head_attention_backward(dout, cache_s)
+    dx_q_c, dx_kv_c, dp_c = core.multi_head.multi_head_attention_backward(dout, cache_c)
+    np.testing.assert_allclose(dx_q_s, dx_q_c, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(dx_kv_s, dx_kv_c, rtol=1e-10, atol=1e-13)
+    assert set(dp_s) == set(dp_c) == set(KEYS)
+    for key in KEYS:
+        assert dp_c[key].shape == params[key].shape
+        np.testing.assert_allclose(dp_s[key], dp_c[key], rtol=1e-10, atol=1e-13)
+
+
+def test_steps_equals_core_self(rng):
+    x, _, params = make_inputs(rng, (2,), 5, 5, 6, 3)
+    mask = causal_mask(5) & padding_mask([3, 5], 5)           # (B, T, S)
+    out_s, cache_s = steps.multi_head.self_multi_head_attention_forward(x, params, n_heads=3,
+                                                                        mask=mask)
+    out_c, cache_c = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=3,
+                                                                       mask=mask)
+    np.testing.assert_allclose(out_s, out_c, rtol=1e-12, atol=1e-14)
+    dout = rng.normal(size=out_s.shape)
+    dx_s, dp_s = steps.multi_head.self_multi_head_attention_backward(dout, cache_s)
+    dx_c, dp_c = core.multi_head.self_multi_head_attention_backward(dout, cache_c)
+    np.testing.assert_allclose(dx_s, dx_c, rtol=1e-10, atol=1e-13)
+    for key in KEYS:
+        np.testing.assert_allclose(dp_s[key], dp_c[key], rtol=1e-10, atol=1e-13)
+
+
+def test_h_separate_projections_equal_one_split_projection(impl, rng):
+    # H heads, each with its own (D, Dh) matrices, concatenated, then W_O ...
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 3)
+    d_head = 2
+    heads = []
+    for h in range(3):
+        columns = slice(h * d_head, (h + 1) * d_head)
+        q = x_q @ params["w_q"][:, columns] + params["b_q"][columns]     # (B, T, Dh)
+        k = x_kv @ params["w_k"][:, columns] + params["b_k"][columns]    # (B, S, Dh)
+        v = x_kv @ params["w_v"][:, columns] + params["b_v"][columns]    # (B, S, Dh)
+        heads.append(impl.attention.attention_forward(q, k, v)[0])
+    expected = np.concatenate(heads, axis=-1) @ params["w_o"] + params["b_o"]
+    # ... is one (D, D) projection split into heads: the same parameters, the same output
+    out, _ = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=3)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_one_head_is_attention_of_width_d(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 5, 1)
+    q = x_q @ params["w_q"] + params["b_q"]
+    k = x_kv @ params["w_k"] + params["b_k"]
+    v = x_kv @ params["w_v"] + params["b_v"]
+    expected = impl.attention.attention_forward(q, k, v)[0] @ params["w_o"] + params["b_o"]
+    out, _ = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=1)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_masks_broadcast_over_heads(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 3)
+    pad = padding_mask([2, 4], 4)                             # (B, 1, S), Chapter 3
+    _, cache = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=3,
+                                                            mask=pad)
+    assert np.all(cache.weights[0, :, :, 2:] == 0.0)          # every head of sequence 0
+    assert np.all(cache.weights[1] > 0.0)
+    per_head = np.ones((1, 3, 3, 4), dtype=bool)
+    per_head[0, 1, :, 0] = False                              # only head 1 ignores key 0
+    _, cache = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=3,
+                                                            mask=per_head)
+    assert np.all(cache.weights[:, 1, :, 0] == 0.0)
+    assert np.all(cache.weights[:, [0, 2], :, 0] > 0.0)
+    np.testing.assert_allclose(cache.weights.sum(axis=-1), 1.0)
+
+
+def test_causal_output_does_not_depend_on_the_future(impl, rng):
+    x, _, params = make_inputs(rng, (2,), 5, 5, 6, 2)
+    out, _ = impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=2,
+                                                               mask=causal_mask(5))
+    changed = x.copy()
+    changed[:, 3:] = rng.normal(size=(2, 2, 6))
+    out2, _ = impl.multi_head.self_multi_head_attention_forward(changed, params, n_heads=2,
+                                                                mask=causal_mask(5))
+    np.testing.assert_allclose(out2[:, :3], out[:, :3], rtol=1e-12, atol=1e-14)
+    assert not np.allclose(out2[:, 3:], out[:, 3:])
+
+
+def test_a_query_with_nothing_to_attend_to_outputs_the_bias(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 2)
+    mask = np.ones((3, 4), dtype=bool)
+    mask[1] = False
+    out, cache = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=2,
+                                                              mask=mask)
+    assert np.all(cache.weights[:, :, 1] == 0.0)
+    np.testing.assert_allclose(out[:, 1], np.broadcast_to(params["b_o"], (2, 6)))
+    dx_q, dx_kv, _ = impl.multi_head.multi_head_attention_backward(
+        rng.normal(size=out.shape), cache)
+    np.testing.assert_array_equal(dx_q[:, 1], 0.0)
+    assert np.isfinite(dx_kv).all()
+
+
+def test_core_float32_matches_float64(rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 6, 7, 8, 2)
+    mask = causal_mask(6, 7)
+    fwd, bwd = (core.multi_head.multi_head_attention_forward,
+                core.multi_head.multi_head_attention_backward)
+    out64, cache64 = fwd(x_q, x_kv, params, n_heads=2, mask=mask)
+    out32, cache32 = fwd(x_q.astype(np.float32), x_kv.astype(np.float32), params,
+                         n_heads=2, mask=mask)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
+    dout = rng.normal(size=out64.shape)
+    grads64 = bwd(dout, cache64)
+    grads32 = bwd(dout.astype(np.float32), cache32)
+    for g32, g64 in zip(grads32[:2], grads64[:2], strict=True):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
+    for key in KEYS:
+        assert grads32[2][key].dtype == np.float32
+        np.testing.assert_allclose(grads32[2][key], grads64[2][key], rtol=1e-3, atol=1e-4)
+    x32 = x_q.astype(np.float32)
+    out, cache = core.multi_head.self_multi_head_attention_forward(x32, params, n_heads=2)
+    dx, dparams = core.multi_head.self_multi_head_attention_backward(
+        dout[:, :6].astype(np.float32), cache)
+    assert out.dtype == dx.dtype == dparams["w_q"].dtype == np.float32
+
+
+def test_inputs_are_not_modified(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 3)
+    copies = (x_q.copy(), x_kv.copy(), {k: v.copy() for k, v in params.items()})
+    out, cache = impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=3)
+    dout = rng.normal(size=out.shape)
+    dout_copy = dout.copy()
+    impl.multi_head.multi_head_attention_backward(dout, cache)
+    np.testing.assert_array_equal(x_q, copies[0])
+    np.testing.assert_array_equal(x_kv, copies[1])
+    np.testing.assert_array_equal(dout, dout_copy)
+    for key in KEYS:
+        np.testing.assert_array_equal(params[key], copies[2][key])
+
+
+def test_d_not_divisible_by_h_rejected(impl, rng):
+    x = rng.normal(size=(2, 3, 8))
+    params = random_params(rng, 8)
+    with pytest.raises(ValueError, match="n_heads = 3 must divide the model width D = 8"):
+        impl.multi_head.multi_head_attention_forward(x, x, params, n_heads=3)
+    with pytest.raises(ValueError, match="n_heads = 3 must divide"):
+        impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=3)
+    with pytest.raises(ValueError, match="n_heads must be at least 1"):
+        impl.multi_head.multi_head_attention_forward(x, x, params, n_heads=0)
+    with pytest.raises(TypeError, match="n_heads must be an int"):
+        impl.multi_head.multi_head_attention_forward(x, x, params, n_heads=2.0)
+
+
+def test_bad_params_rejected_naming_the_key(impl, rng):
+    x = rng.normal(size=(2, 3, 6))
+    params = random_params(rng, 6)
+    missing = {k: v for k, v in params.items() if k != "w_o"}
+    with pytest.raises(ValueError, match="params is missing key 'w_o'"):
+        impl.multi_head.multi_head_attention_forward(x, x, missing, n_heads=2)
+    with pytest.raises(ValueError, match=r"params\['w_k'\] must have shape \(D, D\) = "
+                                         r"\(6, 6\), got shape \(6, 3\)"):
+        impl.multi_head.multi_head_attention_forward(x, x, {**params, "w_k": np.ones((6, 3))},
+                                                     n_heads=2)
+    with pytest.raises(ValueError, match=r"params\['b_v'\] must have shape \(D,\) = \(6,\)"):
+        impl.multi_head.self_multi_head_attention_forward(
+            x, {**params, "b_v": np.ones((1, 6))}, n_heads=2)
+    with pytest.raises(ValueError, match="params has unexpected key 'w_qkv'"):
+        impl.multi_head.multi_head_attention_forward(x, x, {**params, "w_qkv": 1.0},
+                                                     n_heads=2)
+    with pytest.raises(TypeError, match="params must be a dict"):
+        impl.multi_head.multi_head_attention_forward(x, x, list(params.values()), n_heads=2)
+
+
+def test_bad_shapes_and_masks_rejected(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 3)
+    fwd = impl.multi_head.multi_head_attention_forward
+    with pytest.raises(ValueError, match=r"x_kv must have shape .*got shape \(3, 4, 6\)"):
+        fwd(x_q, np.ones((3, 4, 6)), params, n_heads=3)      # no silent broadcast of B
+    with pytest.raises(ValueError, match=r"x_kv must have shape .*got shape \(2, 4, 5\)"):
+        fwd(x_q, np.ones((2, 4, 5)), params, n_heads=3)
+    with pytest.raises(ValueError, match=r"x_q must have shape \(\.\.\., T, D\)"):
+        fwd(np.ones(6), x_kv, params, n_heads=3)
+    with pytest.raises(ValueError, match=r"mask must have shape \(T, S\), \(\.\.\., T, S\) "
+                                         r"or \(\.\.\., H, T, S\) .*got shape \(4,\)"):
+        fwd(x_q, x_kv, params, n_heads=3, mask=np.ones(4, bool))
+    with pytest.raises(ValueError, match=r"mask must broadcast .*\(2, 3, 3, 4\), "
+                                         r"got shape \(3, 4, 4\)"):
+        fwd(x_q, x_kv, params, n_heads=3, mask=np.ones((3, 4, 4), bool))
+    with pytest.raises(ValueError, match=r"mask must broadcast .*got shape \(2, 2, 3, 4\)"):
+        fwd(x_q, x_kv, params, n_heads=3, mask=np.ones((2, 2, 3, 4), bool))
+    with pytest.raises(TypeError, match="mask must be a boolean array"):
+        fwd(x_q, x_kv, params, n_heads=3, mask=np.ones((3, 4)))
+    out, cache = fwd(x_q, x_kv, params, n_heads=3)
+    with pytest.raises(ValueError, match=r"dout must have shape .*got shape \(2, 4, 6\)"):
+        impl.multi_head.multi_head_attention_backward(np.ones((2, 4, 6)), cache)
+
+
+def test_init(impl):
+    params = impl.multi_head.init_multi_head_params(8, rng=np.random.default_rng(0))
+    again = impl.multi_head.init_multi_head_params(8, rng=np.random.default_rng(0))
+    assert sorted(params) == sorted(KEYS)
+    for key in KEYS:
+        assert params[key].shape == ((8, 8) if key[0] == "w" else (8,))
+        np.testing.assert_array_equal(params[key], again[key])
+    assert not np.allclose(params["w_q"], params["w_k"])
+    np.testing.assert_allclose(params["w_q"].std(), 1 / np.sqrt(8), rtol=0.4)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        impl.multi_head.init_multi_head_params(8, rng=0)
+
+
+def test_parameter_count_does_not_depend_on_heads(impl, rng):
+    x = rng.normal(size=(2, 3, 12))
+    params = impl.multi_head.init_multi_head_params(12, rng=rng)
+    assert sum(p.size for p in params.values()) == 4 * 12 * 12 + 4 * 12
+    outs = [impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=h)[0]
+            for h in (1, 2, 3, 4, 6, 12)]                    # same params, any H dividing D
+    assert all(o.shape == x.shape for o in outs)
+    assert not np.allclose(outs[0], outs[1])                 # but different functions
