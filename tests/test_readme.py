@@ -1,5 +1,6 @@
 """The README's two commands come first, and CI runs the second one."""
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,3 +30,13 @@ def test_two_commands_then_ci_runs_the_second():
     assert install_and_test in ci
     chapter = install_and_open.split()[-1]
     assert (ROOT / chapter).exists()
+
+
+def test_every_chapter_is_listed_and_every_link_exists():
+    text = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    for link in links:
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), link
+    for notebook in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        assert f"chapters/{notebook.name}" in links, f"{notebook.name} missing from README"
