@@ -11,7 +11,8 @@ and the copies are real work but are not counted. The causal mask does not
 change the count: the masked scores are computed and then discarded.
 
 "Of matmul" is the achieved rate, counted FLOPs over the median time,
-divided by the square ``np.matmul`` rate of the same dtype. A last row per
+divided by the square ``np.matmul`` rate of the same dtype (measured
+before and after the attention runs; the higher of the two medians). A last row per
 size and dtype, "core, matmuls only", runs exactly the matrix products of
 ``core``'s forward and backward (same shapes, same memory layouts) and
 nothing else: no implementation built from these NumPy calls can beat it.
@@ -132,10 +133,26 @@ class Row(NamedTuple):
 
 class BenchResult(NamedTuple):
     matmul_size: int
-    matmul_rates: dict   # dtype name -> FLOP/s
+    matmul_rates: dict   # dtype name -> FLOP/s, the reference: the higher of ...
+    matmul_runs: dict    # dtype name -> (FLOP/s before, FLOP/s after) the attention runs
     rows: list
     seconds: float       # wall time of the whole run
-    load_before: float   # 1-minute load average at the start, nan if unknown
+    busy_before: float   # fraction of CPU time other work used just before, nan if unknown
+
+
+def cpu_busy(seconds=0.5):
+    """Fraction of all CPUs' time spent busy over ``seconds`` (Linux), else nan."""
+    def sample():
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return sum(values), values[3] + values[4]                 # total, idle + iowait
+    try:
+        total_0, idle_0 = sample()
+        time.sleep(seconds)
+        total_1, idle_1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return 1.0 - (idle_1 - idle_0) / max(total_1 - total_0, 1)
 
 
 def _inputs(size, dtype, rng):
@@ -147,9 +164,10 @@ def _inputs(size, dtype, rng):
     return x, params, dout
 
 
-def _rows(impl, name, size, mask_name, times, flops, rate, pass_names):
+def _rows(impl, name, size, mask_name, times, flops, pass_names):
+    """Rows for one measurement; ``fraction`` is filled in by ``run``."""
     return [Row(impl, name, size, mask_name, pass_name, float(np.median(ts)), float(min(ts)),
-                n, n / float(np.median(ts)) / rate)
+                n, float("nan"))
             for pass_name, ts, n in zip(pass_names, times, flops, strict=True)]
 
 
@@ -159,13 +177,10 @@ def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, repeats=7, steps
 
     ``out``, if given, gets one progress line per measurement.
     """
+    busy_before = cpu_busy()
     start = time.perf_counter()
-    try:
-        load_before = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load_before = float("nan")
     rng = np.random.default_rng(seed)
-    rates = {np.dtype(dt).name: matmul_rate(matmul_size, dt, repeats=repeats) for dt in dtypes}
+    before = {np.dtype(dt).name: matmul_rate(matmul_size, dt, repeats=repeats) for dt in dtypes}
     rows = []
     mh = {"core": core.multi_head, "steps": steps.multi_head}
     for size in sizes:
@@ -184,7 +199,7 @@ def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, repeats=7, steps
                                       {"n_heads": n_heads, "mask": mask}, dout,
                                       repeats=repeats if impl == "core" else steps_repeats,
                                       warmup=impl == "core")
-                    rows += _rows(impl, name, size, mask_name, times, flops, rates[name],
+                    rows += _rows(impl, name, size, mask_name, times, flops,
                                   ("forward", "forward+backward"))
                     if out is not None:
                         print(f"  measured {impl} {name} {size} mask={mask_name}",
@@ -192,8 +207,15 @@ def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, repeats=7, steps
             _, times = time_pair(core_matmuls_only_forward, core_matmuls_only_backward,
                                  (x, params), {"n_heads": n_heads}, dout, repeats=repeats)
             rows += _rows("core, matmuls only", name, size, "none", (times,), flops[1:],
-                          rates[name], ("forward+backward",))
-    return BenchResult(matmul_size, rates, rows, time.perf_counter() - start, load_before)
+                          ("forward+backward",))
+    # a square matmul before and after: a burst of other work during one of them
+    # would otherwise inflate every fraction
+    after = {np.dtype(dt).name: matmul_rate(matmul_size, dt, repeats=repeats) for dt in dtypes}
+    rates = {name: max(before[name], after[name]) for name in before}
+    rows = [row._replace(fraction=row.rate / rates[row.dtype]) for row in rows]
+    runs = {name: (before[name], after[name]) for name in before}
+    return BenchResult(matmul_size, rates, runs, rows, time.perf_counter() - start,
+                       busy_before)
 
 
 def target_row(result):
@@ -211,9 +233,11 @@ def format_result(result):
     n = result.matmul_size
     lines = [
         "Multi-head self-attention: core and steps against np.matmul, measured in one run.",
-        "Square matmul " + ", ".join(f"({n}, {n}) @ ({n}, {n}) {name}: {rate / 1e9:.1f} GFLOP/s"
-                                     for name, rate in result.matmul_rates.items())
-        + " (median).",
+        f"Square matmul ({n}, {n}) @ ({n}, {n}), median, measured before and after the "
+        "attention runs; the higher is the reference:",
+        *(f"  {name}: {result.matmul_rates[name] / 1e9:.1f} GFLOP/s (before "
+          f"{runs[0] / 1e9:.1f}, after {runs[1] / 1e9:.1f})"
+          for name, runs in result.matmul_runs.items()),
         "FLOPs: matrix products only, 2 per multiply-add; forward = 8 B T D^2 + 4 B T^2 D, "
         "backward = 2 x forward. Softmax, mask, biases and copies are not counted.",
         "Times: median and best of repeated runs. 'of matmul' = counted FLOPs / median time "
@@ -242,11 +266,10 @@ def format_result(result):
             f"of matmul: {row.fraction:.0%}, {verdict}"
             + (f" (its matrix products alone reach {ceiling[0].fraction:.0%})." if ceiling
                else "."))
-    load = result.load_before
-    lines.append(f"Whole run: {result.seconds:.1f} s. Load average at the start: {load:.2f} "
-                 f"on {os.cpu_count()} CPUs"
-                 + (" -- other work was running; times are unreliable."
-                    if load > 0.5 * (os.cpu_count() or 1) else "."))
+    busy = result.busy_before
+    lines.append(f"Whole run: {result.seconds:.1f} s on {os.cpu_count()} CPUs, "
+                 f"{busy:.0%} busy with other work just before"
+                 + (": times are unreliable." if busy > 0.1 else "."))
     return "\n".join(lines)
 
 

@@ -11,13 +11,14 @@ from attention_from_scratch.figures import (
     chapter01,
     chapter02,
     chapter03,
+    chapter04,
     chapter05,
     chapter06,
 )
 from attention_from_scratch.plotting import save_figure
 
 FIGURES = {**chapter00.FIGURES, **chapter01.FIGURES, **chapter02.FIGURES, **chapter03.FIGURES,
-           **chapter05.FIGURES,
+           **chapter04.FIGURES, **chapter05.FIGURES,
            **chapter06.FIGURES}
 
 

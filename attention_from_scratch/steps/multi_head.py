@@ -148,6 +148,13 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     --------
     multi_head_attention_backward, attention_from_scratch.core.multi_head
 
+    Notes
+    -----
+    ``Concat(head_1, ..., head_H) W_O + b_O`` with ``head_h =
+    Attention(Q_h, K_h, V_h)`` on head ``h``'s columns of the projections
+    (Chapter 4). A query with nothing to attend to gets zero head outputs,
+    so its output is ``b_O``.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)

@@ -1,0 +1,227 @@
+"""Checkers for Chapter 4's exercises, "Multi-head attention"."""
+
+import numpy as np
+
+from attention_from_scratch.bench import attention_flops
+from attention_from_scratch.core.multi_head import merge_heads, split_heads
+from attention_from_scratch.exercises import check_exercise
+
+_RNG_SEED = 2044
+
+# (shape of x, H): T, Dh and H all different; the 2-D case first, then
+# one and two leading axes
+_SPLIT_CASES = [((3, 8), 2), ((2, 5, 12), 4), ((2, 3, 4, 10), 5)]
+
+
+def _split_cases(seed):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=shape), h) for shape, h in _SPLIT_CASES]
+
+
+def _straight_reshape(x, n_heads):
+    *lead, t, d = x.shape
+    return x.reshape(*lead, n_heads, t, d // n_heads)
+
+
+def _no_swap(x, n_heads):
+    *lead, t, d = x.shape
+    return x.reshape(*lead, t, n_heads, d // n_heads)
+
+
+def _every_h_th_column(x, n_heads):
+    *lead, t, d = x.shape
+    return np.swapaxes(np.swapaxes(x.reshape(*lead, t, d // n_heads, n_heads), -1, -2), -2, -3)
+
+
+def _swap_front_axes(x, n_heads):
+    *lead, t, d = x.shape
+    return np.swapaxes(x.reshape(*lead, t, n_heads, d // n_heads), 0, 1)
+
+
+_FRONT_AXES_HINT = ("it works without leading axes but not with them: count axes from the "
+                    "end, T is axis -3 and H axis -2 of the reshaped array, not 0 and 1")
+
+
+def check_split_heads(attempt):
+    """Exercise 1a: ``my_split_heads(x, n_heads)``, ``(..., T, D) -> (..., H, T, Dh)``."""
+    check_exercise(
+        "split_heads", attempt, split_heads, _split_cases(_RNG_SEED),
+        mistakes=[
+            (_straight_reshape, "you reshaped (..., T, D) straight to (..., H, T, Dh): that "
+                                "cuts the rows into chunks and mixes positions; reshape to "
+                                "(..., T, H, Dh) and then swap the T and H axes"),
+            (_no_swap, "that is (..., T, H, Dh): the heads must come before the positions, "
+                       "swap axes -3 and -2"),
+            (_every_h_th_column, "head h owns the block of columns h*Dh to (h+1)*Dh - 1, "
+                                 "not every H-th column: reshape the last axis to (H, Dh), "
+                                 "not (Dh, H)"),
+            (_swap_front_axes, _FRONT_AXES_HINT),
+        ],
+        rtol=0, atol=0,
+    )
+
+
+def _merge_cases(seed):
+    return [(split_heads(x, h),) for x, h in _split_cases(seed)]
+
+
+def _merge_straight_reshape(heads):
+    *lead, h, t, d_head = heads.shape
+    return heads.reshape(*lead, t, h * d_head)
+
+
+def _merge_along_positions(heads):
+    return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-2)
+
+
+def _merge_front_axes(heads):
+    *lead, h, t, d_head = heads.shape
+    return np.swapaxes(heads, 0, 1).reshape(*lead, t, h * d_head)
+
+
+def check_merge_heads(attempt):
+    """Exercise 1b: ``my_merge_heads(heads)``, ``(..., H, T, Dh) -> (..., T, D)``."""
+    check_exercise(
+        "merge_heads", attempt, merge_heads, _merge_cases(_RNG_SEED + 1),
+        mistakes=[
+            (_merge_straight_reshape, "you reshaped (..., H, T, Dh) straight to (..., T, D): "
+                                      "that mixes positions; swap the H and T axes first, "
+                                      "then reshape"),
+            (_merge_along_positions, "you stacked the heads along the positions; concatenate "
+                                     "them along the feature axis (-1)"),
+            (_merge_front_axes, "it works without leading axes but not with them: count "
+                                "axes from the end, H and T are axes -3 and -2 of "
+                                "(..., H, T, Dh), not 0 and 1"),
+        ],
+        rtol=0, atol=0,
+    )
+
+
+def output_projection_backward(dout, heads, w_o):
+    """Reference: gradients ``(dheads, dw_o, db_o)`` of
+    ``out = merge_heads(heads) @ w_o + b_o``."""
+    d_model = w_o.shape[0]
+    concat = merge_heads(heads)                                   # (..., T, D)
+    dconcat = dout @ w_o.T                                        # (..., T, D)
+    dw_o = concat.reshape(-1, d_model).T @ dout.reshape(-1, d_model)
+    db_o = dout.reshape(-1, d_model).sum(axis=0)
+    return split_heads(dconcat, heads.shape[-3]), dw_o, db_o
+
+
+def _backward_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for heads_shape in [(2, 3, 4), (2, 3, 5, 4), (4, 3, 2, 5)]:   # (..., H, T, Dh)
+        *lead, h, t, d_head = heads_shape
+        d = h * d_head
+        cases.append((rng.normal(size=(*lead, t, d)), rng.normal(size=heads_shape),
+                      rng.normal(size=(d, d))))
+    return cases
+
+
+def _dheads_not_split(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return dout @ w_o.T, dw_o, db_o
+
+
+def _dheads_straight_reshape(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return _straight_reshape(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
+
+
+def _w_o_not_transposed(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return split_heads(dout @ w_o, heads.shape[-3]), dw_o, db_o
+
+
+def _dw_o_transposed(dout, heads, w_o):
+    dheads, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return dheads, dw_o.T, db_o
+
+
+def _db_o_averaged(dout, heads, w_o):
+    dheads, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return dheads, dw_o, db_o / (dout.size // dout.shape[-1])
+
+
+def _dw_o_from_straight_merge(dout, heads, w_o):
+    dheads, _, db_o = output_projection_backward(dout, heads, w_o)
+    d = w_o.shape[0]
+    return dheads, _merge_straight_reshape(heads).reshape(-1, d).T @ dout.reshape(-1, d), db_o
+
+
+def check_output_projection_backward(attempt):
+    """Exercise 2: ``my_output_backward(dout, heads, w_o) -> (dheads, dw_o, db_o)``."""
+    check_exercise(
+        "output projection backward", attempt, output_projection_backward,
+        _backward_cases(_RNG_SEED + 2),
+        mistakes=[
+            (_dheads_not_split, "dheads must have the heads' shape (..., H, T, Dh): the "
+                                "backward of merge_heads is split_heads"),
+            (_dheads_straight_reshape, "the backward of merge_heads is its inverse, "
+                                       "split_heads: reshape to (..., T, H, Dh) and swap T "
+                                       "and H, not a straight reshape to (..., H, T, Dh)"),
+            (_w_o_not_transposed, "the gradient flows back through W_O transposed: "
+                                  "dconcat = dout @ w_o.T"),
+            (_dw_o_transposed, "dw_o is transposed: it is concat^T @ dout, of shape "
+                               "(D_in, D_out); with a square W_O the shape cannot warn you"),
+            (_db_o_averaged, "db_o is averaged; every position adds its own term, so it is "
+                             "a sum over all positions"),
+            (_dw_o_from_straight_merge, "dw_o needs the merged heads, concat = "
+                                        "merge_heads(heads): swap H and T, then reshape"),
+        ],
+    )
+
+
+def multi_head_cost(b, t, s, d, n_heads):
+    """Reference: ``(parameters, forward FLOPs)`` of multi-head attention."""
+    return 4 * d * d + 4 * d, attention_flops(b, t, d, n_heads, s=s)[0]
+
+
+_COST_CASES = [(2, 3, 5, 8, 2), (4, 16, 9, 12, 3), (1, 7, 7, 64, 8), (3, 10, 4, 30, 5)]
+
+
+def _params_per_head(b, t, s, d, n_heads):
+    return n_heads * (4 * d * d + 4 * d), multi_head_cost(b, t, s, d, n_heads)[1]
+
+
+def _no_biases(b, t, s, d, n_heads):
+    return 4 * d * d, multi_head_cost(b, t, s, d, n_heads)[1]
+
+
+def _multiply_adds(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops // 2
+
+
+def _keys_with_t(b, t, s, d, n_heads):
+    return multi_head_cost(b, t, t, d, n_heads)
+
+
+def _heads_of_width_d(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops + (n_heads - 1) * 4 * b * t * s * d
+
+
+def _no_output_projection(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops - 2 * b * t * d * d
+
+
+def check_multi_head_cost(attempt):
+    """Exercise 3: ``my_multi_head_cost(b, t, s, d, n_heads) -> (params, flops)``."""
+    check_exercise(
+        "multi-head cost", attempt, multi_head_cost, _COST_CASES,
+        mistakes=[
+            (_params_per_head, "H heads do not multiply the parameters: each head owns "
+                               "D/H columns of the same four (D, D) matrices"),
+            (_no_biases, "count the four bias vectors too, D numbers each"),
+            (_multiply_adds, "count 2 FLOPs per multiply-add, one multiply and one add"),
+            (_keys_with_t, "keys and values are projected from x_kv, which has S positions, "
+                           "and the scores are T x S"),
+            (_heads_of_width_d, "each head works in Dh = D / H dimensions, so the H heads "
+                                "together cost what one head of width D costs"),
+            (_no_output_projection, "don't forget the output projection concat @ W_O"),
+        ],
+        rtol=0, atol=0,
+    )

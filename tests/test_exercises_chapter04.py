@@ -1,0 +1,150 @@
+"""Chapter 4's checkers accept the right answers and reject planted wrong ones."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch import core, steps
+from attention_from_scratch.exercises import chapter04 as ex
+
+
+def my_split_heads(x, n_heads):          # as in the worked solutions
+    *lead, t, d = x.shape
+    return np.swapaxes(x.reshape(*lead, t, n_heads, d // n_heads), -2, -3)
+
+
+def my_merge_heads(heads):
+    *lead, h, t, d_head = heads.shape
+    return np.swapaxes(heads, -2, -3).reshape(*lead, t, h * d_head)
+
+
+@pytest.mark.parametrize("right", [my_split_heads, steps.multi_head.split_heads,
+                                   core.multi_head.split_heads])
+def test_split_heads_accepts(capsys, right):
+    ex.check_split_heads(right)
+    assert "✓ split_heads: correct on 3 hidden cases" in capsys.readouterr().out
+
+
+def test_split_heads_rejects(capsys):
+    ex.check_split_heads(lambda x, n_heads: (_ for _ in ()).throw(NotImplementedError))
+    assert "split_heads: not attempted yet" in capsys.readouterr().out
+
+    def straight(x, n_heads):
+        *lead, t, d = x.shape
+        return x.reshape(*lead, n_heads, t, d // n_heads)
+
+    def no_swap(x, n_heads):
+        *lead, t, d = x.shape
+        return x.reshape(*lead, t, n_heads, d // n_heads)
+
+    def interleaved(x, n_heads):
+        heads = [x[..., h::n_heads] for h in range(n_heads)]
+        return np.stack(heads, axis=-3)
+
+    def front_axes(x, n_heads):          # right for (T, D), wrong with leading axes
+        return x.reshape(*x.shape[:-1], n_heads, -1).swapaxes(0, 1)
+
+    with pytest.raises(AssertionError, match="straight to \\(\\.\\.\\., H, T, Dh\\)"):
+        ex.check_split_heads(straight)
+    with pytest.raises(AssertionError, match="swap axes -3 and -2"):
+        ex.check_split_heads(no_swap)
+    with pytest.raises(AssertionError, match="not every H-th column"):
+        ex.check_split_heads(interleaved)
+    with pytest.raises(AssertionError, match="count axes from the end"):
+        ex.check_split_heads(front_axes)
+
+
+def test_merge_heads(capsys):
+    for right in (my_merge_heads, steps.multi_head.merge_heads, core.multi_head.merge_heads):
+        ex.check_merge_heads(right)
+        assert "✓ merge_heads" in capsys.readouterr().out
+
+    def straight(heads):
+        *lead, h, t, d_head = heads.shape
+        return heads.reshape(*lead, t, h * d_head)
+
+    def along_positions(heads):
+        return np.concatenate(np.moveaxis(heads, -3, 0), axis=-2)
+
+    def front_axes(heads):
+        *lead, h, t, d_head = heads.shape
+        return heads.swapaxes(0, 1).reshape(*lead, t, h * d_head)
+
+    with pytest.raises(AssertionError, match="straight to \\(\\.\\.\\., T, D\\)"):
+        ex.check_merge_heads(straight)
+    with pytest.raises(AssertionError, match="feature axis"):
+        ex.check_merge_heads(along_positions)
+    with pytest.raises(AssertionError, match="count axes from the end"):
+        ex.check_merge_heads(front_axes)
+
+
+def test_output_projection_backward(capsys):
+    def mine(dout, heads, w_o):          # as in the worked solutions
+        d = w_o.shape[0]
+        concat = my_merge_heads(heads)
+        dheads = my_split_heads(dout @ w_o.T, heads.shape[-3])
+        return (dheads, concat.reshape(-1, d).T @ dout.reshape(-1, d),
+                dout.reshape(-1, d).sum(axis=0))
+
+    for right in (ex.output_projection_backward, mine):
+        ex.check_output_projection_backward(right)
+        assert "✓ output projection backward" in capsys.readouterr().out
+
+    def not_split(dout, heads, w_o):
+        _, dw_o, db_o = mine(dout, heads, w_o)
+        return dout @ w_o.T, dw_o, db_o
+
+    def no_transpose(dout, heads, w_o):
+        _, dw_o, db_o = mine(dout, heads, w_o)
+        return my_split_heads(dout @ w_o, heads.shape[-3]), dw_o, db_o
+
+    def dw_transposed(dout, heads, w_o):
+        dheads, dw_o, db_o = mine(dout, heads, w_o)
+        d = w_o.shape[0]
+        return dheads, dout.reshape(-1, d).T @ my_merge_heads(heads).reshape(-1, d), db_o
+
+    def db_mean(dout, heads, w_o):
+        dheads, dw_o, _ = mine(dout, heads, w_o)
+        return dheads, dw_o, dout.reshape(-1, w_o.shape[0]).mean(axis=0)
+
+    def straight_split(dout, heads, w_o):
+        _, dw_o, db_o = mine(dout, heads, w_o)
+        return (dout @ w_o.T).reshape(heads.shape), dw_o, db_o
+
+    with pytest.raises(AssertionError, match="backward of merge_heads is split_heads"):
+        ex.check_output_projection_backward(not_split)
+    with pytest.raises(AssertionError, match="dout @ w_o.T"):
+        ex.check_output_projection_backward(no_transpose)
+    with pytest.raises(AssertionError, match="dw_o is transposed"):
+        ex.check_output_projection_backward(dw_transposed)
+    with pytest.raises(AssertionError, match="sum over all positions"):
+        ex.check_output_projection_backward(db_mean)
+    with pytest.raises(AssertionError, match="not a straight reshape"):
+        ex.check_output_projection_backward(straight_split)
+
+
+def test_multi_head_cost(capsys):
+    def mine(b, t, s, d, n_heads):       # as in the worked solutions
+        params = 4 * (d * d + d)
+        projections = 2 * b * t * d * d * 2 + 2 * b * s * d * d * 2
+        attention = n_heads * 2 * (2 * b * t * s * (d // n_heads))
+        return params, projections + attention
+
+    for right in (ex.multi_head_cost, mine):
+        ex.check_multi_head_cost(right)
+        assert "✓ multi-head cost" in capsys.readouterr().out
+
+    with pytest.raises(AssertionError, match="do not multiply the parameters"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (h * mine(b, t, s, d, h)[0],
+                                                        mine(b, t, s, d, h)[1]))
+    with pytest.raises(AssertionError, match="bias vectors"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (4 * d * d, mine(b, t, s, d, h)[1]))
+    with pytest.raises(AssertionError, match="2 FLOPs per multiply-add"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (mine(b, t, s, d, h)[0],
+                                                        mine(b, t, s, d, h)[1] // 2))
+    with pytest.raises(AssertionError, match="S positions"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: mine(b, t, t, d, h))
+    with pytest.raises(AssertionError, match="one head of width D"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (
+            mine(b, t, s, d, h)[0], 4 * b * t * d * d + 4 * b * s * d * d + h * 4 * b * t * s * d))
+    with pytest.raises(AssertionError, match="multi-head cost"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (4 * d * d + 4 * d, 0))
