@@ -73,3 +73,22 @@ def test_wrong_boolean_answers_get_a_location_not_a_crash():
 def test_non_numeric_answers_are_refused():
     with pytest.raises(AssertionError, match="expected numbers"):
         check_exercise("double", lambda x: np.array(["a"] * x.size), reference, CASES)
+
+
+def test_a_mistake_already_ruled_out_gives_no_hint():
+    # the attempt is right on case 1, so "you squared" (wrong on case 1) cannot be its bug
+    cases = [(np.array([0.0, 2.0]),), (np.array([3.0]),)]
+
+    def right_then_wrong(x):
+        return x ** 2 if x.size == 1 else 2 * x
+
+    def squared_only_on_first_case(x):
+        return x ** 2 if x.size == 1 else x ** 2 + 1
+
+    with pytest.raises(AssertionError, match="double: you squared"):
+        check_exercise("double", right_then_wrong, reference, cases,
+                       mistakes=[(lambda x: x ** 2, "you squared")])
+    with pytest.raises(AssertionError, match="output 0 is wrong on case 2") as caught:
+        check_exercise("double", right_then_wrong, reference, cases,
+                       mistakes=[(squared_only_on_first_case, "you squared")])
+    assert "squared" not in str(caught.value)

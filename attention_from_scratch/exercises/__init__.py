@@ -75,10 +75,15 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
                 f"{name}: expected numbers, got arrays of dtype "
                 f"{[str(g.dtype) for g in got]}"
             )
+        wrong_outputs = [flat_arrays(wrong(*copy.deepcopy(args))) for wrong, _ in mistakes]
         if _same(got, expected, rtol, atol):
+            # a mistake that differs from the right answer here cannot be the
+            # attempt's: drop it, so a later failure gets no misleading hint
+            mistakes = [m for m, out in zip(mistakes, wrong_outputs, strict=True)
+                        if _same(out, expected, rtol, atol)]
             continue
-        for wrong, hint in mistakes:
-            if _same(got, flat_arrays(wrong(*copy.deepcopy(args))), rtol, atol):
+        for (_, hint), wrong_output in zip(mistakes, wrong_outputs, strict=True):
+            if _same(got, wrong_output, rtol, atol):
                 raise AssertionError(f"{name}: {hint}")
         if len(got) != len(expected):
             raise AssertionError(
