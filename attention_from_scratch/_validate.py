@@ -234,6 +234,9 @@ def check_multi_head_inputs(x_q, x_kv, n_heads, mask):
     sequence, shared by the heads) or ``(..., H, T, S)`` (one per head),
     with size-1 axes where it is shared. Any other number of axes is
     refused, so a mask can never broadcast its batch axis onto the heads.
+    A per-head ``(H, T, S)`` mask for a batch ``(B, T, D)`` has as many
+    axes as ``(..., T, S)`` and is read as one mask per sequence: pass
+    it as ``(1, H, T, S)``.
 
     Returns the mask as a boolean array with a head axis, broadcastable
     to ``(..., H, T, S)`` (or ``None``), and ``Dh = D // H``.
@@ -326,3 +329,30 @@ def check_features_inputs(q, k, v, features):
     if features.ndim != 2 or features.shape[1] != d_k:
         raise ValueError(f"features must have shape (M, Dk) with Dk = {d_k}, "
                          f"got shape {features.shape}")
+
+
+def check_decoder_inputs(y, memory):
+    """Check ``y`` is ``(..., T, D)`` and ``memory`` is ``(..., S, D)``, same leading axes."""
+    check_ndim("y", y, 2, "(..., T, D)")
+    check_ndim("memory", memory, 2, "(..., S, D)")
+    if memory.shape[:-2] != y.shape[:-2] or memory.shape[-1] != y.shape[-1]:
+        raise ValueError(f"memory must have shape (..., S, D) = "
+                         f"{y.shape[:-2] + ('S', y.shape[-1])} to match y of shape "
+                         f"{y.shape}, got shape {memory.shape}")
+
+
+def check_same_input(x_q, x_kv):
+    """Raise ``ValueError`` unless a multi-head cache is self-attention's.
+
+    ``dx = dx_q + dx_kv`` is the gradient of one ``x`` only when the
+    queries and the keys/values were computed from the same values.
+    """
+    if x_q is x_kv or (x_q.shape == x_kv.shape and np.array_equal(x_q, x_kv)):
+        return
+    raise ValueError(
+        "self_multi_head_attention_backward needs the cache of a self-attention "
+        f"forward (x_q equal to x_kv); this cache has x_q of shape {x_q.shape} and "
+        f"x_kv of shape {x_kv.shape}"
+        + (" with different values" if x_q.shape == x_kv.shape else "")
+        + ": use multi_head_attention_backward, which returns dx_q and dx_kv"
+    )

@@ -2,10 +2,12 @@
 
 - :func:`random_features`: the random directions of Performer's feature
   map (``steps.performer`` / ``core.performer``).
-- :func:`pooling_projection`: a simple ``(R, S)`` key/value projection for
+- :func:`pooling_projection`: a fixed ``(R, S)`` key/value projection for
   Linformer-style attention (``steps.linformer`` / ``core.linformer``):
   each of the ``R`` rows averages a contiguous segment of positions. At
-  ``R = S`` it is the identity, so the approximation becomes exact.
+  ``R = S`` it is the identity, so the approximation becomes exact. Wang
+  et al. (2020) *learn* their projections; fixed pooling stands in for
+  them so the approximation can be measured without training.
 - :func:`relative_error`: ``|approx - exact| / |exact|`` (Frobenius).
 - :func:`example_inputs`, :func:`approximation_errors`,
   :func:`approximation_runs`: inputs with a known structure, and the
@@ -22,15 +24,21 @@ from attention_from_scratch.masks import causal_mask
 def random_features(m, d_k, *, rng, orthogonal=True):
     """``M`` random directions in ``Dk`` dimensions, each ``~ N(0, I)``.
 
+    By default they come in blocks of ``Dk`` exactly orthogonal directions
+    (each block a random rotation of the axes), with lengths drawn as the
+    lengths of Gaussian vectors: every direction is still distributed as
+    ``N(0, I)``, so the Performer estimate stays unbiased, but no two
+    directions of a block overlap, which lowers its variance. These are
+    the orthogonal random features of FAVOR+ (Choromanski et al., 2021);
+    ``orthogonal=False`` gives independent ones.
+
     Parameters
     ----------
     m, d_k : int
         Number of features ``M`` and the key width ``Dk``.
     rng : numpy.random.Generator, keyword-only
     orthogonal : bool, keyword-only
-        Make each block of ``Dk`` directions exactly orthogonal, keeping
-        Gaussian lengths: still unbiased, with lower variance
-        (Choromanski et al., 2021, "orthogonal random features").
+        Orthogonal blocks (default) or independent Gaussian directions.
 
     Returns
     -------
@@ -62,8 +70,9 @@ def pooling_projection(r, s):
 
     Examples
     --------
-    >>> pooling_projection(2, 4).tolist()
-    [[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]
+    >>> p = pooling_projection(3, 7)
+    >>> bool(np.allclose(p.sum(axis=1), 1.0) and np.all((p > 0).sum(axis=0) == 1))
+    True
     >>> bool(np.array_equal(pooling_projection(5, 5), np.eye(5)))
     True
     """
@@ -80,8 +89,9 @@ def relative_error(approx, exact):
 
     Examples
     --------
-    >>> relative_error(np.array([1.0, 1.0]), np.array([1.0, 0.0]))
-    1.0
+    >>> exact = np.array([3.0, 4.0])
+    >>> relative_error(exact, exact) == 0.0 and relative_error(1.1 * exact, exact) > 0.0
+    True
     """
     approx, exact = np.asarray(approx, dtype=np.float64), np.asarray(exact, dtype=np.float64)
     if approx.shape != exact.shape:

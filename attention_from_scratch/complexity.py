@@ -1,17 +1,18 @@
 """Count, then measure: what attention costs (Chapter 6).
 
 Analytic counts of floating-point operations (FLOPs) and memory for one
-self-attention layer, and three small measuring tools: the best-of-N
-wall-clock time of a call, the peak memory a call allocates (with the
-standard library's ``tracemalloc``, which NumPy reports its array buffers
-to), and the slope of a straight-line fit in log-log axes, which reads an
-exponent off a set of measurements: time ~ T^slope.
+self-attention layer, and three small measuring tools: the best CPU time
+of a call, the peak memory a call allocates (with the standard library's
+``tracemalloc``, which NumPy reports its array buffers to), and the slope
+of a straight-line fit in log-log axes, which reads an exponent off a set
+of measurements: time ~ T^slope.
 
 Counts follow the usual convention: one multiply-add is 2 FLOPs, so
 ``(T, D) @ (D, D)`` costs ``2 T D^2``. Elementwise work (the softmax's
 exponentials, the scaling) is ``O(T S)`` and is left out of the FLOPs.
 """
 
+import math
 import time
 import tracemalloc
 
@@ -36,8 +37,8 @@ def attention_flops(t, s, d_k, d_v):
 
     Examples
     --------
-    >>> attention_flops(3, 4, 2, 5)
-    168
+    >>> attention_flops(6, 4, 2, 5) == 2 * attention_flops(3, 4, 2, 5)   # linear in T
+    True
     """
     t, s, d_k, d_v = (check_positive_int(name, value) for name, value in
                       (("t", t), ("s", s), ("d_k", d_k), ("d_v", d_v)))
@@ -76,35 +77,48 @@ def attention_weights_bytes(t, s, *, n_heads=1, itemsize=4):
 
     Examples
     --------
-    >>> attention_weights_bytes(8192, 8192) / 2**20      # MiB, one head, float32
-    256.0
+    >>> one_head = attention_weights_bytes(1024, 1024)
+    >>> attention_weights_bytes(2048, 2048) == 4 * one_head        # quadratic in T
+    True
+    >>> attention_weights_bytes(1024, 1024, n_heads=8) == 8 * one_head
+    True
     """
     t, s = check_positive_int("t", t), check_positive_int("s", s)
     n_heads = check_positive_int("n_heads", n_heads)
     return n_heads * t * s * check_positive_int("itemsize", itemsize)
 
 
-def time_call(fn, *, repeat=3):
-    """Best wall-clock time of ``fn()`` over ``repeat`` runs, in seconds.
+def best_times(fns, *, repeat=5, min_seconds=0.01):
+    """Best CPU time per call of each of ``fns``, timed in turn, in seconds.
 
-    The minimum, not the mean: other programs on the machine only ever make
-    a run slower, so the fastest run is the closest to the call's own cost.
-    """
-    best = np.inf
-    for _ in range(check_positive_int("repeat", repeat)):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    CPU time (``time.thread_time``) is the time the processor spent running
+    this thread. Unlike wall-clock time it does not count the waits while
+    other programs hold the processor, so a busy machine disturbs it far
+    less (a little still: caches and memory bandwidth are shared). It is
+    all the work of a call only when NumPy's BLAS runs in this one thread:
+    set ``OPENBLAS_NUM_THREADS=1`` before NumPy is first imported. (The
+    CPU time of the whole process would count BLAS helper threads too, but
+    also the time they spend spinning while they wait for work.)
 
+    Each timing repeats the call enough times to last ``min_seconds``, so
+    no result rests on one sub-millisecond reading. Round-robin: every
+    round times each function once, so a burst of load slows one timing of
+    every function rather than all timings of one, and the minimum over the
+    ``repeat`` rounds stays fair to each.
 
-def best_times(fns, *, repeat=5):
-    """Best wall-clock time of each of ``fns``, timed in turn, in seconds.
+    Parameters
+    ----------
+    fns : sequence of callable
+        Zero-argument functions.
+    repeat : int, keyword-only
+        Rounds; the best (smallest) is kept.
+    min_seconds : float, keyword-only
+        Least CPU time of one timing; a fast call is repeated to fill it.
 
-    Round-robin: every round runs each function once, so a burst of load
-    from other programs slows one run of every function rather than all
-    runs of one, and the minimum over rounds stays fair to each. A slope
-    fitted to these times is then not bent by when the load happened.
+    Returns
+    -------
+    seconds : (len(fns),) ndarray
+        Best CPU time of one call of each function.
 
     Examples
     --------
@@ -113,12 +127,20 @@ def best_times(fns, *, repeat=5):
     True
     """
     fns = list(fns)
+    repeat = check_positive_int("repeat", repeat)
+    calls = []
+    for fn in fns:                                 # calibrate: how many calls fill one timing
+        start = time.thread_time()
+        fn()
+        once = time.thread_time() - start
+        calls.append(max(1, math.ceil(min_seconds / max(once, 1e-6))))
     best = np.full(len(fns), np.inf)
-    for _ in range(check_positive_int("repeat", repeat)):
-        for n, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[n] = min(best[n], time.perf_counter() - start)
+    for _ in range(repeat):
+        for n, (fn, number) in enumerate(zip(fns, calls, strict=True)):
+            start = time.thread_time()
+            for _ in range(number):
+                fn()
+            best[n] = min(best[n], (time.thread_time() - start) / number)
     return best
 
 
@@ -155,8 +177,8 @@ def loglog_slope(x, y):
     Examples
     --------
     >>> x = np.array([1.0, 2.0, 4.0, 8.0])
-    >>> round(loglog_slope(x, 3 * x**2), 6)
-    2.0
+    >>> bool(np.isclose(loglog_slope(x, 3 * x**2), 2.0))
+    True
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
@@ -209,3 +231,36 @@ def self_attention_runs(t, d, *, rng, block_size=256, dtype=np.float32):
         flash_attention.flash_attention_backward(dout, cache)
 
     return {"projections": projections, "attention": standard, "flash attention": flash}
+
+
+def attention_peak_memory(t, d, *, rng, block_size=256,
+                          parts=("attention", "flash attention")):
+    """Peak bytes of a forward + backward pass, for parts of one layer.
+
+    Parameters
+    ----------
+    t, d : int
+        Sequence length ``T`` and width ``D``, as in
+        :func:`self_attention_runs`.
+    rng : numpy.random.Generator, keyword-only
+    block_size : int, keyword-only
+        Tile size of the flash attention run.
+    parts : sequence of str, keyword-only
+        Keys of :func:`self_attention_runs` to measure.
+
+    Returns
+    -------
+    memory : dict of int
+        Part -> peak bytes (:func:`peak_memory`) of its run.
+
+    Examples
+    --------
+    >>> memory = attention_peak_memory(512, 16, rng=np.random.default_rng(0), block_size=64)
+    >>> bool(memory["attention"] > 512 * 512 * 4 > memory["flash attention"])
+    True
+    """
+    warm_up = self_attention_runs(8, d, rng=rng, block_size=block_size)
+    for part in parts:
+        peak_memory(warm_up[part])   # a first call allocates a few hundred bytes once
+    runs = self_attention_runs(t, d, rng=rng, block_size=block_size)
+    return {part: peak_memory(runs[part]) for part in parts}

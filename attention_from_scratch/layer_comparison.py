@@ -3,9 +3,12 @@
 "Attention Is All You Need" compares four kinds of layer on three counts:
 work per layer, sequential operations, and the maximum path length
 between two positions. Here each kind is a real layer from ``core`` with
-random weights, mapping ``(T, D)`` to ``(T, D)``, and the path length is
+random weights, mapping ``(T, D)`` to ``(T, D)``. The path length is
 *measured* from gradients: output ``i`` depends on input ``j`` exactly
-when the backward pass sends a non-zero gradient from ``i`` to ``j``.
+when the backward pass sends a non-zero gradient from ``i`` to ``j``
+(:func:`reach`). The sequential operations are measured as the rounds of
+all-positions-at-once computation the outputs need
+(:func:`sequential_rounds`). The work is counted (:func:`layer_flops`).
 
 All layers are causal (output ``i`` may only use inputs ``<= i``), so the
 question "how many layers until the last output hears the first input?"
@@ -22,6 +25,11 @@ from attention_from_scratch.masks import causal_mask
 
 LAYER_KINDS = ("self-attention", "recurrent", "convolution", "dilated convolution",
                "restricted self-attention")
+
+
+def _recurrent_weights(d, rng):
+    scale = 1.0 / np.sqrt(d)
+    return rng.normal(size=(d, d)) * scale, rng.normal(size=(d, d)) * scale, rng.normal(size=d)
 
 
 def make_layer(kind, d, *, rng, width=3, layer_index=0):
@@ -58,8 +66,7 @@ def make_layer(kind, d, *, rng, width=3, layer_index=0):
     width = check_positive_int("width", width)
     scale = 1.0 / np.sqrt(d)
     if kind == "recurrent":
-        w_x, w_h = rng.normal(size=(d, d)) * scale, rng.normal(size=(d, d)) * scale
-        b = rng.normal(size=d)
+        w_x, w_h, b = _recurrent_weights(d, rng)
         return (lambda x: recurrent.recurrent_forward(x, w_x, w_h, b),
                 lambda dout, cache: recurrent.recurrent_backward(dout, cache)[0])
     if kind in ("convolution", "dilated convolution"):
@@ -104,8 +111,9 @@ def reach(kind, t, *, n_layers=1, width=3, d=4, seed=0, outputs=None):
 
     Examples
     --------
-    >>> reach("convolution", 5, width=2).astype(int)[-1].tolist()
-    [0, 0, 0, 1, 1]
+    >>> reached = reach("convolution", 5, width=2)   # each output: itself and one before
+    >>> bool(np.array_equal(reached.sum(axis=1), [1, 2, 2, 2, 2]))
+    True
     """
     t, n_layers = check_positive_int("t", t), check_positive_int("n_layers", n_layers)
     rng = np.random.default_rng(seed)
@@ -134,10 +142,10 @@ def layers_to_connect_ends(kind, t, *, width=3, max_layers=None):
 
     Examples
     --------
-    >>> layers_to_connect_ends("self-attention", 50)
-    1
-    >>> layers_to_connect_ends("convolution", 9, width=3)    # 2 more positions per layer
-    4
+    >>> layers_to_connect_ends("self-attention", 50) == 1
+    True
+    >>> layers_to_connect_ends("convolution", 9, width=3) == (9 - 1) // (3 - 1)
+    True
     """
     t = check_positive_int("t", t)
     max_layers = t if max_layers is None else check_positive_int("max_layers", max_layers)
@@ -163,8 +171,8 @@ def recurrent_steps(t, *, decay=0.5):
 
     Examples
     --------
-    >>> recurrent_steps(5).tolist()
-    [4, 3, 2, 1, 0]
+    >>> bool(np.array_equal(recurrent_steps(5), np.arange(4, -1, -1)))
+    True
     """
     t = check_positive_int("t", t)
     if not 0 < decay < 1:
@@ -175,6 +183,67 @@ def recurrent_steps(t, *, decay=0.5):
     dh[-1, 0] = 1.0
     dx = recurrent.recurrent_backward(dh, cache)[0]
     return np.rint(np.log(dx[:, 0]) / np.log(decay)).astype(int)
+
+
+def sequential_rounds(kind, t, *, width=3, d=4, seed=0):
+    """Rounds of computing all positions at once until every output is known.
+
+    Table 1's "sequential operations", measured: a *round* computes every
+    position in parallel, from the inputs and from what the previous round
+    produced. Values not known yet are NaN, which spreads through any
+    arithmetic that touches them, so an output is known once it is not
+    NaN; the rounds are counted until none is left.
+
+    A layer whose outputs read only its inputs (attention, convolution)
+    is one round: its ``core`` forward. A recurrent state ``h_t`` needs
+    ``h_{t-1}``, known only from the round before. One round of it is the
+    ``core`` recurrent layer run on ``T`` sequences of length 1 (a batch:
+    all in parallel), whose input carries the previous round's state:
+    ``tanh([x_t, h_{t-1}] [W_x; W_h] + b) = tanh(x_t W_x + h_{t-1} W_h + b)``.
+
+    Parameters
+    ----------
+    kind : str
+        One of ``LAYER_KINDS``.
+    t : int
+        Sequence length ``T``.
+    width, d, seed : int, keyword-only
+        As in :func:`reach`.
+
+    Returns
+    -------
+    rounds : int
+    outputs : (T, d) ndarray
+        What the rounds computed: equal to the layer's own forward pass.
+
+    Examples
+    --------
+    >>> rounds, _ = sequential_rounds("recurrent", 5)
+    >>> rounds == 5 and sequential_rounds("self-attention", 5)[0] == 1
+    True
+    """
+    t = check_positive_int("t", t)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(t, d))                                      # (T, D)
+    if kind == "recurrent":
+        w_x, w_h, b = _recurrent_weights(d, rng)
+        w_stacked = np.concatenate([w_x, w_h])                       # (2D, D): [W_x; W_h]
+
+        def one_round(previous):
+            state = np.concatenate([np.zeros((1, d)), previous[:-1]])     # h_{t-1}; h_{-1} = 0
+            steps = np.concatenate([x, state], axis=-1)[:, None, :]       # (T, 1, 2D)
+            return recurrent.recurrent_forward(steps, w_stacked, w_h, b)[0][:, 0]   # (T, D)
+    else:
+        forward, _ = make_layer(kind, d, rng=rng, width=width)
+
+        def one_round(previous):
+            return forward(x)[0]                                      # reads inputs only
+    outputs, rounds = np.full((t, d), np.nan), 0
+    while np.isnan(outputs).any():
+        if rounds == t:
+            raise RuntimeError(f"{kind}: outputs still unknown after {t} rounds")
+        outputs, rounds = one_round(outputs), rounds + 1
+    return rounds, outputs
 
 
 def layer_flops(kind, t, d, *, width=3):
@@ -206,8 +275,8 @@ def predicted_layers_to_connect(kind, t, *, width=3):
 
     Examples
     --------
-    >>> predicted_layers_to_connect("dilated convolution", 27, width=3)
-    3
+    >>> predicted_layers_to_connect("dilated convolution", 3**3, width=3) == 3
+    True
     """
     t, width = check_positive_int("t", t), check_positive_int("width", width)
     if kind in ("self-attention", "recurrent") or t == 1:

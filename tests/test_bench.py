@@ -19,14 +19,18 @@ def result():
 
 
 def test_flop_count_by_hand():
-    # B = 1, T = 2, S = 3, D = 4: Q and O projections 2*2*4*4 each, K and V 2*3*4*4 each,
-    # scores and weighted sum 2*2*3*4 each (summed over heads)
+    # B = 1, T = 2, S = 3, D = 4, H = 2, Dh = 2: Q and O projections 2*2*4*4 each, K and V
+    # 2*3*4*4 each; per head, scores and weighted sum 2*2*3*2 each
     forward, backward = bench.attention_flops(1, 2, 4, 2, s=3)
-    assert forward == 64 + 64 + 96 + 96 + 48 + 48
+    assert forward == 64 + 64 + 96 + 96 + 2 * (24 + 24)
     assert backward == 2 * forward
+    # H heads of width D / H cost what one head of width D costs
     assert bench.attention_flops(4, 512, 512, 8) == bench.attention_flops(4, 512, 512, 1)
     b, t, d = 4, 512, 512
     assert bench.attention_flops(b, t, d, 8)[0] == 8 * b * t * d ** 2 + 4 * b * t ** 2 * d
+    assert bench.head_product_flops(b, t, d) == 3 * 4 * b * t ** 2 * d
+    with pytest.raises(ValueError, match="n_heads = 3 must divide D = 8"):
+        bench.attention_flops(1, 2, 8, 3)
 
 
 def test_every_measurement_is_there(result):
@@ -36,24 +40,28 @@ def test_every_measurement_is_there(result):
         for mask in ("none", "causal"):
             for pass_name in ("forward", "forward+backward"):
                 assert ("core", dtype, mask, pass_name) in keys
-        assert ("core, matmuls only", dtype, "none", "forward+backward") in keys
-    # steps computes in float64 only
+        for impl in ("core, matmuls only", "head products, views", "head products, copies"):
+            assert (impl, dtype, "none", "forward+backward") in keys
+    # steps computes in float64 only, without a mask
     assert {r.dtype for r in result.rows if r.impl == "steps"} == {"float64"}
-    assert sum(r.impl == "steps" for r in result.rows) == 4
-    assert len(result.rows) == 4 + 1 + 4 + 4 + 1
+    assert sum(r.impl == "steps" for r in result.rows) == 2
+    assert len(result.rows) == 2 * (4 + 3) + 2
 
 
 def test_rows_are_consistent(result):
     assert set(result.matmul_rates) == set(result.matmul_runs) == {"float32", "float64"}
-    for name, (before, after) in result.matmul_runs.items():
-        assert result.matmul_rates[name] == max(before, after)
-    assert all(rate > 0 for rate in result.matmul_rates.values())
-    forward, backward = bench.attention_flops(*TINY[:3], TINY[3])
+    for name, by_size in result.matmul_runs.items():
+        assert list(by_size) == [TINY]
+        assert result.matmul_rates[name] > 0 and by_size[TINY] > 0
+    forward, backward = bench.attention_flops(*TINY)
     for r in result.rows:
         assert r.size == TINY
         assert 0 < r.best <= r.median
-        assert r.flops == (forward if r.pass_name == "forward" else forward + backward)
-        assert r.fraction == pytest.approx(r.rate / result.matmul_rates[r.dtype])
+        if r.impl.startswith("head products"):
+            assert r.flops == bench.head_product_flops(*TINY[:3])
+        else:
+            assert r.flops == (forward if r.pass_name == "forward" else forward + backward)
+        assert r.fraction == pytest.approx(r.rate / result.matmul_runs[r.dtype][r.size])
     assert result.seconds > 0
 
 
@@ -76,14 +84,48 @@ def test_verdict_line_names_the_target(result):
     assert "NOT met" in text
 
 
+def test_disagreeing_matmul_rates_are_flagged(result):
+    small, large = bench.SIZES
+
+    def runs(float32_rates):
+        return {"float32": dict(zip(bench.SIZES, float32_rates, strict=True)),
+                "float64": {small: 50e9, large: 50e9}}
+
+    steady = result._replace(matmul_runs=runs((100e9, 90e9)))
+    assert bench.rates_disagree(steady) == []
+    assert "WARNING" not in bench.format_result(steady)
+    busy = result._replace(matmul_runs=runs((100e9, 80e9)))
+    assert bench.rates_disagree(busy) == ["float32"]
+    assert "WARNING: the float32 matmul rates of different sizes differ by more than 15%" in (
+        bench.format_result(busy))
+
+
 def test_matmuls_only_computes_the_same_products(rng):
     # not the attention (no softmax), but the same shapes as core's forward and backward
     x = rng.normal(size=(2, 5, 6))
     params = core.multi_head.init_multi_head_params(6, rng=rng)
     out, cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
     assert out.shape == (10, 6)
-    dx, dw = bench.core_matmuls_only_backward(rng.normal(size=(2, 5, 6)), cache)
-    assert dx.shape == (10, 6) and dw.shape == (6, 18)
+    dx, (dw_q, dw_kv) = bench.core_matmuls_only_backward(rng.normal(size=(2, 5, 6)), cache)
+    assert dx.shape == (10, 6) and dw_q.shape == (6, 6) and dw_kv.shape == (6, 12)
+
+
+def test_head_products_on_views_and_copies_agree(rng):
+    b, t, h, d_head = 2, 5, 3, 4
+    y = rng.normal(size=(b, t, 3, h, d_head))
+    dheads = rng.normal(size=(b, h, t, d_head))
+    concat, dy = bench.head_products(y, dheads, contiguous=False)
+    concat_copies, dy_copies = bench.head_products(y, dheads, contiguous=True)
+    np.testing.assert_allclose(concat_copies, concat, rtol=1e-12)
+    np.testing.assert_allclose(dy_copies, dy, rtol=1e-12)
+    # by hand, head 1 of sequence 0
+    q, k, v = (y[0, :, i, 1] for i in range(3))
+    scores = q @ k.T
+    np.testing.assert_allclose(concat[0, :, 1], scores @ v, rtol=1e-12)
+    np.testing.assert_allclose(dy[0, :, 2, 1], scores.T @ dheads[0, 1], rtol=1e-12)   # dv
+    dscores = dheads[0, 1] @ v.T
+    np.testing.assert_allclose(dy[0, :, 0, 1], dscores @ k, rtol=1e-12)               # dq
+    np.testing.assert_allclose(dy[0, :, 1, 1], dscores.T @ q, rtol=1e-12)             # dk
 
 
 def test_cli_help_and_progress():
@@ -93,4 +135,5 @@ def test_cli_help_and_progress():
     out = io.StringIO()
     bench.run(sizes=(TINY,), steps_sizes=(), dtypes=(np.float32,), repeats=1,
               matmul_size=16, out=out)
-    assert out.getvalue().count("measured core float32") == 2
+    assert out.getvalue().count("measured float32 (2, 6, 12, 3)") == 1
+    assert "core mask=causal" in out.getvalue()

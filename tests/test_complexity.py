@@ -6,13 +6,13 @@ import pytest
 
 from attention_from_scratch.complexity import (
     attention_flops,
+    attention_peak_memory,
     attention_weights_bytes,
     best_times,
     loglog_slope,
     peak_memory,
     self_attention_flops,
     self_attention_runs,
-    time_call,
 )
 
 
@@ -81,19 +81,6 @@ def test_peak_memory_inside_an_outer_trace_leaves_it_running():
         tracemalloc.stop()
 
 
-def test_time_call_takes_the_best_run():
-    calls = []
-
-    def slow_first():
-        time.sleep(0.05 if not calls else 0.0)
-        calls.append(1)
-
-    assert time_call(slow_first, repeat=3) < 0.04
-    assert len(calls) == 3
-    with pytest.raises(ValueError, match="repeat must be at least 1"):
-        time_call(slow_first, repeat=0)
-
-
 def test_self_attention_runs_measure_the_three_parts(rng):
     runs = self_attention_runs(512, 16, rng=rng, block_size=64)
     assert set(runs) == {"projections", "attention", "flash attention"}
@@ -103,16 +90,51 @@ def test_self_attention_runs_measure_the_three_parts(rng):
     assert memory["projections"] < memory["flash attention"]
 
 
-def test_best_times_runs_each_function_every_round():
+def busy(seconds):
+    """Keep the processor busy (not asleep) for about ``seconds`` of CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_best_times_counts_cpu_time_not_sleep():
+    times = best_times([lambda: time.sleep(0.01), lambda: busy(0.01)], repeat=2,
+                       min_seconds=0.0)
+    # asleep, the process uses almost no processor time; busy, it uses all of it
+    assert times[0] < 0.002 < 0.008 < times[1]
+
+
+def test_best_times_takes_the_best_round_and_runs_each_every_round():
     calls = {"a": 0, "b": 0}
 
     def a():
         calls["a"] += 1
+        busy(0.02 if calls["a"] == 1 else 0.002)     # slow only in the first round
 
     def b():
         calls["b"] += 1
-        time.sleep(0.002)
+        busy(0.004)
 
-    times = best_times([a, b], repeat=3)
-    assert calls == {"a": 3, "b": 3}
-    assert times.shape == (2,) and times[0] < times[1]
+    times = best_times([a, b], repeat=3, min_seconds=0.0)
+    assert calls == {"a": 4, "b": 4}                  # one calibration call + 3 rounds
+    assert times.shape == (2,) and times[0] < times[1] < 0.006
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        best_times([a], repeat=0)
+
+
+def test_best_times_repeats_a_fast_call_to_fill_a_timing():
+    calls = []
+    times = best_times([lambda: calls.append(1)], repeat=2, min_seconds=0.005)
+    assert len(calls) > 10                 # far more than 1 + 2: each timing repeats the call
+    assert 0 < times[0] < 1e-4             # and reports the time of one call
+
+
+def test_attention_peak_memory_quadratic_against_linear(rng):
+    small = attention_peak_memory(512, 16, rng=rng, block_size=64)
+    large = attention_peak_memory(1024, 16, rng=rng, block_size=64)
+    assert set(small) == {"attention", "flash attention"}
+    # doubling T: the (T, T) weights make standard attention grow ~4x, flash ~2x
+    assert 3.5 < large["attention"] / small["attention"] < 4.5
+    assert 1.7 < large["flash attention"] / small["flash attention"] < 2.3
+    only = attention_peak_memory(256, 8, rng=rng, parts=("projections",))
+    assert set(only) == {"projections"}

@@ -53,6 +53,16 @@ def test_split_heads_rejects(capsys):
         ex.check_split_heads(front_axes)
 
 
+def test_split_heads_returning_a_list_gets_its_own_hint():
+    def list_of_heads(x, n_heads):       # steps' slices, not stacked
+        d_head = x.shape[-1] // n_heads
+        return [x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)]
+
+    with pytest.raises(AssertionError, match=r"return one array of shape \(\.\.\., H, T, "
+                                             r"Dh\), not a list of 2 heads; np.stack"):
+        ex.check_split_heads(list_of_heads)
+
+
 def test_merge_heads(capsys):
     for right in (my_merge_heads, steps.multi_head.merge_heads, core.multi_head.merge_heads):
         ex.check_merge_heads(right)
@@ -75,6 +85,11 @@ def test_merge_heads(capsys):
         ex.check_merge_heads(along_positions)
     with pytest.raises(AssertionError, match="count axes from the end"):
         ex.check_merge_heads(front_axes)
+    with pytest.raises(AssertionError, match=r"list\(heads\) runs over the first axis"):
+        ex.check_merge_heads(lambda heads: np.concatenate(list(heads), axis=-1))
+    with pytest.raises(AssertionError, match="swapped the last two axes"):
+        ex.check_merge_heads(lambda heads: np.swapaxes(heads, -1, -2).reshape(
+            *heads.shape[:-3], heads.shape[-2], -1))
 
 
 def test_output_projection_backward(capsys):
@@ -146,5 +161,13 @@ def test_multi_head_cost(capsys):
     with pytest.raises(AssertionError, match="one head of width D"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (
             mine(b, t, s, d, h)[0], 4 * b * t * d * d + 4 * b * s * d * d + h * 4 * b * t * s * d))
-    with pytest.raises(AssertionError, match="multi-head cost"):
+    with pytest.raises(AssertionError, match="the FLOPs grow with b"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: mine(1, t, s, d, h))
+    with pytest.raises(AssertionError, match=r"computed in every head: H heads"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (
+            mine(b, t, s, d, h)[0],
+            4 * b * t * d * d + 4 * b * s * d * d + 4 * b * t * s * (d // h)))
+    # a wrong answer that is no planted mistake: the message names the case's numbers
+    with pytest.raises(AssertionError, match=r"output 1 is wrong on case 1 \(arguments b=3, "
+                                             r"t=4, s=5, d=12, n_heads=2\)"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (4 * d * d + 4 * d, 0))

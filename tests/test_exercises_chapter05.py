@@ -1,5 +1,7 @@
 """Chapter 5's checkers accept the right answers and reject planted wrong ones."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,40 @@ def test_sinusoidal_encoding(capsys):
     with pytest.raises(AssertionError, match="positions start at 0"):
         ex.check_sinusoidal_encoding(lambda t, d: written_out(t + 1, d)[1:])
 
+    def column_loop(t, d):          # the loop steps over columns, then doubles i again
+        pe = np.zeros((t, d))
+        for p in range(t):
+            for i in range(0, d, 2):
+                pe[p, i] = np.sin(p / 10000 ** (2 * i / d))
+                pe[p, i + 1] = np.cos(p / 10000 ** (2 * i / d))
+        return pe
+
+    def d_minus_one(t, d):
+        omega = 10000.0 ** (-np.arange(0, d, 2) / (d - 1))
+        angles = np.arange(t)[:, None] * omega
+        return np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(t, d)
+
+    with pytest.raises(AssertionError, match=r"`for i in range\(0, d, 2\)`, i is already "
+                                             "the column 2i"):
+        ex.check_sinusoidal_encoding(column_loop)
+    with pytest.raises(AssertionError, match=r"not 2i / \(D - 1\)"):
+        ex.check_sinusoidal_encoding(d_minus_one)
+
+
+def test_sinusoidal_encoding_as_a_list(capsys):
+    def as_rows(t, d):              # a list of rows, built with math: accepted
+        return [[math.sin(p / 10000 ** (i / d)) if i % 2 == 0
+                 else math.cos(p / 10000 ** ((i - 1) / d)) for i in range(d)]
+                for p in range(t)]
+
+    ex.check_sinusoidal_encoding(as_rows)
+    assert "✓ sinusoidal encoding" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"return one array of shape \(T, D\); "
+                                             "got a list"):
+        ex.check_sinusoidal_encoding(lambda t, d: [np.zeros(d)] * (t - 1) + [np.zeros(d + 1)])
+    with pytest.raises(AssertionError, match=r"output 0 has shape \(4, 3\), expected \(3, 4\)"):
+        ex.check_sinusoidal_encoding(lambda t, d: np.array(as_rows(t, d)).T)
+
 
 def test_layer_norm_backward(capsys):
     def closed_form(dout, x, gamma, eps):
@@ -75,6 +111,34 @@ def test_layer_norm_backward(capsys):
         ex.check_layer_norm_backward(averaged)
 
 
+def layer_norm_variant(*, sign=-1.0, reduce=np.mean, ddof=0, dgamma_with_x_hat=True):
+    """A learner's closed form with one of the common slips switched on."""
+    def backward(dout, x, gamma, eps):
+        mean = x.mean(-1, keepdims=True)
+        rstd = 1 / np.sqrt(x.var(-1, ddof=ddof, keepdims=True) + eps)
+        x_hat = (x - mean) * rstd
+        dx_hat = dout * gamma
+        dx = rstd * (dx_hat - reduce(dx_hat, axis=-1, keepdims=True)
+                     + sign * x_hat * reduce(dx_hat * x_hat, axis=-1, keepdims=True))
+        axes = tuple(range(x.ndim - 1))
+        dgamma = (dout * x_hat if dgamma_with_x_hat else dout).sum(axis=axes)
+        return dx, dgamma, dout.sum(axis=axes)
+    return backward
+
+
+def test_layer_norm_backward_more_planted_mistakes(capsys):
+    ex.check_layer_norm_backward(layer_norm_variant())
+    assert "✓ layer norm backward" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="the variance's term has the wrong sign"):
+        ex.check_layer_norm_backward(layer_norm_variant(sign=+1.0))
+    with pytest.raises(AssertionError, match="bring means, not sums"):
+        ex.check_layer_norm_backward(layer_norm_variant(reduce=np.sum))
+    with pytest.raises(AssertionError, match=r"biased variance.*ddof=1"):
+        ex.check_layer_norm_backward(layer_norm_variant(ddof=1))
+    with pytest.raises(AssertionError, match=r"dgamma sums dout \* x_hat"):
+        ex.check_layer_norm_backward(layer_norm_variant(dgamma_with_x_hat=False))
+
+
 def test_cross_attention(capsys):
     def right(h, memory, params, memory_lengths, n_heads):
         mask = padding_mask(memory_lengths, memory.shape[1])
@@ -101,6 +165,38 @@ def test_cross_attention(capsys):
         ex.check_cross_attention(swapped)
     with pytest.raises(AssertionError, match="cross-attention is not causal"):
         ex.check_cross_attention(causal)
+
+
+def test_cross_attention_more_planted_mistakes():
+    def inverted(h, memory, params, memory_lengths, n_heads):    # PyTorch's habit
+        key_padding_mask = ~padding_mask(memory_lengths, memory.shape[1])
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads,
+                                            mask=key_padding_mask)[0]
+
+    def with_cache(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, memory.shape[1])
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
+
+    def swapped_masked(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, memory.shape[1])
+        return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
+
+    with pytest.raises(AssertionError, match=r"the mask is inverted.*\(Chapter 3\).*PyTorch"):
+        ex.check_cross_attention(inverted)
+    with pytest.raises(AssertionError, match=r"return only the output.*\(out, cache\)"):
+        ex.check_cross_attention(with_cache)
+    with pytest.raises(AssertionError, match="queries come from the decoder"):
+        ex.check_cross_attention(swapped_masked)
+
+
+def test_cross_attention_wrong_mask_length_reported_with_its_case():
+    # a padding mask over the wrong axis runs while T = S, then fails clearly
+    def wrong_axis(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, h.shape[1])
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+    with pytest.raises(AssertionError, match="raised ValueError on case 2"):
+        ex.check_cross_attention(wrong_axis)
 
 
 @pytest.mark.parametrize("check", [ex.check_sinusoidal_encoding, ex.check_layer_norm_backward,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch.exercises import chapter06 as ex
+from attention_from_scratch.masks import sliding_window_mask
 
 
 def test_attention_flops(capsys):
@@ -16,6 +17,10 @@ def test_attention_flops(capsys):
         ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * t * t * (d_k + d_v))
     with pytest.raises(AssertionError, match="second product"):
         ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * t * s * d_k)
+    with pytest.raises(AssertionError, match="need not equal Dk"):
+        ex.check_attention_flops(lambda t, s, d_k, d_v: 4 * t * s * d_k)
+    with pytest.raises(AssertionError, match="leave the softmax out"):
+        ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * t * s * (d_k + d_v) + t * s)
     with pytest.raises(AssertionError, match="attention FLOPs: output 0 is wrong"):
         ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * t * s * d_k * d_v)
 
@@ -51,12 +56,27 @@ def test_online_softmax_update(capsys):
         m = scores.max(axis=1)
         return m, row_sum * np.exp(row_max - m) + np.exp(scores - m[:, None]).sum(axis=1)
 
+    def block_terms_old_max(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        rescale = np.exp(row_max - new_max)
+        return new_max, row_sum * rescale + np.exp(scores - row_max[:, None]).sum(axis=1)
+
+    def max_not_updated(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        new_sum = row_sum * np.exp(row_max - new_max) + np.exp(
+            scores - new_max[:, None]).sum(axis=1)
+        return row_max, new_sum
+
     with pytest.raises(AssertionError, match="multiply it by exp"):
         ex.check_online_softmax_update(without_rescale)
     with pytest.raises(AssertionError, match="at most 1; you have its inverse"):
         ex.check_online_softmax_update(upside_down)
     with pytest.raises(AssertionError, match="not the block's alone"):
         ex.check_online_softmax_update(block_max)
+    with pytest.raises(AssertionError, match=r"relative to the new maximum, exp\(scores"):
+        ex.check_online_softmax_update(block_terms_old_max)
+    with pytest.raises(AssertionError, match="return the updated maximum"):
+        ex.check_online_softmax_update(max_not_updated)
     with pytest.raises(AssertionError, match="output 1 is wrong on case 4"):
         ex.check_online_softmax_update(first_block_nan)
 
@@ -71,8 +91,13 @@ def test_the_update_reproduces_the_log_sum_exp():
                                np.log(np.exp(scores).sum(axis=1)), rtol=1e-12)
 
 
+def by_comparisons(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return (j <= i) & (j > i - window)
+
+
 def test_sliding_window_mask(capsys):
-    ex.check_sliding_window_mask(ex.sliding_window_mask_reference)
+    ex.check_sliding_window_mask(by_comparisons)
 
     def with_tril(t, window):
         return np.tril(np.ones((t, t), dtype=bool)) & ~np.tril(np.ones((t, t), dtype=bool),
@@ -88,18 +113,45 @@ def test_sliding_window_mask(capsys):
         ex.check_sliding_window_mask(
             lambda t, w: np.abs(np.arange(t)[:, None] - np.arange(t)) < w)
     with pytest.raises(AssertionError, match="transpose"):
-        ex.check_sliding_window_mask(lambda t, w: ex.sliding_window_mask_reference(t, w).T)
+        ex.check_sliding_window_mask(lambda t, w: by_comparisons(t, w).T)
+
+
+@pytest.mark.parametrize("dtype", [int, float, np.uint8])
+def test_sliding_window_mask_must_be_boolean(dtype):
+    with pytest.raises(AssertionError, match=f"return a boolean array.*got dtype "
+                                             f"{np.dtype(dtype)}"):
+        ex.check_sliding_window_mask(lambda t, w: by_comparisons(t, w).astype(dtype))
+
+
+def test_sliding_window_mask_refuses_the_package():
+    with pytest.raises(AssertionError, match="without the package's sliding_window_mask"):
+        ex.check_sliding_window_mask(ex.sliding_window_mask_reference)
+    with pytest.raises(AssertionError, match="without the package's"):
+        ex.check_sliding_window_mask(lambda t, w: sliding_window_mask(t, w))
+
+    def via_causal(t, window):
+        from attention_from_scratch.masks import causal_mask
+        return causal_mask(t) & ~causal_mask(t - window, t)   # imported here: still seen
+
+    with pytest.raises(AssertionError, match="without the package's"):
+        ex.check_sliding_window_mask(via_causal)
+
+    def mentions_it(t, window):
+        """Not sliding_window_mask: comparisons."""
+        return by_comparisons(t, window)    # a comment naming causal_mask is fine
+
+    ex.check_sliding_window_mask(mentions_it)
 
 
 def test_linear_attention(capsys):
     ex.check_linear_attention(ex.linear_attention)
-    assert "✓ linear attention" in capsys.readouterr().out
 
-    def quadratic(q_feat, k_feat, v):    # right answer, the O(T S) way
-        weights = q_feat @ k_feat.T
-        return weights / weights.sum(axis=1, keepdims=True) @ v
+    def outer_products(q_feat, k_feat, v):   # right and linear, by (S, M, Dv) outer products
+        kv = (k_feat[:, :, None] * v[:, None, :]).sum(axis=0)
+        return q_feat @ kv / (q_feat @ k_feat.sum(axis=0))[:, None]
 
-    ex.check_linear_attention(quadratic)
+    ex.check_linear_attention(outer_products)
+    assert capsys.readouterr().out.count("✓ linear attention") == 2
     with pytest.raises(AssertionError, match="must sum to 1"):
         ex.check_linear_attention(lambda q, k, v: q @ (k.T @ v))
     with pytest.raises(AssertionError, match="its own sum"):
@@ -110,3 +162,27 @@ def test_linear_attention(capsys):
             w = np.exp(s - s.max(axis=1, keepdims=True))
             return w / w.sum(axis=1, keepdims=True) @ v
         ex.check_linear_attention(softmaxed)
+
+
+def test_linear_attention_refuses_the_quadratic_way():
+    def quadratic(q_feat, k_feat, v):    # right numbers, through a (T, S) array
+        weights = q_feat @ k_feat.T
+        return weights / weights.sum(axis=1, keepdims=True) @ v
+
+    def rows_in_a_list(q_feat, k_feat, v):   # no (T, S) array, but T rows of S: as much
+        weights = [q_i @ k_feat.T for q_i in q_feat]
+        return np.stack([w @ v / w.sum() for w in weights])
+
+    with pytest.raises(AssertionError, match=r"as much as a \(T, S\) array: multiply "
+                                             r"phi\(K\)\^T V first"):
+        ex.check_linear_attention(quadratic)
+    with pytest.raises(AssertionError, match=r"as much as a \(T, S\) array"):
+        ex.check_linear_attention(rows_in_a_list)
+
+
+def test_linear_attention_not_attempted(capsys):
+    def stub(q_feat, k_feat, v):
+        raise NotImplementedError
+
+    ex.check_linear_attention(stub)
+    assert "not attempted yet" in capsys.readouterr().out

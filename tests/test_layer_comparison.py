@@ -9,6 +9,7 @@ from attention_from_scratch.layer_comparison import (
     predicted_layers_to_connect,
     reach,
     recurrent_steps,
+    sequential_rounds,
 )
 
 
@@ -59,6 +60,24 @@ def test_recurrent_steps_count_the_recurrence():
     np.testing.assert_array_equal(recurrent_steps(6, decay=0.8), [5, 4, 3, 2, 1, 0])
     with pytest.raises(ValueError, match="decay must lie in"):
         recurrent_steps(4, decay=1.5)
+
+
+@pytest.mark.parametrize("t", [1, 5, 12])
+def test_sequential_rounds_match_table_1(t):
+    for kind in LAYER_KINDS:
+        rounds, _ = sequential_rounds(kind, t, width=3)
+        # one round per position for the recurrence: h_0 already needs one
+        assert rounds == (t if kind == "recurrent" else 1), kind
+
+
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+def test_sequential_rounds_compute_what_the_layer_computes(kind):
+    rounds, outputs = sequential_rounds(kind, 7, width=2, d=3, seed=4)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(7, 3))                    # the same draws, in the same order
+    forward, _ = make_layer(kind, 3, rng=rng, width=2)
+    np.testing.assert_allclose(outputs, forward(x)[0], rtol=1e-12, atol=1e-12)
+    assert not np.isnan(outputs).any() and rounds >= 1
 
 
 def test_layer_flops():

@@ -84,51 +84,76 @@ def test_the_backward_of_split_is_merge(impl, rng):
         impl.multi_head.split_heads_backward(dout[..., :2], cache)
 
 
-def wrong_split_heads(x, n_heads):
-    """The classic bug: reshape (B, T, D) straight to (B, H, T, Dh)."""
+def straight_split(x, n_heads):
+    """The classic bug: reshape (..., T, D) straight to (..., H, T, Dh)."""
     *lead, t, d = x.shape
     return x.reshape(*lead, n_heads, t, d // n_heads)
 
 
-def rows_touched_by_one_position(split, x, n_heads, position):
-    """Which (head, row) entries of split(x) change when one position of x changes."""
-    bumped = x.copy()
-    bumped[..., position, :] += 1.0
-    changed = np.any(split(bumped, n_heads) != split(x, n_heads), axis=-1)   # (..., H, T)
-    return np.argwhere(changed)
+def straight_merge(heads):
+    """Its partner: reshape (..., H, T, Dh) straight back to (..., T, D)."""
+    *lead, h, t, d_head = heads.shape
+    return heads.reshape(*lead, t, h * d_head)
 
 
-def test_wrong_reshape_gives_different_heads(impl, rng):
-    x = rng.normal(size=(2, 3, 4))                          # B = 2, T = 3, D = 4
-    right = impl.multi_head.split_heads(x, 2)               # (2, 2, 3, 2)
-    wrong = wrong_split_heads(x, 2)                         # same shape ...
-    assert wrong.shape == right.shape
-    assert not np.allclose(wrong, right)                    # ... different numbers
-    # the right split: position 1 is row 1 of every head and nothing else
-    touched = rows_touched_by_one_position(impl.multi_head.split_heads, x[0], 2, 1)
-    assert touched.tolist() == [[0, 1], [1, 1]]
-    # the wrong one mixes positions: position 1 lands in rows 1 and 2 of head 0
-    touched = rows_touched_by_one_position(wrong_split_heads, x[0], 2, 1)
-    assert touched.tolist() != [[0, 1], [1, 1]]
+def causal_layer(x, params, split, merge, n_heads):
+    """Causal multi-head self-attention built with the given split and merge."""
+    q, k, v = (split(x @ params[w] + params[b], n_heads)
+               for w, b in (("w_q", "b_q"), ("w_k", "b_k"), ("w_v", "b_v")))
+    heads, _ = core.attention.attention_forward(q, k, v, mask=causal_mask(x.shape[-2]))
+    return merge(heads) @ params["w_o"] + params["b_o"]
 
 
-def test_wrong_reshape_breaks_causality(rng):
-    # with the wrong split, a causal mask no longer stops a query seeing the future
-    x, _, params = make_inputs(rng, (1,), 4, 4, 6, 2)
-    mask = causal_mask(4)
+def test_split_heads_passes_the_one_token_test(impl, rng):
+    # B = 4, T = 5, D = 6, H = 2, Dh = 3: position t is row t of every head, nothing else
+    x = rng.normal(size=(4, 5, 6))
+    for t in range(5):
+        assert impl.multi_head.rows_fed_by(impl.multi_head.split_heads, x, t, 2) == [
+            (0, t), (1, t)]
 
-    def first_output(x, split):
-        q, k, v = (split(x @ params[w] + params[b], 2) for w, b in
-                   (("w_q", "b_q"), ("w_k", "b_k"), ("w_v", "b_v")))
-        out, _ = core.attention.attention_forward(q, k, v, mask=mask)
-        return out[..., 0, :]                                # what query 0's heads read
 
+def test_the_one_token_test_catches_a_straight_reshape(rng):
+    x = rng.normal(size=(4, 5, 6))
+    right = core.multi_head.split_heads(x, 2)
+    assert straight_split(x, 2).shape == right.shape          # same shape ...
+    assert not np.allclose(straight_split(x, 2), right)       # ... different numbers
+    # position 2 is the flat numbers 12 .. 17: row 4 of "head 0" and row 0 of "head 1"
+    assert steps.multi_head.rows_fed_by(straight_split, x, 2, 2) == [(0, 4), (1, 0)]
+
+
+def test_a_straight_reshape_both_ways_stays_causal_and_passes_finite_differences(rng):
+    # the usual form of the bug: split AND merge by straight reshapes
+    x, _, params = make_inputs(rng, (4,), 5, 5, 6, 2)
     future = x.copy()
-    future[:, 1:] += 1.0                                     # change every later token
-    right = core.multi_head.split_heads
-    np.testing.assert_array_equal(first_output(future, right), first_output(x, right))
-    assert not np.allclose(first_output(future, wrong_split_heads),
-                           first_output(x, wrong_split_heads))
+    future[:, 3:] += 1.0                                       # change positions 3 and 4
+    wrong = causal_layer(x, params, straight_split, straight_merge, 2)
+    np.testing.assert_allclose(causal_layer(future, params, straight_split, straight_merge, 2)
+                               [:, :3], wrong[:, :3], rtol=1e-12, atol=1e-14)
+    # so the causality test does not catch it, nor does the round trip ...
+    np.testing.assert_array_equal(straight_merge(straight_split(x, 2)), x)
+    # ... nor finite differences: the straight merge is the exact backward of the split
+    assert_gradients_correct(lambda a, *, n_heads: (straight_split(a, n_heads), None),
+                             lambda dout, _: straight_merge(dout), (x,),
+                             kwargs={"n_heads": 2}, rng=rng)
+    # what does catch it: the per-head reference (multi-head attention) ...
+    right, _ = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=2,
+                                                                 mask=causal_mask(5))
+    np.testing.assert_allclose(causal_layer(x, params, core.multi_head.split_heads,
+                                            core.multi_head.merge_heads, 2), right,
+                               rtol=1e-12, atol=1e-14)
+    assert not np.allclose(wrong, right)
+    # ... and the one-token test
+    assert steps.multi_head.rows_fed_by(straight_split, x, 1, 2) != [(0, 1), (1, 1)]
+
+
+def test_a_straight_split_with_a_right_merge_leaks_the_future(rng):
+    # row 0 of head 1 is made of position 2; the right merge puts it at position 0
+    x, _, params = make_inputs(rng, (4,), 5, 5, 6, 2)
+    future = x.copy()
+    future[:, 1:] += 1.0                                       # change every later position
+    merge = core.multi_head.merge_heads
+    first = causal_layer(x, params, straight_split, merge, 2)[:, 0]
+    assert not np.allclose(causal_layer(future, params, straight_split, merge, 2)[:, 0], first)
 
 
 def test_split_rejects_bad_input(impl):
@@ -136,7 +161,7 @@ def test_split_rejects_bad_input(impl):
         impl.multi_head.split_heads(np.ones((2, 8)), 3)
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., T, D\), got shape \(8,\)"):
         impl.multi_head.split_heads(np.ones(8), 2)
-    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., H, T, Dh\)"):
+    with pytest.raises(ValueError, match=r"heads must have shape \(\.\.\., H, T, Dh\)"):
         impl.multi_head.merge_heads(np.ones((3, 2)))
 
 
@@ -424,3 +449,54 @@ def test_parameter_count_does_not_depend_on_heads(impl, rng):
             for h in (1, 2, 3, 4, 6, 12)]                    # same params, any H dividing D
     assert all(o.shape == x.shape for o in outs)
     assert not np.allclose(outs[0], outs[1])                 # but different functions
+
+
+def test_either_backward_accepts_either_forwards_cache(impl, rng):
+    mh = impl.multi_head
+    x, _, params = make_inputs(rng, (4,), 5, 5, 6, 2)
+    dout = rng.normal(size=x.shape)
+    _, self_cache = mh.self_multi_head_attention_forward(x, params, n_heads=2)
+    _, cross_cache = mh.multi_head_attention_forward(x, x.copy(), params, n_heads=2)
+    dx, dparams = mh.self_multi_head_attention_backward(dout, self_cache)
+    # a self-attention cache is a cross-attention cache with x_q = x_kv ...
+    dx_q, dx_kv, dparams_cross = mh.multi_head_attention_backward(dout, self_cache)
+    np.testing.assert_allclose(dx_q + dx_kv, dx, rtol=1e-12, atol=1e-14)
+    assert not np.allclose(dx_q, dx)
+    # ... and a cross-attention cache with equal inputs is a self-attention cache
+    dx_again, dparams_again = mh.self_multi_head_attention_backward(dout, cross_cache)
+    np.testing.assert_allclose(dx_again, dx, rtol=1e-12, atol=1e-14)
+    for key in KEYS:
+        np.testing.assert_allclose(dparams_cross[key], dparams[key], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dparams_again[key], dparams[key], rtol=1e-12, atol=1e-14)
+
+
+def test_self_backward_rejects_a_cross_attention_cache(impl, rng):
+    mh = impl.multi_head
+    x_q, x_kv, params = make_inputs(rng, (4,), 3, 5, 6, 2)
+    _, cache = mh.multi_head_attention_forward(x_q, x_kv, params, n_heads=2)
+    with pytest.raises(ValueError, match=r"needs the cache of a self-attention forward .*"
+                                         r"x_q of shape \(4, 3, 6\) and x_kv of shape "
+                                         r"\(4, 5, 6\): use multi_head_attention_backward"):
+        mh.self_multi_head_attention_backward(rng.normal(size=x_q.shape), cache)
+    _, cache = mh.multi_head_attention_forward(x_q, x_q + 1.0, params, n_heads=2)
+    with pytest.raises(ValueError, match="with different values"):
+        mh.self_multi_head_attention_backward(rng.normal(size=x_q.shape), cache)
+
+
+def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
+    # B = H = 2 on purpose: the one case where an (H, T, S) mask is not refused
+    x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 2)
+    per_head = rng.random((2, 3, 4)) < 0.6
+    per_head[..., 0] = True                                   # every query sees key 0
+    fwd = impl.multi_head.multi_head_attention_forward
+    _, as_heads = fwd(x_q, x_kv, params, n_heads=2, mask=per_head[None])   # (1, H, T, S)
+    _, as_sequences = fwd(x_q, x_kv, params, n_heads=2, mask=per_head)     # read (B, T, S)
+    for b in range(2):
+        for h in range(2):
+            assert np.all(as_heads.weights[b, h][~per_head[h]] == 0.0)
+            assert np.all(as_sequences.weights[b, h][~per_head[b]] == 0.0)
+    x_q3, x_kv3, _ = make_inputs(rng, (3,), 3, 4, 6, 2)      # B = 3 != H: refused
+    with pytest.raises(ValueError, match=r"mask must broadcast .*got shape \(2, 3, 4\)"):
+        fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head)
+    _, cache = fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head[None])
+    assert np.all(cache.weights[2, 1][~per_head[1]] == 0.0)

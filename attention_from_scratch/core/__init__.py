@@ -16,6 +16,7 @@ from . import (
     performer,
     positional_encoding,
     recurrent,
+    residual,
     self_attention,
     softmax,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "performer",
     "positional_encoding",
     "recurrent",
+    "residual",
     "self_attention",
     "softmax",
 ]

@@ -2,7 +2,11 @@
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_decoder_inputs,
+    check_params,
+)
 from attention_from_scratch.block_params import (
     DECODER_LAYOUTS,
     check_norm,
@@ -15,7 +19,6 @@ from attention_from_scratch.core.feed_forward import (
     feed_forward_forward,
     init_feed_forward_params,
 )
-from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
 from attention_from_scratch.core.multi_head import (
     init_multi_head_params,
     multi_head_attention_backward,
@@ -23,17 +26,18 @@ from attention_from_scratch.core.multi_head import (
     self_multi_head_attention_backward,
     self_multi_head_attention_forward,
 )
+from attention_from_scratch.core.residual import (
+    ResidualCache,
+    residual_backward,
+    residual_forward,
+)
 from attention_from_scratch.steps.decoder import decoder_self_mask
 
 
 class DecoderBlockCache(NamedTuple):
-    self_attn: tuple
-    ln1: tuple
-    cross_attn: tuple
-    ln2: tuple
-    ffn: tuple
-    ln3: tuple
-    norm: str
+    self_attn: ResidualCache
+    cross_attn: ResidualCache
+    ffn: ResidualCache
 
 
 def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_mask=None,
@@ -52,67 +56,42 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     """
     y = as_float_array("y", y)
     memory = as_float_array("memory", memory, dtype=y.dtype)
-    check_ndim("y", y, 2, "(..., T, D)")
-    check_ndim("memory", memory, 2, "(..., S, D)")
-    if memory.shape[:-2] != y.shape[:-2] or memory.shape[-1] != y.shape[-1]:
-        raise ValueError(f"memory must have shape (..., S, D) = {y.shape[:-2] + ('S',)} + "
-                         f"({y.shape[-1]},) to match y of shape {y.shape}, "
-                         f"got shape {memory.shape}")
+    check_decoder_inputs(y, memory)
     check_norm(norm)
     params = check_params("params", params, DECODER_LAYOUTS, sizes={"D": y.shape[-1]},
                           dtype=y.dtype)
     p = {name: sub_params(params, name)
          for name in ("self_attn", "ln1", "cross_attn", "ln2", "ffn", "ln3")}
     mask = decoder_self_mask(y.shape[-2], self_mask)
-    if norm == "post":
-        a, sa_cache = self_multi_head_attention_forward(y, p["self_attn"], n_heads=n_heads,
-                                                        mask=mask)             # (..., T, D)
-        h1, ln1_cache = layer_norm_forward(y + a, **p["ln1"])
-        c, ca_cache = multi_head_attention_forward(h1, memory, p["cross_attn"],
-                                                   n_heads=n_heads, mask=memory_mask)
-        h2, ln2_cache = layer_norm_forward(h1 + c, **p["ln2"])
-        f, ffn_cache = feed_forward_forward(h2, p["ffn"], activation=activation)
-        out, ln3_cache = layer_norm_forward(h2 + f, **p["ln3"])
-    else:
-        n1, ln1_cache = layer_norm_forward(y, **p["ln1"])
-        a, sa_cache = self_multi_head_attention_forward(n1, p["self_attn"], n_heads=n_heads,
-                                                        mask=mask)
-        h1 = y + a
-        n2, ln2_cache = layer_norm_forward(h1, **p["ln2"])
-        c, ca_cache = multi_head_attention_forward(n2, memory, p["cross_attn"],
-                                                   n_heads=n_heads, mask=memory_mask)
-        h2 = h1 + c
-        n3, ln3_cache = layer_norm_forward(h2, **p["ln3"])
-        f, ffn_cache = feed_forward_forward(n3, p["ffn"], activation=activation)
-        out = h2 + f
-    return out, DecoderBlockCache(sa_cache, ln1_cache, ca_cache, ln2_cache, ffn_cache,
-                                  ln3_cache, norm)
+
+    def self_attention(u):
+        return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)
+
+    def cross_attention(u):
+        return multi_head_attention_forward(u, memory, p["cross_attn"], n_heads=n_heads,
+                                            mask=memory_mask)
+
+    def feed_forward(u):
+        return feed_forward_forward(u, p["ffn"], activation=activation)
+
+    h1, sa_cache = residual_forward(y, p["ln1"]["gamma"], p["ln1"]["beta"],
+                                    sublayer=self_attention, norm=norm)       # (..., T, D)
+    h2, ca_cache = residual_forward(h1, p["ln2"]["gamma"], p["ln2"]["beta"],
+                                    sublayer=cross_attention, norm=norm)      # (..., T, D)
+    out, ffn_cache = residual_forward(h2, p["ln3"]["gamma"], p["ln3"]["beta"],
+                                      sublayer=feed_forward, norm=norm)       # (..., T, D)
+    return out, DecoderBlockCache(sa_cache, ca_cache, ffn_cache)
 
 
 def decoder_block_backward(dout, cache):
     """Gradients ``(dy, dmemory, dparams)`` of ``decoder_block_forward``."""
-    dout = as_float_array("dout", dout, dtype=cache.ln1.x_hat.dtype)
     grads = {}
-    if cache.norm == "post":
-        dsum3, grads["ln3.gamma"], grads["ln3.beta"] = layer_norm_backward(dout, cache.ln3)
-        dh2_ffn, dffn = feed_forward_backward(dsum3, cache.ffn)
-        dh2 = dsum3 + dh2_ffn                        # residual around the FFN
-        dsum2, grads["ln2.gamma"], grads["ln2.beta"] = layer_norm_backward(dh2, cache.ln2)
-        dh1_cross, dmemory, dcross = multi_head_attention_backward(dsum2, cache.cross_attn)
-        dh1 = dsum2 + dh1_cross                      # residual around cross-attention
-        dsum1, grads["ln1.gamma"], grads["ln1.beta"] = layer_norm_backward(dh1, cache.ln1)
-        dy_attn, dself = self_multi_head_attention_backward(dsum1, cache.self_attn)
-        dy = dsum1 + dy_attn                         # residual around self-attention
-    else:
-        dn3, dffn = feed_forward_backward(dout, cache.ffn)
-        dh2_norm, grads["ln3.gamma"], grads["ln3.beta"] = layer_norm_backward(dn3, cache.ln3)
-        dh2 = dout + dh2_norm
-        dn2, dmemory, dcross = multi_head_attention_backward(dh2, cache.cross_attn)
-        dh1_norm, grads["ln2.gamma"], grads["ln2.beta"] = layer_norm_backward(dn2, cache.ln2)
-        dh1 = dh2 + dh1_norm
-        dn1, dself = self_multi_head_attention_backward(dh1, cache.self_attn)
-        dy_norm, grads["ln1.gamma"], grads["ln1.beta"] = layer_norm_backward(dn1, cache.ln1)
-        dy = dh1 + dy_norm
+    dh2, grads["ln3.gamma"], grads["ln3.beta"], (dffn,) = residual_backward(
+        dout, cache.ffn, sublayer_backward=feed_forward_backward)
+    dh1, grads["ln2.gamma"], grads["ln2.beta"], (dmemory, dcross) = residual_backward(
+        dh2, cache.cross_attn, sublayer_backward=multi_head_attention_backward)
+    dy, grads["ln1.gamma"], grads["ln1.beta"], (dself,) = residual_backward(
+        dh1, cache.self_attn, sublayer_backward=self_multi_head_attention_backward)
     grads.update({**with_prefix("self_attn", dself), **with_prefix("cross_attn", dcross),
                   **with_prefix("ffn", dffn)})
     return dy, dmemory, grads

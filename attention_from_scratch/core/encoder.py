@@ -15,29 +15,25 @@ from attention_from_scratch.block_params import (
     with_prefix,
 )
 from attention_from_scratch.core.feed_forward import (
-    FeedForwardCache,
     feed_forward_backward,
     feed_forward_forward,
     init_feed_forward_params,
-)
-from attention_from_scratch.core.layer_norm import (
-    LayerNormCache,
-    layer_norm_backward,
-    layer_norm_forward,
 )
 from attention_from_scratch.core.multi_head import (
     init_multi_head_params,
     self_multi_head_attention_backward,
     self_multi_head_attention_forward,
 )
+from attention_from_scratch.core.residual import (
+    ResidualCache,
+    residual_backward,
+    residual_forward,
+)
 
 
 class EncoderBlockCache(NamedTuple):
-    attn: tuple
-    ln1: LayerNormCache
-    ffn: FeedForwardCache
-    ln2: LayerNormCache
-    norm: str
+    attn: ResidualCache
+    ffn: ResidualCache
 
 
 def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activation="relu"):
@@ -59,40 +55,26 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     params = check_params("params", params, ENCODER_LAYOUTS, sizes={"D": x.shape[-1]},
                           dtype=x.dtype)
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
-    if norm == "post":
-        a, attn_cache = self_multi_head_attention_forward(x, attn, n_heads=n_heads,
-                                                          mask=mask)             # (..., T, D)
-        h, ln1_cache = layer_norm_forward(x + a, ln1["gamma"], ln1["beta"])
-        f, ffn_cache = feed_forward_forward(h, ffn, activation=activation)
-        out, ln2_cache = layer_norm_forward(h + f, ln2["gamma"], ln2["beta"])
-    else:
-        n1, ln1_cache = layer_norm_forward(x, ln1["gamma"], ln1["beta"])
-        a, attn_cache = self_multi_head_attention_forward(n1, attn, n_heads=n_heads,
-                                                          mask=mask)
-        h = x + a
-        n2, ln2_cache = layer_norm_forward(h, ln2["gamma"], ln2["beta"])
-        f, ffn_cache = feed_forward_forward(n2, ffn, activation=activation)
-        out = h + f
-    return out, EncoderBlockCache(attn_cache, ln1_cache, ffn_cache, ln2_cache, norm)
+
+    def self_attention(u):
+        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask)
+
+    def feed_forward(u):
+        return feed_forward_forward(u, ffn, activation=activation)
+
+    h, attn_cache = residual_forward(x, ln1["gamma"], ln1["beta"], sublayer=self_attention,
+                                     norm=norm)                                # (..., T, D)
+    out, ffn_cache = residual_forward(h, ln2["gamma"], ln2["beta"], sublayer=feed_forward,
+                                      norm=norm)                               # (..., T, D)
+    return out, EncoderBlockCache(attn_cache, ffn_cache)
 
 
 def encoder_block_backward(dout, cache):
     """Gradients ``(dx, dparams)`` of ``encoder_block_forward``."""
-    dout = as_float_array("dout", dout, dtype=cache.ln1.x_hat.dtype)
-    if cache.norm == "post":
-        dsum2, dgamma2, dbeta2 = layer_norm_backward(dout, cache.ln2)
-        dh_ffn, dffn = feed_forward_backward(dsum2, cache.ffn)
-        dh = dsum2 + dh_ffn                          # residual
-        dsum1, dgamma1, dbeta1 = layer_norm_backward(dh, cache.ln1)
-        dx_attn, dattn = self_multi_head_attention_backward(dsum1, cache.attn)
-        dx = dsum1 + dx_attn                         # residual
-    else:
-        dn2, dffn = feed_forward_backward(dout, cache.ffn)
-        dh_norm, dgamma2, dbeta2 = layer_norm_backward(dn2, cache.ln2)
-        dh = dout + dh_norm                          # residual
-        dn1, dattn = self_multi_head_attention_backward(dh, cache.attn)
-        dx_norm, dgamma1, dbeta1 = layer_norm_backward(dn1, cache.ln1)
-        dx = dh + dx_norm                            # residual
+    dh, dgamma2, dbeta2, (dffn,) = residual_backward(
+        dout, cache.ffn, sublayer_backward=feed_forward_backward)
+    dx, dgamma1, dbeta1, (dattn,) = residual_backward(
+        dh, cache.attn, sublayer_backward=self_multi_head_attention_backward)
     return dx, {**with_prefix("attn", dattn),
                 "ln1.gamma": dgamma1, "ln1.beta": dbeta1,
                 **with_prefix("ffn", dffn),

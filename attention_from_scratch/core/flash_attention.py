@@ -17,6 +17,7 @@ from attention_from_scratch._validate import (
     check_positive_int,
     check_same_shape,
 )
+from attention_from_scratch.steps.flash_attention import tiles
 
 
 class FlashAttentionCache(NamedTuple):
@@ -28,11 +29,6 @@ class FlashAttentionCache(NamedTuple):
     mask: np.ndarray | None  # (..., T, S) broadcast view, or None
     block_size: int
     scale: float
-
-
-def tiles(n, block_size):
-    """Slices ``[0:b], [b:2b], ...`` covering ``range(n)``; the last may be short."""
-    return [slice(start, min(start + block_size, n)) for start in range(0, n, block_size)]
 
 
 def flash_attention_forward(q, k, v, *, mask=None, block_size=128):

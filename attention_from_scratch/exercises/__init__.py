@@ -12,6 +12,8 @@ random cases against the package's reference and
 """
 
 import copy
+import inspect
+import numbers
 import types
 
 import numpy as np
@@ -24,6 +26,17 @@ def _same(got, expected, rtol, atol):
         g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol)
         for g, e in zip(got, expected, strict=True)
     )
+
+
+def _describe(reference, args):
+    """A case as messages name it: the values when every argument is a
+    number (``b=3, t=4``), else the arrays' shapes."""
+    if args and all(isinstance(a, numbers.Real) for a in args):
+        names = list(inspect.signature(reference).parameters)[:len(args)]
+        if len(names) < len(args):
+            names = [f"argument {i}" for i in range(len(args))]
+        return "arguments " + ", ".join(f"{n}={a}" for n, a in zip(names, args, strict=True))
+    return f"input shapes {[np.shape(a) for a in args if not isinstance(a, dict)]}"
 
 
 def check_exercise(name, attempt, reference, cases, *, mistakes=(),
@@ -52,7 +65,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
         With a hint, when the attempt is wrong.
     """
     for number, args in enumerate(cases, start=1):
-        shapes_in = [np.shape(a) for a in args if not isinstance(a, dict)]
+        case = _describe(reference, args)
         try:
             result = attempt(*copy.deepcopy(args))
         except NotImplementedError:
@@ -63,7 +76,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
         except Exception as error:   # a crash is a wrong answer: say so, with the case
             raise AssertionError(
                 f"{name}: your function raised {type(error).__name__} on case {number} "
-                f"(input shapes {shapes_in}): {error}"
+                f"({case}): {error}"
             ) from error
         if result is None:
             raise AssertionError(f"{name}: your function returned None; "
@@ -93,15 +106,15 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
             if g.shape != e.shape:
                 raise AssertionError(
                     f"{name}: output {i} has shape {g.shape}, expected {e.shape} "
-                    f"(case {number}, input shapes {shapes_in}); check which axis "
+                    f"(case {number}, {case}); check which axis "
                     "you sum over or transpose"
                 )
             if not np.allclose(g, e, rtol=rtol, atol=atol):
                 err = np.abs(g.astype(float) - e.astype(float))   # booleans too
                 where = np.unravel_index(np.argmax(err), err.shape)
                 raise AssertionError(
-                    f"{name}: output {i} is wrong on case {number} (input shapes "
-                    f"{shapes_in}): largest error {err.max():.3g} at index "
+                    f"{name}: output {i} is wrong on case {number} ({case}): "
+                    f"largest error {err.max():.3g} at index "
                     f"{tuple(int(j) for j in where)}"
                 )
     print(f"✓ {name}: correct on {len(cases)} hidden cases")
@@ -144,3 +157,26 @@ def code_names(function):
             elif callable(obj) and isinstance(getattr(obj, "__name__", None), str):
                 names.add(obj.__name__)
     return names
+
+
+def boolean_result(name, attempt):
+    """Wrap ``attempt`` so that a mask that is not boolean gets its own hint.
+
+    A mask of 0s and 1s (or floats) compares equal to the right booleans
+    in ``np.allclose``, yet the package's attention refuses it; the wrapper
+    raises ``AssertionError`` with a hint before the comparison.
+
+    Examples
+    --------
+    >>> boolean_result("mask", lambda t: np.eye(t, dtype=bool))(3).dtype == np.bool_
+    True
+    """
+    def checked(*args):
+        result = attempt(*args)
+        if result is not None and np.asarray(result).dtype != np.bool_:
+            raise AssertionError(
+                f"{name}: return a boolean array (True = may attend), got dtype "
+                f"{np.asarray(result).dtype}; a comparison such as a <= b gives "
+                "booleans directly")
+        return result
+    return checked

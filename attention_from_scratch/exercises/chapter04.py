@@ -8,9 +8,9 @@ from attention_from_scratch.exercises import check_exercise
 
 _RNG_SEED = 2044
 
-# (shape of x, H): T, Dh and H all different; the 2-D case first, then
-# one and two leading axes
-_SPLIT_CASES = [((3, 8), 2), ((2, 5, 12), 4), ((2, 3, 4, 10), 5)]
+# (shape of x, H): leading axes, T, H and Dh all different; the 2-D case
+# first, then one and two leading axes
+_SPLIT_CASES = [((3, 8), 2), ((2, 5, 12), 4), ((3, 2, 4, 30), 5)]
 
 
 def _split_cases(seed):
@@ -42,10 +42,26 @@ _FRONT_AXES_HINT = ("it works without leading axes but not with them: count axes
                     "end, T is axis -3 and H axis -2 of the reshaped array, not 0 and 1")
 
 
+def _one_array(attempt):
+    """Wrap ``attempt`` so that a list of heads gets its own hint."""
+    def checked(*args):
+        result = attempt(*args)
+        if isinstance(result, (list, tuple)):
+            raise AssertionError(
+                f"split_heads: return one array of shape (..., H, T, Dh), not a "
+                f"{type(result).__name__} of {len(result)} heads; np.stack(heads, axis=-3) "
+                "stacks them")
+        return result
+    return checked
+
+
 def check_split_heads(attempt):
-    """Exercise 1a: ``my_split_heads(x, n_heads)``, ``(..., T, D) -> (..., H, T, Dh)``."""
+    """Exercise 1a: ``my_split_heads(x, n_heads)``.
+
+    ``(..., T, D) -> (..., H, T, Dh)``.
+    """
     check_exercise(
-        "split_heads", attempt, split_heads, _split_cases(_RNG_SEED),
+        "split_heads", _one_array(attempt), split_heads, _split_cases(_RNG_SEED),
         mistakes=[
             (_straight_reshape, "you reshaped (..., T, D) straight to (..., H, T, Dh): that "
                                 "cuts the rows into chunks and mixes positions; reshape to "
@@ -79,8 +95,20 @@ def _merge_front_axes(heads):
     return np.swapaxes(heads, 0, 1).reshape(*lead, t, h * d_head)
 
 
+def _merge_list_of_first_axis(heads):
+    return np.concatenate(list(heads), axis=-1)
+
+
+def _merge_swapped_last_axes(heads):
+    *lead, h, t, d_head = heads.shape
+    return np.swapaxes(heads, -1, -2).reshape(*lead, t, h * d_head)
+
+
 def check_merge_heads(attempt):
-    """Exercise 1b: ``my_merge_heads(heads)``, ``(..., H, T, Dh) -> (..., T, D)``."""
+    """Exercise 1b: ``my_merge_heads(heads)``.
+
+    ``(..., H, T, Dh) -> (..., T, D)``.
+    """
     check_exercise(
         "merge_heads", attempt, merge_heads, _merge_cases(_RNG_SEED + 1),
         mistakes=[
@@ -92,6 +120,12 @@ def check_merge_heads(attempt):
             (_merge_front_axes, "it works without leading axes but not with them: count "
                                 "axes from the end, H and T are axes -3 and -2 of "
                                 "(..., H, T, Dh), not 0 and 1"),
+            (_merge_list_of_first_axis, "list(heads) runs over the first axis, which is the "
+                                        "batch once there are leading axes, not the heads: "
+                                        "take heads[..., h, :, :] for h in range(H), or swap "
+                                        "H and T and reshape"),
+            (_merge_swapped_last_axes, "you swapped the last two axes, T and Dh; swap H and "
+                                       "T, axes -3 and -2, then reshape"),
         ],
         rtol=0, atol=0,
     )
@@ -151,7 +185,10 @@ def _dw_o_from_straight_merge(dout, heads, w_o):
 
 
 def check_output_projection_backward(attempt):
-    """Exercise 2: ``my_output_backward(dout, heads, w_o) -> (dheads, dw_o, db_o)``."""
+    """Exercise 2: ``my_output_backward(dout, heads, w_o)``.
+
+    Returns ``(dheads, dw_o, db_o)``.
+    """
     check_exercise(
         "output projection backward", attempt, output_projection_backward,
         _backward_cases(_RNG_SEED + 2),
@@ -174,11 +211,13 @@ def check_output_projection_backward(attempt):
 
 
 def multi_head_cost(b, t, s, d, n_heads):
-    """Reference: ``(parameters, forward FLOPs)`` of multi-head attention."""
+    """Reference: ``(parameters, forward FLOPs)`` of the layer."""
     return 4 * d * d + 4 * d, attention_flops(b, t, d, n_heads, s=s)[0]
 
 
-_COST_CASES = [(2, 3, 5, 8, 2), (4, 16, 9, 12, 3), (1, 7, 7, 64, 8), (3, 10, 4, 30, 5)]
+# (b, t, s, d, n_heads): in the first case B, T, S, D, H and Dh all differ,
+# so no two planted mistakes give the same number
+_COST_CASES = [(3, 4, 5, 12, 2), (4, 16, 9, 12, 3), (1, 7, 7, 64, 8), (3, 10, 4, 30, 5)]
 
 
 def _params_per_head(b, t, s, d, n_heads):
@@ -192,6 +231,15 @@ def _no_biases(b, t, s, d, n_heads):
 def _multiply_adds(b, t, s, d, n_heads):
     params, flops = multi_head_cost(b, t, s, d, n_heads)
     return params, flops // 2
+
+
+def _no_batch(b, t, s, d, n_heads):
+    return multi_head_cost(1, t, s, d, n_heads)
+
+
+def _one_head_only(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops - (n_heads - 1) * 2 * (2 * b * t * s * (d // n_heads))
 
 
 def _keys_with_t(b, t, s, d, n_heads):
@@ -209,7 +257,10 @@ def _no_output_projection(b, t, s, d, n_heads):
 
 
 def check_multi_head_cost(attempt):
-    """Exercise 3: ``my_multi_head_cost(b, t, s, d, n_heads) -> (params, flops)``."""
+    """Exercise 3: ``my_multi_head_cost(b, t, s, d, n_heads)``.
+
+    Returns ``(params, flops)``.
+    """
     check_exercise(
         "multi-head cost", attempt, multi_head_cost, _COST_CASES,
         mistakes=[
@@ -217,6 +268,10 @@ def check_multi_head_cost(attempt):
                                "D/H columns of the same four (D, D) matrices"),
             (_no_biases, "count the four bias vectors too, D numbers each"),
             (_multiply_adds, "count 2 FLOPs per multiply-add, one multiply and one add"),
+            (_no_batch, "every sequence of the batch pays for its own products: the FLOPs "
+                        "grow with b"),
+            (_one_head_only, "the scores and the weighted sum are computed in every head: "
+                             "H heads x 2 x (2 B T S Dh)"),
             (_keys_with_t, "keys and values are projected from x_kv, which has S positions, "
                            "and the scores are T x S"),
             (_heads_of_width_d, "each head works in Dh = D / H dimensions, so the H heads "

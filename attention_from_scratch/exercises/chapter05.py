@@ -50,12 +50,49 @@ def _positions_from_one(t, d):
     return sinusoidal_encoding(t, d, offset=1)
 
 
+def _loop_over_columns_times_two(t, d):
+    pe = np.empty((t, d))
+    for i in range(0, d, 2):                                # i is already the column 2k ...
+        angle = np.arange(t) / 10000.0 ** (2 * i / d)       # ... and is doubled again
+        pe[:, i], pe[:, i + 1] = np.sin(angle), np.cos(angle)
+    return pe
+
+
+def _exponent_over_d_minus_one(t, d):
+    angles = _angles(t, d, np.arange(0, d, 2) / (d - 1))
+    pe = np.empty((t, d))
+    pe[:, 0::2], pe[:, 1::2] = np.sin(angles), np.cos(angles)
+    return pe
+
+
+def _one_array(name, attempt):
+    """Wrap ``attempt`` so that a list of rows counts, and anything ragged gets a hint."""
+    def checked(*args):
+        result = attempt(*args)
+        if isinstance(result, (list, tuple)):
+            try:
+                result = np.asarray(result, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise AssertionError(f"{name}: return one array of shape (T, D); got a "
+                                     f"{type(result).__name__} that does not make one "
+                                     "(rows of different lengths?)") from None
+        return result
+    return checked
+
+
 def check_sinusoidal_encoding(attempt):
     """Exercise 1: ``sinusoidal_encoding(t, d) -> (T, D)``."""
     cases = [(3, 4), (5, 6), (9, 8), (1, 2), (4, 10)]
+    name = "sinusoidal encoding"
     check_exercise(
-        "sinusoidal encoding", attempt, lambda t, d: sinusoidal_encoding(t, d), cases,
+        name, _one_array(name, attempt), lambda t, d: sinusoidal_encoding(t, d), cases,
         mistakes=[
+            (_loop_over_columns_times_two, "with `for i in range(0, d, 2)`, i is already "
+                                           "the column 2i of the formula: the exponent is "
+                                           "then i / D, not 2 * i / D (or loop over "
+                                           "range(d // 2) and keep 2 * i / D)"),
+            (_exponent_over_d_minus_one, "the exponent is 2i / D, not 2i / (D - 1): divide "
+                                         "by the width D itself"),
             (_sin_cos_swapped, "sine and cosine are swapped: PE[p, 2i] = sin, "
                                "PE[p, 2i+1] = cos"),
             (_exponent_without_two, "the exponent is 2i / D, where i counts pairs of "
@@ -111,6 +148,40 @@ def _averaged_over_positions(dout, x, gamma, eps):
     return dx, dgamma / n, dbeta / n
 
 
+def _variance_sign_flipped(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, rstd = _normalised(x, eps)
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                 + x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def _sums_not_means(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, rstd = _normalised(x, eps)
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.sum(axis=-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).sum(axis=-1, keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def _unbiased_variance(dout, x, gamma, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps)
+    x_hat = (x - mean) * rstd
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+
+
+def _dgamma_without_x_hat(dout, x, gamma, eps):
+    dx, _, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    return dx, dbeta.copy(), dbeta
+
+
 def check_layer_norm_backward(attempt):
     """Exercise 2: ``my_layer_norm_backward(dout, x, gamma, eps) -> (dx, dgamma, dbeta)``."""
     rng = np.random.default_rng(_RNG_SEED)
@@ -131,6 +202,17 @@ def check_layer_norm_backward(attempt):
                             "dx_hat = dout * gamma"),
             (_averaged_over_positions, "dgamma and dbeta are shared by every position: "
                                        "sum their contributions, don't average them"),
+            (_variance_sign_flipped, "the variance's term has the wrong sign: it is "
+                                     "subtracted, dx = r (dx_hat - mean(dx_hat) - x_hat * "
+                                     "mean(dx_hat * x_hat)), because d rstd / d var = "
+                                     "-rstd**3 / 2 is negative"),
+            (_sums_not_means, "the mean and the variance average over the D features, so "
+                              "their paths bring means, not sums: mean(dx_hat) and "
+                              "mean(dx_hat * x_hat), a factor 1/D each"),
+            (_unbiased_variance, "layer norm uses the biased variance, mean((x - mean)**2), "
+                                 "np.var's default ddof=0; you divided by D - 1 (ddof=1)"),
+            (_dgamma_without_x_hat, "gamma multiplies x_hat, so dgamma sums dout * x_hat "
+                                    "over the positions; the sum of dout alone is dbeta"),
         ],
         rtol=1e-8, atol=1e-10,
     )
@@ -163,20 +245,57 @@ def _self_attention(h, memory, params, memory_lengths, n_heads):
     return multi_head_attention_forward(h, h, params, n_heads=n_heads)[0]
 
 
+def _mask_inverted(h, memory, params, memory_lengths, n_heads):
+    mask = ~padding_mask(memory_lengths, memory.shape[-2])           # True = padding
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+
+def _roles_swapped_masked(h, memory, params, memory_lengths, n_heads):
+    if h.shape[-2] != memory.shape[-2]:
+        # the (B, 1, S) mask does not fit (B, H, S, T) scores: such a call raises,
+        # so nothing can match it (NaN equals nothing)
+        return np.full(h.shape, np.nan)
+    mask = padding_mask(memory_lengths, memory.shape[-2])
+    return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
+
+
+def _output_only(name, attempt):
+    """Wrap ``attempt`` so that returning ``(out, cache)`` gets its own hint."""
+    def checked(*args):
+        result = attempt(*args)
+        if isinstance(result, tuple):
+            raise AssertionError(f"{name}: return only the output: "
+                                 "multi_head_attention_forward returns (out, cache), so "
+                                 "write out, _ = ... and return out")
+        return result
+    return checked
+
+
 def check_cross_attention(attempt):
     """Exercise 3: ``my_cross_attention(h, memory, params, memory_lengths, n_heads)``."""
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = []
-    for b, t, s, d, n_heads, lengths in [(2, 3, 5, 4, 2, [3, 5]), (3, 2, 4, 6, 3, [4, 1, 2]),
-                                         (1, 4, 6, 4, 1, [5])]:
+    # the first case has T = S, so that swapped roles with the padding mask still run
+    # and reach their hint; the others have T != S
+    for b, t, s, d, n_heads, lengths in [(2, 4, 4, 6, 2, [3, 4]), (2, 3, 5, 4, 2, [3, 5]),
+                                         (3, 2, 4, 6, 3, [4, 1, 2]), (1, 4, 6, 4, 1, [5])]:
         params = init_multi_head_params(d, rng=rng)
         params = {key: value + 0.5 * rng.normal(size=value.shape)
                   for key, value in params.items()}
         cases.append((rng.normal(size=(b, t, d)), rng.normal(size=(b, s, d)), params,
                       np.array(lengths), n_heads))
+    name = "cross-attention"
     check_exercise(
-        "cross-attention", attempt, cross_attention_reference, cases,
+        name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[
+            (_mask_inverted, "the mask is inverted: in this book True means 'may attend' "
+                             "(Chapter 3), so pass padding_mask(memory_lengths, S) as it "
+                             "is; PyTorch's key_padding_mask uses the opposite polarity "
+                             "(True = padding)"),
+            (_roles_swapped_masked, "queries come from the decoder (h), keys and values "
+                                    "from the encoder's output (memory): x_q = h, "
+                                    "x_kv = memory; the padding mask then covers the "
+                                    "memory's S keys"),
             (_no_mask, "the source's padding is being read: pass "
                        "mask=padding_mask(memory_lengths, S)"),
             (_causal_too, "cross-attention is not causal: the whole source sentence is "

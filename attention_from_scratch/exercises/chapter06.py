@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from attention_from_scratch.complexity import attention_flops
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.complexity import attention_flops, peak_memory
+from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
 from attention_from_scratch.masks import sliding_window_mask as _sliding_window_mask
 
 _RNG_SEED = 2606
@@ -26,6 +26,14 @@ def _flops_scores_only(t, s, d_k, d_v):
     return 2 * t * s * d_k
 
 
+def _flops_values_as_wide_as_keys(t, s, d_k, d_v):
+    return 2 * t * s * d_k + 2 * t * s * d_k
+
+
+def _flops_with_softmax(t, s, d_k, d_v):
+    return 2 * t * s * d_k + 2 * t * s * d_v + t * s
+
+
 def check_attention_flops(attempt):
     """Exercise 1: ``attention_flops(t, s, d_k, d_v)`` for one head."""
     cases = [(3, 4, 2, 5), (7, 7, 3, 3), (5, 9, 4, 1), (128, 512, 64, 32)]
@@ -37,6 +45,11 @@ def check_attention_flops(attempt):
             (_flops_square, "T queries meet S keys: the scores are (T, S), not (T, T)"),
             (_flops_scores_only, "the weighted sum weights @ v is a second product, "
                                  "2 T S Dv FLOPs"),
+            (_flops_values_as_wide_as_keys, "the weighted sum produces Dv numbers per query, "
+                                            "the value width, which need not equal Dk: "
+                                            "2 T S Dv, not 2 T S Dk"),
+            (_flops_with_softmax, "leave the softmax out, as the exercise says: count only "
+                                  "the multiply-adds of the two matrix products"),
         ],
         rtol=0, atol=0,
     )
@@ -73,6 +86,18 @@ def _update_rescale_upside_down(row_max, row_sum, scores):
     return new_max, row_sum * rescale + np.exp(scores - new_max[:, None]).sum(axis=1)
 
 
+def _update_block_terms_old_max(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    return new_max, row_sum * np.exp(row_max - new_max) + np.exp(
+        scores - row_max[:, None]).sum(axis=1)
+
+
+def _update_max_not_returned(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    return row_max, row_sum * np.exp(row_max - new_max) + np.exp(
+        scores - new_max[:, None]).sum(axis=1)
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -97,6 +122,12 @@ def check_online_softmax_update(attempt):
                                           "most 1; you have its inverse"),
             (_update_block_max_only, "the new maximum is the larger of the old maximum and "
                                      "the block's maximum, not the block's alone"),
+            (_update_block_terms_old_max, "the block's terms must be taken relative to the "
+                                          "new maximum, exp(scores - new_max), like the "
+                                          "rescaled old sum: both parts of new_sum share one "
+                                          "reference"),
+            (_update_max_not_returned, "return the updated maximum: new_sum is relative to "
+                                       "new_max, and the next block needs the two together"),
         ],
     )
 
@@ -120,11 +151,22 @@ def _window_transposed(t, window):
     return sliding_window_mask_reference(t, window).T
 
 
+_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask"}
+
+
 def check_sliding_window_mask(attempt):
-    """Exercise 3: ``my_sliding_window_mask(t, window) -> (T, T) bool``."""
+    """Exercise 3: ``my_sliding_window_mask(t, window) -> (T, T) bool``.
+
+    Refuses an attempt that calls the package's mask builders.
+    """
+    name = "sliding-window mask"
+    if code_names(attempt) & _MASK_BUILDERS:
+        raise AssertionError(f"{name}: build it without the package's sliding_window_mask "
+                             "or causal_mask: compare key positions j with query positions i "
+                             "using np.arange")
     cases = [(5, 2), (6, 3), (4, 1), (3, 5), (8, 4)]
     check_exercise(
-        "sliding-window mask", attempt, sliding_window_mask_reference, cases,
+        name, boolean_result(name, attempt), sliding_window_mask_reference, cases,
         mistakes=[
             (_window_one_too_wide, "each query sees `window` keys *including itself*: "
                                    "keys i - window + 1 .. i"),
@@ -167,14 +209,42 @@ def _linear_softmaxed(q_feat, k_feat, v):
     return weights / weights.sum(axis=1, keepdims=True) @ v
 
 
+def _linear_memory(name, attempt):
+    """Wrap ``attempt`` so that forming a ``(T, S)`` array gets its own hint.
+
+    On a case with ``T * S`` of a million or more, the peak memory of the
+    call must stay below ``T * S`` bytes: less than a ``(T, S)`` array of
+    any numeric dtype, even booleans, and hundreds of times what the linear
+    way needs.
+    """
+    def checked(q_feat, k_feat, v):
+        t, s = len(q_feat), len(k_feat)
+        if t * s < 1_000_000:
+            return attempt(q_feat, k_feat, v)
+        result = []
+        peak = peak_memory(lambda: result.append(attempt(q_feat, k_feat, v)))
+        if peak >= t * s:
+            raise AssertionError(
+                f"{name}: right on the small cases, but at T = {t}, S = {s} your function held "
+                f"{peak / 2**20:.0f} MiB at its peak, as much as a (T, S) array: multiply "
+                "phi(K)^T V first, an (M, Dv) matrix, and never form phi(Q) phi(K)^T")
+        return result[0]
+    return checked
+
+
 def check_linear_attention(attempt):
-    """Exercise 4: ``linear_attention(q_feat, k_feat, v)``, positive features given."""
+    """Exercise 4: ``linear_attention(q_feat, k_feat, v)``, positive features given.
+
+    Besides the small cases, one case has ``T = S = 2048``, where the
+    call's peak memory must stay below that of a ``(T, S)`` array.
+    """
+    name = "linear attention"
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = [(rng.uniform(0.1, 2, size=(t, m)), rng.uniform(0.1, 2, size=(s, m)),
               rng.normal(size=(s, d))) for t, s, m, d in [(3, 5, 4, 2), (6, 4, 7, 3),
-                                                            (1, 3, 2, 5)]]
+                                                            (1, 3, 2, 5), (2048, 2048, 8, 4)]]
     check_exercise(
-        "linear attention", attempt, linear_attention, cases,
+        name, _linear_memory(name, attempt), linear_attention, cases,
         mistakes=[
             (_linear_unnormalised, "the weights must sum to 1 for each query: divide by "
                                    "phi(q_i) . sum_j phi(k_j)"),

@@ -8,6 +8,7 @@ import numpy as np
 from attention_from_scratch import core
 from attention_from_scratch.example import SPANISH, embed
 from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.weight_stats import row_entropy
 
 SCALING_SEED = 2
 SENTENCE_SEED = 1
@@ -26,23 +27,6 @@ class ScalingStats(NamedTuple):
     max_weight: np.ndarray    # (K, 3) largest attention weight of a row
     entropy: np.ndarray       # (K, 3) entropy of a row of weights, in nats
     dscores_norm: np.ndarray  # (K, 3) length of a row of the gradient reaching the scores
-
-
-def row_entropy(weights):
-    """Entropy ``-sum_j w_j ln w_j`` of each row, with ``0 ln 0 = 0``.
-
-    Parameters
-    ----------
-    weights : (..., S) ndarray
-        Rows that sum to 1.
-
-    Returns
-    -------
-    entropy : (...) ndarray
-        From 0 (all weight on one key) to ``ln S`` (uniform).
-    """
-    log_w = np.log(weights, out=np.zeros_like(weights), where=weights > 0)
-    return -(weights * log_w).sum(axis=-1)
 
 
 def measure_scaling(d_ks, *, rng, n_seqs=32, t=16, s=16, d_v=8):

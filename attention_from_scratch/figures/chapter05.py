@@ -60,7 +60,8 @@ def translation_weights():
     The encoder block reads the English sentence (no mask: bidirectional);
     its output is the memory of the decoder block, which reads the Spanish
     one (causal self-attention, then cross-attention to the memory). One
-    head each.
+    head each. No positional encodings are added: the hand-set heads match
+    words by their features only, so the two "the" are the same vector.
 
     Returns
     -------
@@ -74,8 +75,8 @@ def translation_weights():
                                                                n_heads=1)      # (S, D)
     _, decoder_cache = core.decoder.decoder_block_forward(embed(SPANISH), memory,
                                                           decoder_params, n_heads=1)
-    return (encoder_cache.attn.weights[0], decoder_cache.self_attn.weights[0],
-            decoder_cache.cross_attn.weights[0])
+    return (encoder_cache.attn.sublayer.weights[0], decoder_cache.self_attn.sublayer.weights[0],
+            decoder_cache.cross_attn.sublayer.weights[0])
 
 
 def translation_figure():

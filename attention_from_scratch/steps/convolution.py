@@ -52,8 +52,9 @@ def convolution_forward(x, w, b, *, dilation=1):
     >>> x = np.arange(5.0)[:, None]                  # (T, 1)
     >>> w = np.array([[[1.0]], [[10.0]]])            # x_t + 10 x_{t - dilation}
     >>> out, _ = convolution_forward(x, w, np.zeros(1), dilation=2)
-    >>> out[:, 0].tolist()
-    [0.0, 1.0, 2.0, 13.0, 24.0]
+    >>> shifted = np.concatenate([np.zeros(2), x[:-2, 0]])   # x_{t - 2}, zero before the start
+    >>> bool(np.array_equal(out[:, 0], x[:, 0] + 10 * shifted))
+    True
     """
     x = as_float_array("x", x, dtype=np.float64)
     w = as_float_array("w", w, dtype=np.float64)

@@ -18,6 +18,7 @@ from attention_from_scratch._validate import (
     check_ndim,
     check_params,
     check_positive_int,
+    check_same_input,
     check_same_shape,
 )
 from attention_from_scratch.steps.attention import attention_backward, attention_forward
@@ -30,12 +31,28 @@ PARAM_SHAPES = {   # weights are (D_in, D_out): y = x @ w + b
 
 
 def split_heads(x, n_heads):
-    """``(..., T, D) -> (..., H, T, Dh)``: head ``h`` gets columns ``h Dh .. (h+1) Dh``.
+    """Cut the last axis into heads: ``(..., T, D) -> (..., H, T, Dh)``.
+
+    Parameters
+    ----------
+    x : (..., T, D) array_like
+    n_heads : int
+        ``H``; must divide ``D``.
+
+    Returns
+    -------
+    heads : (..., H, T, Dh) ndarray, float64
+        Head ``h`` is columns ``h Dh`` to ``(h + 1) Dh - 1`` of ``x``; its
+        row ``t`` is still position ``t``.
+
+    See Also
+    --------
+    merge_heads : the inverse, and so the backward.
 
     Examples
     --------
     >>> x = np.arange(12.0).reshape(2, 6)          # T = 2, D = 6
-    >>> split_heads(x, 3)[1].tolist()              # head 1: columns 2 and 3
+    >>> split_heads(x, 3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
     x = as_float_array("x", x, dtype=np.float64)
@@ -49,54 +66,84 @@ def split_heads(x, n_heads):
     return np.stack(heads, axis=-3)                                        # (..., H, T, Dh)
 
 
-def merge_heads(x):
-    """``(..., H, T, Dh) -> (..., T, D)``: concatenate the heads' columns.
+def merge_heads(heads):
+    """Concatenate the heads' columns: ``(..., H, T, Dh) -> (..., T, D)``.
 
-    The inverse of ``split_heads``, and so its backward (and vice versa).
+    Parameters
+    ----------
+    heads : (..., H, T, Dh) array_like
+
+    Returns
+    -------
+    concat : (..., T, D) ndarray, float64
+        ``Concat(head_1, ..., head_H)`` along the last axis, ``D = H Dh``.
+
+    See Also
+    --------
+    split_heads : the inverse, and so the backward.
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 3, "(..., H, T, Dh)")
-    return np.concatenate([x[..., h, :, :] for h in range(x.shape[-3])], axis=-1)
+    heads = as_float_array("heads", heads, dtype=np.float64)
+    check_ndim("heads", heads, 3, "(..., H, T, Dh)")
+    return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-1)
+
+
+def rows_fed_by(split, x, position, n_heads):
+    """The ``(head, row)`` pairs of ``split(x, n_heads)`` that change when
+    ``x[..., position, :]`` changes: the test that catches a wrong split.
+
+    A right split gives ``[(0, t), ..., (H - 1, t)]`` for ``t = position``:
+    a position is one row of every head and nothing else. Unlike finite
+    differences or a round trip through a merge, this does not trust the
+    split's own inverse. Leading axes are pooled.
+
+    Examples
+    --------
+    >>> rows_fed_by(split_heads, np.zeros((3, 4)), 1, 2)
+    [(0, 1), (1, 1)]
+    """
+    x = np.array(x, dtype=np.float64)
+    bumped = x.copy()
+    bumped[..., position, :] += 1.0
+    changed = np.any(split(bumped, n_heads) != split(x, n_heads), axis=-1)   # (..., H, T)
+    changed = changed.reshape(-1, *changed.shape[-2:]).any(axis=0)           # (H, T)
+    return [(int(h), int(t)) for h, t in np.argwhere(changed)]
 
 
 class HeadsCache(NamedTuple):
-    x_shape: tuple   # only to check dout: a reshape needs nothing else
+    out_shape: tuple   # a reshape needs no values, only shapes: to check dout
     n_heads: int
 
 
 def split_heads_forward(x, *, n_heads):
-    """``split_heads`` as a pair: ``(out, HeadsCache)``."""
-    out = split_heads(x, n_heads)
-    return out, HeadsCache(np.shape(x), n_heads)
+    """``split_heads`` as a pair: ``(heads, HeadsCache)``."""
+    heads = split_heads(x, n_heads)
+    return heads, HeadsCache(heads.shape, n_heads)
 
 
 def split_heads_backward(dout, cache):
-    """Gradient ``dx = merge_heads(dout)``: a reshape's backward is its inverse."""
-    *lead, t, d_model = cache.x_shape
-    h = cache.n_heads
-    check_same_shape("dout", np.asarray(dout), (*lead, h, t, d_model // h), "(..., H, T, Dh)")
+    """``dx = merge_heads(dout)``: a reshape's backward is its inverse."""
+    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., H, T, Dh)")
     return merge_heads(dout)
 
 
-def merge_heads_forward(x):
-    """``merge_heads`` as a pair: ``(out, HeadsCache)``."""
-    x = np.asarray(x)
-    return merge_heads(x), HeadsCache(x.shape, x.shape[-3])
+def merge_heads_forward(heads):
+    """``merge_heads`` as a pair: ``(concat, HeadsCache)``."""
+    concat = merge_heads(heads)
+    return concat, HeadsCache(concat.shape, np.shape(heads)[-3])
 
 
 def merge_heads_backward(dout, cache):
-    """Gradient ``dx = split_heads(dout, H)``."""
-    *lead, h, t, d_head = cache.x_shape
-    check_same_shape("dout", np.asarray(dout), (*lead, t, h * d_head), "(..., T, D)")
+    """``dheads = split_heads(dout, H)``."""
+    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
     return split_heads(dout, cache.n_heads)
 
 
 def init_multi_head_params(d_model, *, rng):
-    """Random ``params`` for ``multi_head_attention_forward``.
+    """Random ``params``: weights ``N(0, 1/D)``, biases zero.
 
-    Weights are drawn from ``N(0, 1/D)`` (unit-variance inputs give
-    unit-variance projections), biases are zero. The shapes do not depend
-    on the number of heads: ``H`` only decides how the columns are split.
+    Unit-variance inputs give unit-variance projections. The shapes do not
+    depend on the number of heads: ``H`` only decides how the columns are
+    split.
     """
     d_model = check_positive_int("d_model", d_model)
     if not isinstance(rng, np.random.Generator):
@@ -121,52 +168,52 @@ class MultiHeadAttentionCache(NamedTuple):
 
 
 def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
-    """Multi-head attention: ``x_q`` queries, ``x_kv`` gives keys and values.
+    """Multi-head attention: ``x_q`` queries, ``x_kv`` keys and values.
 
     Parameters
     ----------
     x_q : (..., T, D) array_like
     x_kv : (..., S, D) array_like
-        Same leading axes as ``x_q``; pass ``x_q`` itself for
-        self-attention (or use ``self_multi_head_attention_forward``).
+        Same leading axes as ``x_q``; ``x_q`` itself for self-attention.
     params : dict of str -> array_like
-        ``w_q, w_k, w_v, w_o`` of shape ``(D, D)`` used as ``x @ w``,
-        ``b_q, b_k, b_v, b_o`` of shape ``(D,)``; exactly these keys.
+        Exactly ``w_q, w_k, w_v, w_o`` ``(D, D)``, used as ``x @ w``, and
+        ``b_q, b_k, b_v, b_o`` ``(D,)``.
     n_heads : int, keyword-only
         ``H``; must divide ``D``.
     mask : bool array_like, keyword-only, optional
-        ``(T, S)``, ``(..., T, S)`` (the same for every head) or
-        ``(..., H, T, S)``; ``True`` = may attend.
+        ``True`` = may attend. ``(T, S)`` or ``(..., T, S)`` (shared by
+        the heads), or ``(..., H, T, S)`` (per head, size 1 where shared).
+        With leading axes a per-head mask needs them: pass ``(H, T, S)``
+        as ``(1, H, T, S)`` for a batch ``(B, T, D)``.
 
     Returns
     -------
     out : (..., T, D) ndarray, float64
     cache : MultiHeadAttentionCache
-        ``cache.weights`` are the heads' attention weights ``(..., H, T, S)``.
+        ``cache.weights`` are the heads' weights ``(..., H, T, S)``.
 
     See Also
     --------
-    multi_head_attention_backward, attention_from_scratch.core.multi_head
+    multi_head_attention_backward, self_multi_head_attention_forward
 
     Notes
     -----
-    ``Concat(head_1, ..., head_H) W_O + b_O`` with ``head_h =
-    Attention(Q_h, K_h, V_h)`` on head ``h``'s columns of the projections
-    (Chapter 4). A query with nothing to attend to gets zero head outputs,
-    so its output is ``b_O``.
+    A query with nothing to attend to gets zero head outputs, so its
+    output is ``b_O``. Chapter 4 derives the rest.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> params = init_multi_head_params(6, rng=rng)
     >>> x_q, x_kv = rng.normal(size=(2, 3, 6)), rng.normal(size=(2, 4, 6))
-    >>> out, cache = multi_head_attention_forward(x_q, x_kv, params, n_heads=3)
+    >>> out, cache = multi_head_attention_forward(x_q, x_kv, params,
+    ...                                           n_heads=3)
     >>> out.shape, cache.weights.shape
     ((2, 3, 6), (2, 3, 3, 4))
     """
     x_q = as_float_array("x_q", x_q, dtype=np.float64)
     x_kv = as_float_array("x_kv", x_kv, dtype=np.float64)
-    mask, _ = check_multi_head_inputs(x_q, x_kv, n_heads, mask)
+    mask, _ = check_multi_head_inputs(x_q, x_kv, n_heads, mask)   # (..., H or 1, T, S)
     p = check_params("params", params, PARAM_SHAPES, sizes={"D": x_q.shape[-1]},
                      dtype=np.float64)
     q, q_cache = linear_forward(x_q, p["w_q"], p["b_q"])     # (..., T, D)
@@ -175,11 +222,13 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     q = split_heads(q, n_heads)                              # (..., H, T, Dh)
     k = split_heads(k, n_heads)                              # (..., H, S, Dh)
     v = split_heads(v, n_heads)                              # (..., H, S, Dh)
+    if mask is not None:                                     # one mask per head
+        mask = np.broadcast_to(mask, (*mask.shape[:-3], n_heads, *mask.shape[-2:]))
     heads, head_caches = [], []
     for h in range(n_heads):   # every head is an independent attention
-        head_mask = None if mask is None else mask[..., h % mask.shape[-3], :, :]  # H or 1
-        head, head_cache = attention_forward(q[..., h, :, :], k[..., h, :, :],
-                                             v[..., h, :, :], mask=head_mask)  # (..., T, Dh)
+        head, head_cache = attention_forward(
+            q[..., h, :, :], k[..., h, :, :], v[..., h, :, :],
+            mask=None if mask is None else mask[..., h, :, :])      # (..., T, Dh)
         heads.append(head)
         head_caches.append(head_cache)
     concat = merge_heads(np.stack(heads, axis=-3))           # (..., T, D)
@@ -190,7 +239,23 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
 
 
 def multi_head_attention_backward(dout, cache):
-    """Gradients ``(dx_q, dx_kv, dparams)`` of ``multi_head_attention_forward``."""
+    """Gradients of ``multi_head_attention_forward``.
+
+    Parameters
+    ----------
+    dout : (..., T, D) array_like
+    cache : MultiHeadAttentionCache
+        From ``multi_head_attention_forward`` or
+        ``self_multi_head_attention_forward``.
+
+    Returns
+    -------
+    dx_q : (..., T, D) ndarray
+    dx_kv : (..., S, D) ndarray
+        For a self-attention cache, ``dx = dx_q + dx_kv``.
+    dparams : dict of str -> ndarray
+        The keys and shapes of ``params``.
+    """
     dconcat, dw_o, db_o = linear_backward(dout, cache.out)   # (..., T, D)
     dheads = split_heads(dconcat, cache.n_heads)             # merge's backward: (..., H, T, Dh)
     dq, dk, dv = [], [], []
@@ -212,19 +277,42 @@ def multi_head_attention_backward(dout, cache):
 
 
 def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
-    """Multi-head self-attention: ``x`` gives queries, keys and values.
+    """Self-attention: ``multi_head_attention_forward(x, x, ...)``.
 
-    ``multi_head_attention_forward(x, x, params, ...)``; see there.
+    Parameters
+    ----------
+    x : (..., T, D) array_like
+        Gives the queries, keys and values.
+    params, n_heads, mask
+        As for ``multi_head_attention_forward`` (with ``S = T``).
+
+    Returns
+    -------
+    out : (..., T, D) ndarray, float64
+    cache : MultiHeadAttentionCache
     """
     return multi_head_attention_forward(x, x, params, n_heads=n_heads, mask=mask)
 
 
 def self_multi_head_attention_backward(dout, cache):
-    """Gradients ``(dx, dparams)``, with ``dx = dx_q + dx_kv``.
+    """Gradients ``(dx, dparams)`` of the self-attention forward.
 
-    ``x`` reaches the output by two paths, as the queries' input and as the
-    keys' and values' input, so its gradient is the sum of the two.
+    ``x`` reaches the output by two paths, as the queries' input and as
+    the keys' and values' input, so ``dx = dx_q + dx_kv``.
+
+    Parameters
+    ----------
+    dout : (..., T, D) array_like
+    cache : MultiHeadAttentionCache
+        From a forward with ``x_q`` equal to ``x_kv`` (``ValueError``
+        otherwise: use ``multi_head_attention_backward``).
+
+    Returns
+    -------
+    dx : (..., T, D) ndarray
+    dparams : dict of str -> ndarray
     """
+    check_same_input(cache.q.x, cache.k.x)
     dx_q, dx_kv, dparams = multi_head_attention_backward(dout, cache)
     dx = dx_q + dx_kv   # x fans out to both inputs: its gradients add
     return dx, dparams
