@@ -187,10 +187,16 @@ def check_params(name, params, layouts, *, sizes, dtype):
     return checked
 
 
-def check_int(name, value, *, minimum):
-    """Return ``value`` as an int ``>= minimum``, or raise ``ValueError``."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+def check_int(name, value, *, minimum=1):
+    """Return ``value`` as an int ``>= minimum`` (a count, a size, a window).
+
+    A float, even a whole one, is a ``TypeError``: ``T = 2.0`` is more
+    likely a bug upstream than a length.
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
 
 
@@ -214,15 +220,6 @@ def check_eps(eps):
     if not np.isscalar(eps) or not np.isreal(eps) or not eps > 0:
         raise ValueError(f"eps must be a positive number, got {eps!r}")
     return float(eps)
-
-
-def check_positive_int(name, value):
-    """Return ``value`` as an int >= 1 (a block size, a window, a rank)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
 
 
 def check_multi_head_inputs(x_q, x_kv, n_heads, mask):
@@ -249,7 +246,7 @@ def check_multi_head_inputs(x_q, x_kv, n_heads, mask):
             f"x_kv must have shape (..., S, D) = {lead + ('S', d_model)} to match "
             f"x_q of shape {x_q.shape}, got shape {x_kv.shape}"
         )
-    n_heads = check_positive_int("n_heads", n_heads)
+    n_heads = check_int("n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(
             f"n_heads = {n_heads} must divide the model width D = {d_model}: "
@@ -309,7 +306,7 @@ def check_window_attention_inputs(q, k, v, window):
     if k.shape[-2] < q.shape[-2]:
         raise ValueError(f"k must have at least T = {q.shape[-2]} positions (the queries "
                          f"are the last T of the S keys), got shape {k.shape}")
-    return check_positive_int("window", window)
+    return check_int("window", window)
 
 
 def check_projection_inputs(q, k, v, e, f):

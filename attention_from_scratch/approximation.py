@@ -16,7 +16,7 @@
 
 import numpy as np
 
-from attention_from_scratch._validate import check_positive_int
+from attention_from_scratch._validate import check_int
 from attention_from_scratch.core import attention, linformer, local_attention, performer
 from attention_from_scratch.masks import causal_mask
 
@@ -50,7 +50,7 @@ def random_features(m, d_k, *, rng, orthogonal=True):
     >>> w.shape, bool(abs(w[0] @ w[1]) < 1e-12)
     ((6, 3), True)
     """
-    m, d_k = check_positive_int("m", m), check_positive_int("d_k", d_k)
+    m, d_k = check_int("m", m), check_int("d_k", d_k)
     gaussian = rng.normal(size=(m, d_k))
     if not orthogonal:
         return gaussian
@@ -76,7 +76,7 @@ def pooling_projection(r, s):
     >>> bool(np.array_equal(pooling_projection(5, 5), np.eye(5)))
     True
     """
-    r, s = check_positive_int("r", r), check_positive_int("s", s)
+    r, s = check_int("r", r), check_int("s", s)
     if r > s:
         raise ValueError(f"r must be at most s = {s}, got {r}")
     segment = np.arange(s) * r // s                              # (S,) segment of position
@@ -125,7 +125,7 @@ def example_inputs(kind, t, d, *, rng):
     -------
     q, k, v : (T, D) ndarray
     """
-    t, d = check_positive_int("t", t), check_positive_int("d", d)
+    t, d = check_int("t", t), check_int("d", d)
     positions = np.arange(t)[:, None]                                   # (T, 1)
     if kind == "local":
         if d % 2:
@@ -207,7 +207,7 @@ def approximation_errors(kind, budgets, *, t=256, d=32, seed=0, draws=5):
     errors = {}
     for method in METHODS:
         exact = exact_reference(method, q, k, v)
-        repeats = check_positive_int("draws", draws) if method == "Performer" else 1
+        repeats = check_int("draws", draws) if method == "Performer" else 1
         errors[method] = np.array([
             np.mean([relative_error(approximate(method, q, k, v, b, rng=rng), exact)
                      for _ in range(repeats)])

@@ -18,7 +18,7 @@ import tracemalloc
 
 import numpy as np
 
-from attention_from_scratch._validate import check_positive_int
+from attention_from_scratch._validate import check_int
 from attention_from_scratch.core import attention, flash_attention, linear
 
 
@@ -40,7 +40,7 @@ def attention_flops(t, s, d_k, d_v):
     >>> attention_flops(6, 4, 2, 5) == 2 * attention_flops(3, 4, 2, 5)   # linear in T
     True
     """
-    t, s, d_k, d_v = (check_positive_int(name, value) for name, value in
+    t, s, d_k, d_v = (check_int(name, value) for name, value in
                       (("t", t), ("s", s), ("d_k", d_k), ("d_v", d_v)))
     return 2 * t * s * d_k + 2 * t * s * d_v
 
@@ -68,7 +68,7 @@ def self_attention_flops(t, d):
     >>> f["attention"] > f["projections"]     # T > 2 D: attention dominates
     True
     """
-    t, d = check_positive_int("t", t), check_positive_int("d", d)
+    t, d = check_int("t", t), check_int("d", d)
     return {"projections": 8 * t * d * d, "attention": attention_flops(t, t, d, d)}
 
 
@@ -83,9 +83,9 @@ def attention_weights_bytes(t, s, *, n_heads=1, itemsize=4):
     >>> attention_weights_bytes(1024, 1024, n_heads=8) == 8 * one_head
     True
     """
-    t, s = check_positive_int("t", t), check_positive_int("s", s)
-    n_heads = check_positive_int("n_heads", n_heads)
-    return n_heads * t * s * check_positive_int("itemsize", itemsize)
+    t, s = check_int("t", t), check_int("s", s)
+    n_heads = check_int("n_heads", n_heads)
+    return n_heads * t * s * check_int("itemsize", itemsize)
 
 
 def best_times(fns, *, repeat=5, min_seconds=0.01):
@@ -127,7 +127,7 @@ def best_times(fns, *, repeat=5, min_seconds=0.01):
     True
     """
     fns = list(fns)
-    repeat = check_positive_int("repeat", repeat)
+    repeat = check_int("repeat", repeat)
     calls = []
     for fn in fns:                                 # calibrate: how many calls fill one timing
         start = time.thread_time()

@@ -25,7 +25,6 @@ from attention_from_scratch._validate import (
     check_int,
     check_ndim,
     check_params,
-    check_positive_int,
 )
 from attention_from_scratch.block_params import (
     ATTENTION_LAYOUTS,
@@ -56,7 +55,7 @@ def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm):
     if not isinstance(layers, (list, tuple)) or not layers:
         raise TypeError(f"layers must be a non-empty list of parameter dicts "
                         f"(init_encoder_params), got {layers!r:.60}")
-    n_heads = check_positive_int("n_heads", n_heads)
+    n_heads = check_int("n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(f"n_heads = {n_heads} must divide the model width D = {d_model}")
     check_norm(norm)

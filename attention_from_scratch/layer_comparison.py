@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from attention_from_scratch._validate import check_positive_int
+from attention_from_scratch._validate import check_int
 from attention_from_scratch.core import attention, convolution, local_attention, recurrent
 from attention_from_scratch.masks import causal_mask
 
@@ -62,8 +62,8 @@ def make_layer(kind, d, *, rng, width=3, layer_index=0):
     would not change which positions are connected, so they are left out,
     and ``dx`` is the sum of the three paths.
     """
-    d = check_positive_int("d", d)
-    width = check_positive_int("width", width)
+    d = check_int("d", d)
+    width = check_int("width", width)
     scale = 1.0 / np.sqrt(d)
     if kind == "recurrent":
         w_x, w_h, b = _recurrent_weights(d, rng)
@@ -115,7 +115,7 @@ def reach(kind, t, *, n_layers=1, width=3, d=4, seed=0, outputs=None):
     >>> bool(np.array_equal(reached.sum(axis=1), [1, 2, 2, 2, 2]))
     True
     """
-    t, n_layers = check_positive_int("t", t), check_positive_int("n_layers", n_layers)
+    t, n_layers = check_int("t", t), check_int("n_layers", n_layers)
     rng = np.random.default_rng(seed)
     layers = [make_layer(kind, d, rng=rng, width=width, layer_index=index)
               for index in range(n_layers)]
@@ -147,8 +147,8 @@ def layers_to_connect_ends(kind, t, *, width=3, max_layers=None):
     >>> layers_to_connect_ends("convolution", 9, width=3) == (9 - 1) // (3 - 1)
     True
     """
-    t = check_positive_int("t", t)
-    max_layers = t if max_layers is None else check_positive_int("max_layers", max_layers)
+    t = check_int("t", t)
+    max_layers = t if max_layers is None else check_int("max_layers", max_layers)
     for n_layers in range(1, max_layers + 1):
         if reach(kind, t, n_layers=n_layers, width=width, outputs=[t - 1])[0, 0]:
             return n_layers
@@ -174,7 +174,7 @@ def recurrent_steps(t, *, decay=0.5):
     >>> bool(np.array_equal(recurrent_steps(5), np.arange(4, -1, -1)))
     True
     """
-    t = check_positive_int("t", t)
+    t = check_int("t", t)
     if not 0 < decay < 1:
         raise ValueError(f"decay must lie in (0, 1), got {decay!r}")
     eye = np.eye(2)
@@ -222,7 +222,7 @@ def sequential_rounds(kind, t, *, width=3, d=4, seed=0):
     >>> rounds == 5 and sequential_rounds("self-attention", 5)[0] == 1
     True
     """
-    t = check_positive_int("t", t)
+    t = check_int("t", t)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(t, d))                                      # (T, D)
     if kind == "recurrent":
@@ -259,7 +259,7 @@ def layer_flops(kind, t, d, *, width=3):
     >>> layer_flops("self-attention", 8, 2) == 4 * 8**2 * 2
     True
     """
-    t, d, width = (check_positive_int(n, v) for n, v in (("t", t), ("d", d),
+    t, d, width = (check_int(n, v) for n, v in (("t", t), ("d", d),
                                                           ("width", width)))
     counts = {"self-attention": 4 * t * t * d, "recurrent": 4 * t * d * d,
               "convolution": 2 * width * t * d * d,
@@ -278,7 +278,7 @@ def predicted_layers_to_connect(kind, t, *, width=3):
     >>> predicted_layers_to_connect("dilated convolution", 3**3, width=3) == 3
     True
     """
-    t, width = check_positive_int("t", t), check_positive_int("width", width)
+    t, width = check_int("t", t), check_int("width", width)
     if kind in ("self-attention", "recurrent") or t == 1:
         return 1
     if width < 2:

@@ -17,14 +17,7 @@ Examples
 
 import numpy as np
 
-
-def _check_count(name, value):
-    """Return ``value`` as an int >= 1, or raise naming ``name``."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
+from attention_from_scratch._validate import check_int
 
 
 def _query_positions(t, s):
@@ -68,8 +61,8 @@ def causal_mask(t, s=None):
     >>> causal_mask(2, 3).astype(int).tolist()   # 1 cached key, then 2 new queries
     [[1, 1, 0], [1, 1, 1]]
     """
-    t = _check_count("t", t)
-    s = t if s is None else _check_count("s", s)
+    t = check_int("t", t)
+    s = t if s is None else check_int("s", s)
     return np.arange(s)[None, :] <= _query_positions(t, s)            # (T, S)
 
 
@@ -110,7 +103,7 @@ def padding_mask(lengths, s, *, side="right"):
     """
     if side not in ("right", "left"):
         raise ValueError(f'side must be "right" or "left", got {side!r}')
-    s = _check_count("s", s)
+    s = check_int("s", s)
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or lengths.size == 0:
         raise ValueError(f"lengths must have shape (B,) with B >= 1, got shape "
@@ -161,9 +154,9 @@ def sliding_window_mask(t, window, s=None):
     >>> sliding_window_mask(4, 2).astype(int).tolist()
     [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
     """
-    t = _check_count("t", t)
-    window = _check_count("window", window)
-    s = t if s is None else _check_count("s", s)
+    t = check_int("t", t)
+    window = check_int("window", window)
+    s = t if s is None else check_int("s", s)
     query_positions = _query_positions(t, s)                          # (T, 1)
     keys = np.arange(s)[None, :]                                      # (1, S)
     return causal_mask(t, s) & (keys > query_positions - window)      # (T, S)

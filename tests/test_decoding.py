@@ -201,7 +201,7 @@ def test_generate_bad_inputs_rejected(rng):
         generate(np.array([0, 1]), embeddings, layers, 2, n_heads=2)
     with pytest.raises(ValueError, match=r"embeddings must have shape \(V, D\), got shape \(7,\)"):
         generate(prompt, np.ones(7), layers, 2, n_heads=2)
-    with pytest.raises(ValueError, match="n_new must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="n_new must be at least 0, got -1"):
         generate(prompt, embeddings, layers, -1, n_heads=2)
     with pytest.raises(ValueError, match=r"layers\[0\]\['attn.w_q'\] must have shape \(D, D\) "
                                          r"= \(6, 6\)"):

@@ -12,7 +12,7 @@ import numpy as np
 from attention_from_scratch._validate import (
     as_float_array,
     check_convolution_inputs,
-    check_positive_int,
+    check_int,
     check_same_shape,
 )
 
@@ -39,7 +39,7 @@ def convolution_forward(x, w, b, *, dilation=1):
     w = as_float_array("w", w, dtype=x.dtype)
     b = as_float_array("b", b, dtype=x.dtype)
     check_convolution_inputs(x, w, b)
-    dilation = check_positive_int("dilation", dilation)
+    dilation = check_int("dilation", dilation)
     t = x.shape[-2]
     out = np.zeros(x.shape[:-1] + w.shape[-1:], dtype=x.dtype) + b     # (..., T, D_out)
     for j in range(len(w)):

@@ -24,10 +24,10 @@ import numpy as np
 
 from attention_from_scratch._validate import (
     as_float_array,
+    check_int,
     check_multi_head_inputs,
     check_ndim,
     check_params,
-    check_positive_int,
     check_same_input,
     check_same_shape,
 )
@@ -76,7 +76,7 @@ def split_heads(x, n_heads):
     """
     x = as_float_array("x", x)
     check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_positive_int("n_heads", n_heads)
+    n_heads = check_int("n_heads", n_heads)
     *lead, t, d_model = x.shape
     if d_model % n_heads:
         raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")

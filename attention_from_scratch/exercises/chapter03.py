@@ -3,23 +3,10 @@
 import numpy as np
 
 from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.exercises import check_exercise, code_names
+from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
 from attention_from_scratch.masks import causal_mask, padding_mask
 
 _RNG_SEED = 2027
-
-
-def _boolean_result(name, attempt):
-    """Wrap ``attempt`` so a mask that is not boolean gets its own hint."""
-    def checked(*args):
-        result = attempt(*args)
-        if result is not None and np.asarray(result).dtype != np.bool_:
-            raise AssertionError(
-                f"{name}: return a boolean array (True = may attend), got dtype "
-                f"{np.asarray(result).dtype}; a comparison such as a <= b gives "
-                "booleans directly")
-        return result
-    return checked
 
 
 _SHORTCUTS = {"tril", "triu", "tri", "causal_mask", "sliding_window_mask"}
@@ -63,7 +50,7 @@ def check_causal_mask(attempt):
                              "positions with query positions using np.arange")
     cases = [(3, 3), (1, 1), (2, 5), (4, 6), (1, 4), (5, 7)]
     check_exercise(
-        name, _boolean_result(name, attempt), causal_mask, cases,
+        name, boolean_result(name, attempt), causal_mask, cases,
         mistakes=[
             (_causal_top_left, "right when S = T, wrong when S > T: the T queries are the "
                                "*last* T positions, so query i sits at position S - T + i"),
@@ -113,7 +100,7 @@ def check_padding_mask(attempt):
         for side in ("right", "left"):
             cases.append((np.array(lengths), s, side))
     check_exercise(
-        name, _boolean_result(name, attempt), _padding_reference, cases,
+        name, boolean_result(name, attempt), _padding_reference, cases,
         mistakes=[
             (_padding_off_by_one_right, "off by one with side='right': positions count "
                                         "from 0, so a sequence of length n has its real "
@@ -160,7 +147,7 @@ def check_decoder_mask(attempt):
     cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
              (np.array([0, 6, 2, 4]), 6)]
     check_exercise(
-        name, _boolean_result(name, attempt), decoder_mask, cases,
+        name, boolean_result(name, attempt), decoder_mask, cases,
         mistakes=[
             (_decoder_or, "a key must pass *both* masks: combine them with &, not |"),
             (_decoder_right_padding, "this batch is padded on the left: the real tokens "

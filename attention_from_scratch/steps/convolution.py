@@ -15,7 +15,7 @@ import numpy as np
 from attention_from_scratch._validate import (
     as_float_array,
     check_convolution_inputs,
-    check_positive_int,
+    check_int,
     check_same_shape,
 )
 
@@ -60,7 +60,7 @@ def convolution_forward(x, w, b, *, dilation=1):
     w = as_float_array("w", w, dtype=np.float64)
     b = as_float_array("b", b, dtype=np.float64)
     check_convolution_inputs(x, w, b)
-    dilation = check_positive_int("dilation", dilation)
+    dilation = check_int("dilation", dilation)
     out = np.empty(x.shape[:-1] + w.shape[-1:])               # (..., T, D_out)
     for t in range(x.shape[-2]):
         total = np.broadcast_to(b, x.shape[:-2] + b.shape)    # (..., D_out)

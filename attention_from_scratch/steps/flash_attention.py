@@ -16,7 +16,7 @@ import numpy as np
 from attention_from_scratch._validate import (
     as_float_array,
     check_attention_inputs,
-    check_positive_int,
+    check_int,
     check_same_shape,
 )
 
@@ -82,7 +82,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     k = as_float_array("k", k, dtype=np.float64)
     v = as_float_array("v", v, dtype=np.float64)
     mask = check_attention_inputs(q, k, v, mask)
-    block_size = check_positive_int("block_size", block_size)
+    block_size = check_int("block_size", block_size)
     t, s = q.shape[-2], k.shape[-2]
     if mask is not None:
         mask = np.broadcast_to(mask, q.shape[:-1] + (s,))     # a view: no (T, S) copy

@@ -14,10 +14,10 @@ import numpy as np
 
 from attention_from_scratch._validate import (
     as_float_array,
+    check_int,
     check_multi_head_inputs,
     check_ndim,
     check_params,
-    check_positive_int,
     check_same_input,
     check_same_shape,
 )
@@ -57,7 +57,7 @@ def split_heads(x, n_heads):
     """
     x = as_float_array("x", x, dtype=np.float64)
     check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_positive_int("n_heads", n_heads)
+    n_heads = check_int("n_heads", n_heads)
     d_model = x.shape[-1]
     if d_model % n_heads:
         raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
@@ -145,7 +145,7 @@ def init_multi_head_params(d_model, *, rng):
     depend on the number of heads: ``H`` only decides how the columns are
     split.
     """
-    d_model = check_positive_int("d_model", d_model)
+    d_model = check_int("d_model", d_model)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     std = 1.0 / np.sqrt(d_model)
