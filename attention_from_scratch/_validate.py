@@ -77,16 +77,25 @@ def check_linear_inputs(x, w, b):
     check_same_shape("b", b, (d_out,), "(D_out,)")
 
 
+def check_sequence_pair(name, x, other_name, other, *, width):
+    """Check ``x`` is ``(..., T, W)`` and ``other`` is ``(..., S, W)``.
+
+    The two sequences may differ in length only: same leading axes, same
+    width ``W`` (named ``width`` in the messages), nothing broadcast.
+    """
+    check_ndim(name, x, 2, f"(..., T, {width})")
+    check_ndim(other_name, other, 2, f"(..., S, {width})")
+    lead, w = x.shape[:-2], x.shape[-1]
+    if other.shape[:-2] != lead or other.shape[-1] != w:
+        raise ValueError(
+            f"{other_name} must have shape (..., S, {width}) = {lead + ('S', w)} to "
+            f"match {name} of shape {x.shape}, got shape {other.shape}"
+        )
+
+
 def check_query_key(q, k):
     """Check ``q`` is ``(..., T, Dk)`` and ``k`` is ``(..., S, Dk)``."""
-    check_ndim("q", q, 2, "(..., T, Dk)")
-    check_ndim("k", k, 2, "(..., S, Dk)")
-    lead, d_k = q.shape[:-2], q.shape[-1]
-    if k.shape[:-2] != lead or k.shape[-1] != d_k:
-        raise ValueError(
-            f"k must have shape (..., S, Dk) = {lead + ('S', d_k)} to match "
-            f"q of shape {q.shape}, got shape {k.shape}"
-        )
+    check_sequence_pair("q", q, "k", k, width="Dk")
 
 
 def check_weights_value(weights, v):
@@ -238,14 +247,8 @@ def check_multi_head_inputs(x_q, x_kv, n_heads, mask):
     Returns the mask as a boolean array with a head axis, broadcastable
     to ``(..., H, T, S)`` (or ``None``), and ``Dh = D // H``.
     """
-    check_ndim("x_q", x_q, 2, "(..., T, D)")
-    check_ndim("x_kv", x_kv, 2, "(..., S, D)")
+    check_sequence_pair("x_q", x_q, "x_kv", x_kv, width="D")
     lead, d_model = x_q.shape[:-2], x_q.shape[-1]
-    if x_kv.shape[:-2] != lead or x_kv.shape[-1] != d_model:
-        raise ValueError(
-            f"x_kv must have shape (..., S, D) = {lead + ('S', d_model)} to match "
-            f"x_q of shape {x_q.shape}, got shape {x_kv.shape}"
-        )
     n_heads = check_int("n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(
@@ -330,12 +333,7 @@ def check_features_inputs(q, k, v, features):
 
 def check_decoder_inputs(y, memory):
     """Check ``y`` is ``(..., T, D)`` and ``memory`` is ``(..., S, D)``, same leading axes."""
-    check_ndim("y", y, 2, "(..., T, D)")
-    check_ndim("memory", memory, 2, "(..., S, D)")
-    if memory.shape[:-2] != y.shape[:-2] or memory.shape[-1] != y.shape[-1]:
-        raise ValueError(f"memory must have shape (..., S, D) = "
-                         f"{y.shape[:-2] + ('S', y.shape[-1])} to match y of shape "
-                         f"{y.shape}, got shape {memory.shape}")
+    check_sequence_pair("y", y, "memory", memory, width="D")
 
 
 def check_same_input(x_q, x_kv):
