@@ -132,3 +132,21 @@ def test_numerical_gradient_of_a_known_function():
     x, dout = np.array([1.0, -2.0, 3.0]), np.array([0.5, 1.0, -1.0])
     (grad,) = numerical_gradients(lambda a: (a ** 2, None), [x.copy()], dout)
     np.testing.assert_allclose(grad, 2 * x * dout, rtol=1e-9)
+
+
+def test_sampled_entries_check_only_some_and_still_catch_a_bug(rng):
+    from attention_from_scratch.core.linear import linear_backward, linear_forward
+    from attention_from_scratch.gradcheck import numerical_gradients
+    x, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=5)
+    dout = rng.normal(size=(3, 5))
+    grads = numerical_gradients(linear_forward, [x, w, b], dout, n_entries=3, rng=rng)
+    assert [int(np.sum(~np.isnan(g))) for g in grads] == [3, 3, 3]
+    assert gradient_check(linear_forward, linear_backward, (x, w, b), rng=rng,
+                          n_entries=3).passed
+
+    def doubled_dw(dout, cache):
+        dx, dw, db = linear_backward(dout, cache)
+        return dx, 2 * dw, db
+
+    assert not gradient_check(linear_forward, doubled_dw, (x, w, b), rng=rng,
+                              n_entries=3).passed
