@@ -52,8 +52,9 @@ def main(argv=None):
                        help="timed runs per core measurement (default: 4)")
     bench.add_argument("--steps-repeats", type=int, default=2,
                        help="timed runs per steps measurement (default: 2)")
-    from attention_from_scratch.training.cli import add_train_command
+    from attention_from_scratch.training.cli import add_experiment_command, add_train_command
     add_train_command(commands)
+    add_experiment_command(commands)
     args = parser.parse_args(argv)
 
     if args.command == "verify":
@@ -62,6 +63,9 @@ def main(argv=None):
     if args.command == "train":
         from attention_from_scratch.training.cli import main as train_main
         return train_main(args, parser)
+    if args.command == "experiment":
+        from attention_from_scratch.training.cli import experiment_main
+        return experiment_main(args)
     if args.command == "bench":
         from attention_from_scratch import bench
         return bench.main(repeats=args.repeats, steps_repeats=args.steps_repeats)

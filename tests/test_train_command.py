@@ -75,3 +75,17 @@ def test_ctrl_c_leaves_a_usable_run():
     assert run.history["interrupted"] and run.state.step == 4
     assert len(run.history["loss"]) == 4 == len(run.history["cpu_seconds"])
     assert all(np.isfinite(p).all() for p in run.params.values())
+
+
+@pytest.mark.parametrize("name", ["heads", "length"])
+def test_quick_experiments_write_the_format_the_chapter_reads(tmp_path, name):
+    import json
+    assert main(["experiment", name, "--quick", "--out", str(tmp_path)]) == 0
+    fresh = json.loads((tmp_path / f"{name}.json").read_text())
+    from pathlib import Path
+    stored = json.loads((Path(__file__).parents[1] / "chapters" / "results" /
+                         f"{name}.json").read_text())
+    assert fresh["experiment"] == stored["experiment"] == name
+    assert set(fresh["results"][0]) == set(stored["results"][0])
+    for row in fresh["results"]:
+        assert 0.0 <= row["accuracy"] <= 1.0

@@ -14,12 +14,13 @@ from attention_from_scratch.figures import (
     chapter04,
     chapter05,
     chapter06,
+    chapter07,
 )
 from attention_from_scratch.plotting import save_figure
 
 FIGURES = {**chapter00.FIGURES, **chapter01.FIGURES, **chapter02.FIGURES, **chapter03.FIGURES,
            **chapter04.FIGURES, **chapter05.FIGURES,
-           **chapter06.FIGURES}
+           **chapter06.FIGURES, **chapter07.FIGURES}
 
 
 def regenerate(directory=None, *, out=None):

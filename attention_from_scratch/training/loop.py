@@ -58,7 +58,7 @@ class Settings(NamedTuple):
     warmup: int = 200
     clip: float = 1.0
     seed: int = 0
-    min_len: int = 1
+    min_len: int = 2
     max_len: int = 8
     test_min_len: int = 0       # 0: the training lengths
     test_max_len: int = 0

@@ -126,7 +126,7 @@ def _training_sampler(sampler, held_out):
 TASKS = ("reversal", "sorting", "translation")
 
 
-def make_task(name, *, seed=0, min_len=1, max_len=8, n_held_out=200, held_out_lengths=None):
+def make_task(name, *, seed=0, min_len=2, max_len=8, n_held_out=200, held_out_lengths=None):
     """A task's vocabulary, training sampler and held-out set.
 
     Parameters
