@@ -191,6 +191,15 @@ CASES = [
          "performer_attention_backward",
          lambda rng: ((_normal(rng, 2, 3, 4), _normal(rng, 2, 5, 4), _normal(rng, 2, 5, 6)),
                       {"features": _normal(rng, 7, 4)})),
+    Case("embedding, repeated tokens", "embedding", "embedding_forward", "embedding_backward",
+         lambda rng: ((_normal(rng, 5, 3),), {"tokens": np.array([[4, 1, 4], [1, 1, 0]])})),
+    Case("output projection", "embedding", "output_projection_forward",
+         "output_projection_backward",
+         lambda rng: ((_normal(rng, 2, 3, 4), _normal(rng, 6, 4), _normal(rng, 6)), {})),
+    Case("cross-entropy, padding", "cross_entropy", "cross_entropy_forward",
+         "cross_entropy_backward",
+         lambda rng: ((_normal(rng, 2, 4, 5),),
+                      {"targets": np.array([[3, 1, 0, 0], [2, 4, 4, 0]]), "ignore_id": 0})),
 ]
 
 

@@ -3,16 +3,21 @@
 Same contract; every position at once, dtype of the logits kept.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array
+from attention_from_scratch._validate import as_float_array, check_cross_entropy_inputs
 from attention_from_scratch.core.softmax import stable_row_max
-from attention_from_scratch.steps.cross_entropy import (
-    CrossEntropyCache,
-    check_cross_entropy_inputs,
-)
 
 __all__ = ["CrossEntropyCache", "cross_entropy_backward", "cross_entropy_forward"]
+
+
+class CrossEntropyCache(NamedTuple):
+    probs: np.ndarray     # (..., V) softmax of the logits
+    targets: np.ndarray   # (...,)
+    real: np.ndarray      # (...,) bool: positions that count
+    n_real: int
 
 
 def cross_entropy_forward(logits, *, targets, ignore_id=None):

@@ -5,18 +5,29 @@ The embedding's backward is one ``np.add.at``, which, unlike
 ``dw[tokens] += dout``, adds every occurrence of a repeated token.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_same_shape
-from attention_from_scratch.steps.embedding import (
-    EmbeddingCache,
-    OutputProjectionCache,
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_same_shape,
     check_table,
     check_tokens,
 )
 
 __all__ = ["EmbeddingCache", "OutputProjectionCache", "embedding_backward",
            "embedding_forward", "output_projection_backward", "output_projection_forward"]
+
+
+class EmbeddingCache(NamedTuple):
+    tokens: np.ndarray   # (...,)
+    table_shape: tuple   # (V, D)
+
+
+class OutputProjectionCache(NamedTuple):
+    h: np.ndarray   # (..., D)
+    w: np.ndarray   # (V, D)
 
 
 def embedding_forward(w, *, tokens):

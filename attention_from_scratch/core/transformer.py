@@ -8,11 +8,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import check_params
+from attention_from_scratch._validate import check_params, check_tokens
 from attention_from_scratch.block_params import sub_params, with_prefix
 from attention_from_scratch.core.decoder import decoder_block_backward, decoder_block_forward
 from attention_from_scratch.core.embedding import (
-    check_tokens,
     embedding_backward,
     embedding_forward,
     output_projection_backward,

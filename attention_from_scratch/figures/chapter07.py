@@ -16,7 +16,7 @@ TRANSLATOR = Settings(task="translation", steps=400, warmup=40)
 @functools.cache
 def trained_translator():
     """The translator trained until 99 % held-out exact match (seeded)."""
-    return train(new_run(TRANSLATOR), eval_every=50, eval_size=100, stop_at=0.99)
+    return train(new_run(TRANSLATOR), eval_every=50, eval_size=200, stop_at=0.99)
 
 
 def cross_attention_figure(params, settings, pair=None):

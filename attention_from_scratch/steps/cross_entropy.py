@@ -15,8 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array
-from attention_from_scratch.steps.embedding import check_tokens
+from attention_from_scratch._validate import as_float_array, check_cross_entropy_inputs
 
 
 class CrossEntropyCache(NamedTuple):
@@ -24,25 +23,6 @@ class CrossEntropyCache(NamedTuple):
     targets: np.ndarray   # (...,)
     real: np.ndarray      # (...,) bool: positions that count
     n_real: int
-
-
-def check_cross_entropy_inputs(logits, targets, ignore_id):
-    """Return ``(targets, real)`` for ``logits (..., V)``, or raise."""
-    if logits.ndim < 1:
-        raise ValueError(f"logits must have shape (..., V), got shape {logits.shape}")
-    targets = np.asarray(targets)
-    if targets.shape != logits.shape[:-1]:
-        raise ValueError(f"targets must have shape (...,) = {logits.shape[:-1]}, one id per "
-                         f"row of logits {logits.shape}, got shape {targets.shape}")
-    if ignore_id is None:
-        real = np.ones(targets.shape, dtype=bool)
-    else:
-        real = targets != ignore_id
-    check_tokens("targets", np.where(real, targets, 0), logits.shape[-1])
-    if not real.any():
-        raise ValueError("targets hold no real position (every one equals ignore_id = "
-                         f"{ignore_id}): the mean loss is undefined")
-    return targets, real
 
 
 def cross_entropy_forward(logits, *, targets, ignore_id=None):

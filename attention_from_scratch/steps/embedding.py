@@ -18,30 +18,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_same_shape
+from attention_from_scratch._validate import (
+    as_float_array,
+    check_same_shape,
+    check_table,
+    check_tokens,
+)
 
 
 class EmbeddingCache(NamedTuple):
     tokens: np.ndarray   # (...,) the ids looked up
     table_shape: tuple   # (V, D)
-
-
-def check_tokens(name, tokens, vocab):
-    """Return ``tokens`` as an int array with ids in ``[0, vocab)``."""
-    tokens = np.asarray(tokens)
-    if tokens.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
-        raise ValueError(f"{name} ids must lie in [0, V - 1] = [0, {vocab - 1}], got ids "
-                         f"from {tokens.min()} to {tokens.max()}")
-    return tokens
-
-
-def check_table(name, w):
-    w = as_float_array(name, w)
-    if w.ndim != 2:
-        raise ValueError(f"{name} must have shape (V, D), got shape {w.shape}")
-    return w
 
 
 def embedding_forward(w, *, tokens):

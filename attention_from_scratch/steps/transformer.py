@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import check_params
+from attention_from_scratch._validate import check_params, check_tokens
 from attention_from_scratch.block_params import sub_params, with_prefix
 from attention_from_scratch.masks import causal_mask
 from attention_from_scratch.model_params import (
@@ -35,7 +35,6 @@ from attention_from_scratch.model_params import (
 )
 from attention_from_scratch.steps.decoder import decoder_block_backward, decoder_block_forward
 from attention_from_scratch.steps.embedding import (
-    check_tokens,
     embedding_backward,
     embedding_forward,
     output_projection_backward,

@@ -120,9 +120,10 @@ def main(args, parser, *, stream=None):
         f.writelines(f"{s},{loss:.6g}\n" for s, loss in zip(run.history["step"],
                                                             run.history["loss"], strict=True))
     history = run.history
-    accuracy = history["accuracy"][-1] if history["accuracy"] else float("nan")
+    accuracy = (f"{100 * history['accuracy'][-1]:.1f}%" if history["accuracy"]
+                else "not measured yet")
     word = "interrupted at" if history["interrupted"] else "finished"
-    print(f"{word} step {run.state.step}: held-out exact match {100 * accuracy:.1f}%, "
+    print(f"{word} step {run.state.step}: held-out exact match {accuracy}, "
           f"{time.process_time() - start:.1f} CPU s this session; saved {path}", file=stream)
     return 130 if history["interrupted"] else 0
 
