@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from attention_from_scratch import bench, core
+from attention_from_scratch import core
+from attention_from_scratch.measure import bench
 
 TINY = (2, 6, 12, 3)     # (B, T, D, H)
 

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from attention_from_scratch.complexity import (
+from attention_from_scratch.measure.complexity import (
     attention_flops,
     attention_peak_memory,
     attention_weights_bytes,

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.block_params import DECODER_LAYOUTS
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import padding_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import padding_mask
+from attention_from_scratch.common.params import DECODER_LAYOUTS
 
 
 def random_params(rng, d, f):

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch import core, decoding, steps
-from attention_from_scratch.block_params import init_norm_params
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch import core, steps
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import init_norm_params
+from attention_from_scratch.inference import decoding
 
 
 def make_layers(rng, n_layers, d, f):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.block_params import ENCODER_LAYOUTS
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask, padding_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import ENCODER_LAYOUTS
 
 
 def random_params(rng, d, f):
@@ -157,7 +157,7 @@ def test_bad_inputs_rejected(impl, rng):
 
 
 def test_block_layouts_match_the_sub_layers():
-    from attention_from_scratch.block_params import (
+    from attention_from_scratch.common.params import (
         ATTENTION_LAYOUTS,
         DECODER_LAYOUTS,
         sub_params,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.layer_comparison import (
+from attention_from_scratch.measure.layer_comparison import (
     LAYER_KINDS,
     layer_flops,
     layers_to_connect_ends,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct, gradient_check
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct, gradient_check
 
 SHAPES = [  # (lead, T, D, Dk, Dv): all different, Dk != Dv
     ((), 3, 4, 2, 5),

@@ -2,17 +2,17 @@
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
     init_norm_params,
     sub_params,
     with_prefix,
+)
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_decoder_inputs,
+    check_params,
 )
 from attention_from_scratch.core.feed_forward import (
     feed_forward_backward,

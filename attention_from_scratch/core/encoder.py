@@ -6,14 +6,14 @@ multi-head attention, layer norm and feed-forward network.
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
     init_norm_params,
     sub_params,
     with_prefix,
 )
+from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
 from attention_from_scratch.core.feed_forward import (
     feed_forward_backward,
     feed_forward_forward,

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_same_shape,
     check_window_attention_inputs,
@@ -60,7 +60,7 @@ def local_attention_forward(q, k, v, *, window):
     Examples
     --------
     >>> from attention_from_scratch.core.attention import attention_forward
-    >>> from attention_from_scratch.masks import sliding_window_mask
+    >>> from attention_from_scratch.common.masks import sliding_window_mask
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(2, 10, 3))
     >>> out, _ = local_attention_forward(x, x, x, window=4)

@@ -6,7 +6,7 @@ computes in the dtype of ``x`` (float32 stays float32).
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
 from attention_from_scratch.core.attention import (
     AttentionCache,
     attention_backward,

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from attention_from_scratch.bench import attention_flops
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
 from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.measure.bench import attention_flops
 
 _RNG_SEED = 2044
 

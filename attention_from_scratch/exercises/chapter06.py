@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from attention_from_scratch.complexity import attention_flops, peak_memory
+from attention_from_scratch.common.masks import sliding_window_mask as _sliding_window_mask
 from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
-from attention_from_scratch.masks import sliding_window_mask as _sliding_window_mask
+from attention_from_scratch.measure.complexity import attention_flops, peak_memory
 
 _RNG_SEED = 2606
 

@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from attention_from_scratch import core
-from attention_from_scratch.example import SPANISH, embed
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.example import SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
 
 HEADS_SEED = 4
 N_HEADS = 4

@@ -4,9 +4,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attention_from_scratch import core
-from attention_from_scratch.block_params import init_norm_params, with_prefix
-from attention_from_scratch.example import ENGLISH, SPANISH, embed
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.example import ENGLISH, SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.params import init_norm_params, with_prefix
 
 PE_POSITIONS, PE_WIDTH = 64, 32
 SELF_SHARPNESS, CROSS_SHARPNESS = 1.5, 2.0

@@ -12,26 +12,26 @@ reads the source sentence. ``norm="pre"`` moves each LayerNorm onto the
 sub-layer's input, as in the encoder; the wrapping is
 :mod:`attention_from_scratch.steps.residual`. Parameters: ``self_attn.*``,
 ``ln1.*``, ``cross_attn.*``, ``ln2.*``, ``ffn.*``, ``ln3.*``
-(:mod:`attention_from_scratch.block_params`).
+(:mod:`attention_from_scratch.common.params`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
     init_norm_params,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_decoder_inputs,
+    check_params,
+)
 from attention_from_scratch.steps.feed_forward import (
     feed_forward_backward,
     feed_forward_forward,

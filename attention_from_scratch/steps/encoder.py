@@ -16,21 +16,21 @@ The wrapping is :mod:`attention_from_scratch.steps.residual`. Parameters
 are one flat dict with prefixed keys, so the gradient checker and an
 optimiser see plain arrays: ``attn.w_q`` ... ``attn.b_o``, ``ln1.gamma``,
 ``ln1.beta``, ``ffn.w_1`` ... ``ffn.b_2``, ``ln2.gamma``, ``ln2.beta``
-(:mod:`attention_from_scratch.block_params`).
+(:mod:`attention_from_scratch.common.params`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
     init_norm_params,
     sub_params,
     with_prefix,
 )
+from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
 from attention_from_scratch.steps.feed_forward import (
     feed_forward_backward,
     feed_forward_forward,

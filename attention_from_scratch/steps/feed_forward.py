@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.common.params import FFN_LAYOUTS
+from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)

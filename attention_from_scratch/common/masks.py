@@ -17,7 +17,7 @@ Examples
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.validate import check_int
 
 
 def _query_positions(t, s):

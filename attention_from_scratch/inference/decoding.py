@@ -20,18 +20,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_int,
-    check_ndim,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
     ATTENTION_LAYOUTS,
     ENCODER_LAYOUTS,
     NORM_LAYOUTS,
     check_norm,
     sub_params,
+)
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_int,
+    check_ndim,
+    check_params,
 )
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.core.encoder import encoder_block_forward
@@ -40,7 +41,6 @@ from attention_from_scratch.core.layer_norm import layer_norm_forward
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
 from attention_from_scratch.core.positional_encoding import positional_encoding_forward
 from attention_from_scratch.core.residual import residual_forward
-from attention_from_scratch.masks import causal_mask
 
 
 class LayerKV(NamedTuple):

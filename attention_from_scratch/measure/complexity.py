@@ -18,7 +18,7 @@ import tracemalloc
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, flash_attention, linear
 
 

@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, convolution, local_attention, recurrent
-from attention_from_scratch.masks import causal_mask
 
 LAYER_KINDS = ("self-attention", "recurrent", "convolution", "dilated convolution",
                "restricted self-attention")

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch.common.masks import causal_mask
 
 SIZES = ((8, 128, 256, 8), (4, 512, 512, 8))     # (B, T, D, H)
 STEPS_SIZES = ((8, 128, 256, 8),)                # steps builds one softmax Jacobian per row
