@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from attention_from_scratch import core
+from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.measure import bench
 
 TINY = (2, 6, 12, 3)     # (B, T, D, H)
@@ -104,7 +104,7 @@ def test_disagreeing_matmul_rates_are_flagged(result):
 def test_matmuls_only_computes_the_same_products(rng):
     # not the attention (no softmax), but the same shapes as core's forward and backward
     x = rng.normal(size=(2, 5, 6))
-    params = core.multi_head.init_multi_head_params(6, rng=rng)
+    params = init_multi_head_params(6, rng=rng)
     out, cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
     assert out.shape == (10, 6)
     dx, (dw_q, dw_kv) = bench.core_matmuls_only_backward(rng.normal(size=(2, 5, 6)), cache)

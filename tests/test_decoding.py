@@ -5,14 +5,18 @@ import pytest
 
 from attention_from_scratch import core, steps
 from attention_from_scratch.common.masks import causal_mask
-from attention_from_scratch.common.params import init_norm_params
+from attention_from_scratch.common.params import (
+    init_encoder_params,
+    init_multi_head_params,
+    init_norm_params,
+)
 from attention_from_scratch.inference import decoding
 
 
 def make_layers(rng, n_layers, d, f):
     layers = []
     for _ in range(n_layers):
-        params = core.encoder.init_encoder_params(d, f, rng=rng)
+        params = init_encoder_params(d, f, rng=rng)
         layers.append({k: v + 0.3 * rng.normal(size=v.shape) for k, v in params.items()})
     return layers
 
@@ -86,7 +90,7 @@ def test_token_by_token_equals_full_pass(rng, norm, batch, prompt_length):
 
 def test_cached_attention_equals_the_last_rows_of_causal_attention(rng):
     params = {k: v + 0.3 * rng.normal(size=v.shape)
-              for k, v in core.multi_head.init_multi_head_params(6, rng=rng).items()}
+              for k, v in init_multi_head_params(6, rng=rng).items()}
     x = rng.normal(size=(2, 7, 6))
     full, _ = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=3,
                                                                 mask=causal_mask(7))

@@ -5,11 +5,9 @@ import numpy as np
 
 from attention_from_scratch.book.example import FEATURES, SPANISH, embed
 from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.params import init_self_attention_params
 from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.core.self_attention import (
-    init_self_attention_params,
-    self_attention_forward,
-)
+from attention_from_scratch.core.self_attention import self_attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
 
 SHARPNESS = (1.0, 4.0, 16.0)   # multiples of the query "a noun" in the lookup figure

@@ -162,8 +162,9 @@ def cached_attention(x_new, params, layer_kv=None, *, n_heads):
     --------
     Two calls give the rows of one causal pass:
 
+    >>> from attention_from_scratch.common.params import init_multi_head_params
     >>> from attention_from_scratch.core.multi_head import (
-    ...     init_multi_head_params, self_multi_head_attention_forward)
+    ...     self_multi_head_attention_forward)
     >>> rng = np.random.default_rng(0)
     >>> params, x = init_multi_head_params(4, rng=rng), rng.normal(size=(5, 4))
     >>> first, kv = cached_attention(x[:3], params, n_heads=2)
@@ -179,9 +180,9 @@ def cached_attention(x_new, params, layer_kv=None, *, n_heads):
     check_ndim("x_new", x_new, 2, "(..., T_new, D)")
     params = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_new.shape[-1]},
                           dtype=x_new.dtype)
-    q = split_heads(x_new @ params["w_q"] + params["b_q"], n_heads)      # (..., H, T_new, Dh)
-    k = split_heads(x_new @ params["w_k"] + params["b_k"], n_heads)      # (..., H, T_new, Dh)
-    v = split_heads(x_new @ params["w_v"] + params["b_v"], n_heads)      # (..., H, T_new, Dh)
+    q = split_heads(x_new @ params["w_q"] + params["b_q"], n_heads=n_heads)   # (..., H, T_new, Dh)
+    k = split_heads(x_new @ params["w_k"] + params["b_k"], n_heads=n_heads)   # (..., H, T_new, Dh)
+    v = split_heads(x_new @ params["w_v"] + params["b_v"], n_heads=n_heads)   # (..., H, T_new, Dh)
     if layer_kv is not None:
         _check_layer_kv("layer_kv", layer_kv, x_new.shape, n_heads)
         k = np.concatenate([layer_kv.k, k], axis=-2)                     # (..., H, S, Dh)

@@ -39,6 +39,7 @@ import numpy as np
 
 from attention_from_scratch import core, steps
 from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import init_multi_head_params
 
 SIZES = ((8, 128, 256, 8), (4, 512, 512, 8))     # (B, T, D, H)
 STEPS_SIZES = ((8, 128, 256, 8),)                # steps builds one softmax Jacobian per row
@@ -211,7 +212,7 @@ def _jobs(size, dtype, steps_sizes, rng, *, repeats, steps_repeats, square):
     b, t, d, n_heads = size
     x = rng.standard_normal((b, t, d)).astype(dtype)
     params = {key: value.astype(dtype) for key, value in
-              core.multi_head.init_multi_head_params(d, rng=rng).items()}
+              init_multi_head_params(d, rng=rng).items()}
     dout = rng.standard_normal((b, t, d)).astype(dtype)
     forward, backward = attention_flops(b, t, d, n_heads)
     both = (forward, forward + backward)
