@@ -136,26 +136,6 @@ def test_generation_with_and_without_cache_agree(rng, norm):
                                   prompt)
 
 
-def test_multiply_adds_by_hand():
-    # D = 2, F = 4, position 3: projections 4 D^2 = 16, FFN 2 D F = 16,
-    # attention 2 n D = 12 with the cache; without it, 3 positions of 32 and
-    # 2 n^2 D = 36 for the full score matrix and weighted sum
-    kwargs = {"d_model": 2, "d_ff": 4, "n_layers": 1}
-    assert decoding.multiply_adds_per_token(3, cached=True, **kwargs) == 44
-    assert decoding.multiply_adds_per_token(3, cached=False, **kwargs) == 3 * 32 + 36
-    assert decoding.multiply_adds_per_token(3, cached=True, **{**kwargs, "n_layers": 4}) == 176
-
-
-def test_cached_cost_is_linear_uncached_quadratic():
-    kwargs = {"d_model": 16, "d_ff": 64, "n_layers": 2}
-    n = np.arange(1, 30)
-    cached = np.array([decoding.multiply_adds_per_token(i, cached=True, **kwargs) for i in n])
-    full = np.array([decoding.multiply_adds_per_token(i, cached=False, **kwargs) for i in n])
-    assert np.all(np.diff(cached, 2) == 0) and np.all(np.diff(cached) > 0)
-    assert np.all(np.diff(full, 2) == 2 * 2 * 2 * 16)     # second difference of 2 L n^2 D
-    assert np.all(full >= cached) and full[0] == cached[0]
-
-
 def test_kv_cache_of_wrong_length_rejected(rng):
     layers = make_layers(rng, 2, 4, 3)
     _, kv = decoding.decode_step(rng.normal(size=(1, 2, 4)), layers, n_heads=2)

@@ -17,7 +17,7 @@ from attention_from_scratch.common.validate import (
     check_same_shape,
     check_window_attention_inputs,
 )
-from attention_from_scratch.core.softmax import stable_row_max
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
 class LocalAttentionCache(NamedTuple):
@@ -79,12 +79,8 @@ def local_attention_forward(q, k, v, *, window):
     k_pairs = pairs(to_blocks(k, front, window))                     # (..., B, 2W, Dk)
     v_pairs = pairs(to_blocks(v, front, window))                     # (..., B, 2W, Dv)
     weights = (q_blocks * q.dtype.type(scale)) @ np.swapaxes(k_pairs, -1, -2)  # (..., B, W, 2W)
-    np.copyto(weights, -np.inf, where=~band(k_pairs.shape[-3], window, front))
-    weights -= stable_row_max(weights, -1)
-    np.exp(weights, out=weights)
-    total = weights.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1                   # padding queries that see only padding keys
-    weights /= total
+    # padding queries that see only padding keys get all-zero rows
+    masked_softmax_in_place(weights, band(k_pairs.shape[-3], window, front))
     out = weights @ v_pairs                                          # (..., B, W, Dv)
     out = out.reshape(q.shape[:-2] + (-1, v.shape[-1]))[..., -t:, :]  # (..., T, Dv)
     return out, LocalAttentionCache(q_blocks, k_pairs, v_pairs, weights, t, front, scale)

@@ -32,7 +32,7 @@ from attention_from_scratch.common.validate import (
     check_same_input,
     check_same_shape,
 )
-from attention_from_scratch.core.softmax import stable_row_max
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
 def split_heads(x, *, n_heads):
@@ -178,12 +178,7 @@ def _attend_and_project(q, k, v, mask, w_o, b_o):
     ``exp_scores``, ``total`` and ``concat``.
     """
     exp_scores = q @ np.swapaxes(k, -1, -2)                       # (..., H, T, S)
-    if mask is not None:
-        np.copyto(exp_scores, -np.inf, where=~mask)
-    exp_scores -= stable_row_max(exp_scores, -1)
-    np.exp(exp_scores, out=exp_scores)
-    total = exp_scores.sum(axis=-1, keepdims=True)                # (..., H, T, 1)
-    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
+    total = masked_softmax_in_place(exp_scores, mask, normalise=False)   # (..., H, T, 1)
     *lead, n_heads, t, d_head = q.shape
     concat = np.empty((*lead, t, n_heads, d_head), dtype=q.dtype)  # (..., T, H, Dh)
     weighted = np.matmul(exp_scores, v, out=np.swapaxes(concat, -2, -3))   # (..., H, T, Dh)

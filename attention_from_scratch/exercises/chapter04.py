@@ -4,7 +4,7 @@ import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
 from attention_from_scratch.exercises import check_exercise
-from attention_from_scratch.measure.bench import attention_flops
+from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
 
@@ -219,7 +219,7 @@ def check_output_projection_backward(attempt):
 
 def multi_head_cost(b, t, s, d, n_heads):
     """Reference: ``(parameters, forward FLOPs)`` of the layer."""
-    return 4 * d * d + 4 * d, attention_flops(b, t, d, n_heads, s=s)[0]
+    return 4 * d * d + 4 * d, multi_head_matmul_flops(b, t, d, n_heads, s=s)[0]
 
 
 # (b, t, s, d, n_heads): in the first case B, T, S, D, H and Dh all differ,

@@ -6,7 +6,8 @@ from matplotlib.ticker import NullFormatter
 
 from attention_from_scratch.book.plotting import heatmap
 from attention_from_scratch.measure.approximation import INPUT_KINDS, approximation_errors
-from attention_from_scratch.measure.complexity import attention_peak_memory, self_attention_flops
+from attention_from_scratch.measure.complexity import attention_peak_memory
+from attention_from_scratch.measure.flops import self_attention_flops
 from attention_from_scratch.measure.layer_comparison import (
     layers_to_connect_ends,
     reach,
