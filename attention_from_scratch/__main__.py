@@ -58,7 +58,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "verify":
-        from attention_from_scratch import verify
+        from attention_from_scratch.checking import verify
         return verify.main()
     if args.command == "train":
         from attention_from_scratch.training.cli import main as train_main
@@ -67,7 +67,7 @@ def main(argv=None):
         from attention_from_scratch.training.cli import experiment_main
         return experiment_main(args)
     if args.command == "bench":
-        from attention_from_scratch import bench
+        from attention_from_scratch.measure import bench
         return bench.main(repeats=args.repeats, steps_repeats=args.steps_repeats)
     import matplotlib
     matplotlib.use("Agg")

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.encoder_decoder_decoding import (
-    greedy_decoder_only,
-    greedy_encoder_decoder,
-)
-from attention_from_scratch.model_params import (
+from attention_from_scratch.common.params import (
     init_decoder_only_params,
     init_encoder_decoder_params,
+)
+from attention_from_scratch.inference.encoder_decoder import (
+    greedy_decoder_only,
+    greedy_encoder_decoder,
 )
 
 V, D, F, H = 9, 8, 12, 2

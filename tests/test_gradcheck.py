@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.core.linear import linear_backward, linear_forward
-from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
-from attention_from_scratch.gradcheck import (
+from attention_from_scratch.checking.gradcheck import (
     assert_gradients_correct,
     gradient_check,
     numerical_gradients,
 )
+from attention_from_scratch.core.linear import linear_backward, linear_forward
+from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
 
 
 def linear_inputs(rng):
@@ -135,8 +135,8 @@ def test_numerical_gradient_of_a_known_function():
 
 
 def test_sampled_entries_check_only_some_and_still_catch_a_bug(rng):
+    from attention_from_scratch.checking.gradcheck import numerical_gradients
     from attention_from_scratch.core.linear import linear_backward, linear_forward
-    from attention_from_scratch.gradcheck import numerical_gradients
     x, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=5)
     dout = rng.normal(size=(3, 5))
     grads = numerical_gradients(linear_forward, [x, w, b], dout, n_entries=3, rng=rng)

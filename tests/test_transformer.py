@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.model_params import (
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.params import (
     init_decoder_only_params,
     init_encoder_decoder_params,
 )

@@ -8,8 +8,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import check_params, check_tokens
-from attention_from_scratch.block_params import sub_params, with_prefix
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
+    count_layers,
+    decoder_only_layouts,
+    encoder_decoder_layouts,
+    sub_params,
+    with_prefix,
+)
+from attention_from_scratch.common.validate import check_params, check_tokens
 from attention_from_scratch.core.decoder import decoder_block_backward, decoder_block_forward
 from attention_from_scratch.core.embedding import (
     embedding_backward,
@@ -20,12 +27,6 @@ from attention_from_scratch.core.embedding import (
 from attention_from_scratch.core.encoder import encoder_block_backward, encoder_block_forward
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
-from attention_from_scratch.masks import causal_mask
-from attention_from_scratch.model_params import (
-    count_layers,
-    decoder_only_layouts,
-    encoder_decoder_layouts,
-)
 
 DTYPE = None   # core keeps the dtype of the parameters
 
@@ -138,7 +139,7 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
 
     Examples
     --------
-    >>> from attention_from_scratch.model_params import init_encoder_decoder_params
+    >>> from attention_from_scratch.common.params import init_encoder_decoder_params
     >>> params = init_encoder_decoder_params(6, 4, 8, n_enc=1, n_dec=1,
     ...                                      rng=np.random.default_rng(0))
     >>> logits, cache = encoder_decoder_forward(params, src=[[3, 4, 5]],

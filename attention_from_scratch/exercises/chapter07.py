@@ -4,6 +4,8 @@ import functools
 
 import numpy as np
 
+from attention_from_scratch.checking.gradcheck import gradient_check
+from attention_from_scratch.common.params import init_decoder_only_params
 from attention_from_scratch.core.cross_entropy import (
     cross_entropy_backward,
     cross_entropy_forward,
@@ -14,8 +16,6 @@ from attention_from_scratch.core.transformer import (
     decoder_only_forward,
 )
 from attention_from_scratch.exercises import check_exercise
-from attention_from_scratch.gradcheck import gradient_check
-from attention_from_scratch.model_params import init_decoder_only_params
 from attention_from_scratch.training.optim import AdamState, adam_step
 
 _RNG_SEED = 2031

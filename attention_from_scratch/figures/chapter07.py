@@ -4,7 +4,7 @@ import functools
 
 import matplotlib.pyplot as plt
 
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.plotting import heatmap
 from attention_from_scratch.training.analysis import attention_on
 from attention_from_scratch.training.loop import Settings, new_run, task_of, train
 from attention_from_scratch.training.tasks import CROSSING_SENTENCE

@@ -18,21 +18,22 @@ target, and the output projection when tied), so ``dembed`` is a sum.
 
 Token id ``pad_id`` is padding: no query attends to a padding key. A
 decoder-only model is a stack of encoder blocks under the causal mask.
-Parameters: :mod:`attention_from_scratch.model_params`.
+Parameters: :mod:`attention_from_scratch.common.params`.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import check_params, check_tokens
-from attention_from_scratch.block_params import sub_params, with_prefix
-from attention_from_scratch.masks import causal_mask
-from attention_from_scratch.model_params import (
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
     count_layers,
     decoder_only_layouts,
     encoder_decoder_layouts,
+    sub_params,
+    with_prefix,
 )
+from attention_from_scratch.common.validate import check_params, check_tokens
 from attention_from_scratch.steps.decoder import decoder_block_backward, decoder_block_forward
 from attention_from_scratch.steps.embedding import (
     embedding_backward,
@@ -155,7 +156,7 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
 
     Examples
     --------
-    >>> from attention_from_scratch.model_params import init_encoder_decoder_params
+    >>> from attention_from_scratch.common.params import init_encoder_decoder_params
     >>> params = init_encoder_decoder_params(6, 4, 8, n_enc=1, n_dec=1,
     ...                                      rng=np.random.default_rng(0))
     >>> logits, cache = encoder_decoder_forward(params, src=[[3, 4, 5]],

@@ -46,7 +46,7 @@ def heads_experiment(*, tasks=("sorting", "reversal"), heads=(1, 4), seeds=(0, 1
     return {"experiment": "heads", "d_model": d_model, "results": results}
 
 
-def length_experiment(*, task="reversal", seeds=(0,), steps=1500, d_model=64, quick=False,
+def length_experiment(*, task="reversal", seeds=(0, 1, 2), steps=1500, d_model=64, quick=False,
                       log=None):
     """Exact match per length, training on 2..8, testing on 2..16."""
     if quick:

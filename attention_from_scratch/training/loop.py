@@ -11,18 +11,18 @@ from typing import NamedTuple
 
 import numpy as np
 
+from attention_from_scratch.common.params import (
+    init_decoder_only_params,
+    init_encoder_decoder_params,
+)
 from attention_from_scratch.core import transformer
 from attention_from_scratch.core.cross_entropy import (
     cross_entropy_backward,
     cross_entropy_forward,
 )
-from attention_from_scratch.encoder_decoder_decoding import (
+from attention_from_scratch.inference.encoder_decoder import (
     greedy_decoder_only,
     greedy_encoder_decoder,
-)
-from attention_from_scratch.model_params import (
-    init_decoder_only_params,
-    init_encoder_decoder_params,
 )
 from attention_from_scratch.training.optim import (
     AdamState,

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.block_params import sub_params
+from attention_from_scratch.common.params import count_layers, sub_params
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.core.encoder import encoder_block_forward
 from attention_from_scratch.core.feed_forward import feed_forward_forward
@@ -28,7 +28,6 @@ from attention_from_scratch.core.transformer import (
     decoder_only_forward,
     encoder_decoder_forward,
 )
-from attention_from_scratch.model_params import count_layers
 
 
 class KV(NamedTuple):
@@ -45,13 +44,13 @@ def _embed_at(params, tokens, positions):
 
 
 def _project_kv(x, p, n_heads):
-    return KV(split_heads(x @ p["w_k"] + p["b_k"], n_heads),
-              split_heads(x @ p["w_v"] + p["b_v"], n_heads))         # (B, H, S, Dh) each
+    return KV(split_heads(x @ p["w_k"] + p["b_k"], n_heads=n_heads),
+              split_heads(x @ p["w_v"] + p["b_v"], n_heads=n_heads))         # (B, H, S, Dh) each
 
 
 def _attend(x_new, p, kv, mask, n_heads):
     """Queries of the new positions against the keys/values ``kv``."""
-    q = split_heads(x_new @ p["w_q"] + p["b_q"], n_heads)            # (B, H, T_new, Dh)
+    q = split_heads(x_new @ p["w_q"] + p["b_q"], n_heads=n_heads)            # (B, H, T_new, Dh)
     heads, _ = attention_forward(q, kv.k, kv.v, mask=mask)           # (B, H, T_new, Dh)
     return merge_heads(heads) @ p["w_o"] + p["b_o"], None            # (B, T_new, D)
 
