@@ -64,8 +64,6 @@ def split_heads(x, *, n_heads):
     """
     x, n_heads = check_split_heads_inputs(x, n_heads, dtype=None)
     *lead, t, d_model = x.shape
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
     x = x.reshape(*lead, t, n_heads, d_model // n_heads)        # (..., T, H, Dh)
     return np.ascontiguousarray(np.swapaxes(x, -2, -3))       # (..., H, T, Dh)
 

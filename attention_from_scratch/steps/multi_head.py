@@ -50,10 +50,7 @@ def split_heads(x, *, n_heads):
     [[2.0, 3.0], [8.0, 9.0]]
     """
     x, n_heads = check_split_heads_inputs(x, n_heads, dtype=np.float64)
-    d_model = x.shape[-1]
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
-    d_head = d_model // n_heads
+    d_head = x.shape[-1] // n_heads
     heads = [x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)]   # H x (..., T, Dh)
     return np.stack(heads, axis=-3)                                        # (..., H, T, Dh)
 
