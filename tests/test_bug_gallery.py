@@ -260,6 +260,14 @@ def exercise_checker_rejects_a_near_miss():
     return not exercise_accepts(chapter00.check_linear_backward, near_miss)
 
 
+@named("checker self-test: verify's steps == core sees every gradient")
+def mirror_sees_every_gradient():
+    rng = _rng()
+    out, grads = rng.normal(size=(2, 3)), [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    off = [grads[0], grads[1] * 1.001]      # only the last gradient differs
+    return verify._mirror_difference((out, off), (out, grads)) > verify.MIRROR_TOLERANCE
+
+
 def exercise_accepts(checker, attempt):
     """Whether ``checker`` passes ``attempt`` (its printed verdict is swallowed)."""
     try:
@@ -615,6 +623,12 @@ def compare_ignoring_nan(name, analytic, numerical, scale_floor):
                                  (), "")
 
 
+def mirror_difference_first_array_only(a, b):
+    """Compares only the first array of each side: the output, or dx, never dw or db."""
+    first_a, first_b = gradcheck.flat_arrays(a)[0], gradcheck.flat_arrays(b)[0]
+    return float(np.max(np.abs(first_a - first_b) / (1.0 + np.abs(first_a)), initial=0.0))
+
+
 def check_exercise_loosened(name, attempt, reference, cases, **options):
     """An exercise checker comparing with rtol 0.1: a 10 % wrong answer passes."""
     return check_exercise(name, attempt, reference, cases, **{**options, "rtol": 0.1})
@@ -712,6 +726,8 @@ GALLERY = [
     Planted(central_differences_not_restoring, gradcheck, "_central_differences",
             gradcheck_accepts_a_right_backward),
     Planted(compare_ignoring_nan, gradcheck, "_compare", gradcheck_rejects_nan),
+    Planted(mirror_difference_first_array_only, verify, "_mirror_difference",
+            mirror_sees_every_gradient),
     Planted(check_exercise_loosened, chapter00, "check_exercise",
             exercise_checker_rejects_a_near_miss),
 ]
