@@ -497,7 +497,7 @@ def sliding_window_one_too_wide(t, window, s=None):
 def cached_attention_new_keys_first(x_new, params, layer_kv=None, *, n_heads):
     """Puts the new keys and values before the cached ones: positions come out shuffled."""
     def project(name):
-        return split_heads(x_new @ params[f"w_{name}"] + params[f"b_{name}"], n_heads)
+        return split_heads(x_new @ params[f"w_{name}"] + params[f"b_{name}"], n_heads=n_heads)
     q, k, v = project("q"), project("k"), project("v")
     if layer_kv is not None:
         k = np.concatenate([k, layer_kv.k], axis=-2)
@@ -509,7 +509,7 @@ def cached_attention_new_keys_first(x_new, params, layer_kv=None, *, n_heads):
 def cached_attention_without_mask(x_new, params, layer_kv=None, *, n_heads):
     """No mask: right for one new token, but a prompt's tokens then see their future."""
     def project(name):
-        return split_heads(x_new @ params[f"w_{name}"] + params[f"b_{name}"], n_heads)
+        return split_heads(x_new @ params[f"w_{name}"] + params[f"b_{name}"], n_heads=n_heads)
     q, k, v = project("q"), project("k"), project("v")
     if layer_kv is not None:
         k = np.concatenate([layer_kv.k, k], axis=-2)
