@@ -74,6 +74,10 @@ def _inputs(label, sizes):
     return case, *case.make_inputs(np.random.default_rng(0), size_dict)
 
 
+def _sizes_name(sizes):
+    return "all-different sizes" if sizes == "all different" else sizes
+
+
 def finite_differences(label, sizes="all different", impl="core"):
     """Finite differences of one ``verify`` pair, at one of its size variants."""
     def check():
@@ -81,7 +85,7 @@ def finite_differences(label, sizes="all different", impl="core"):
         forward, backward = verify.pair(impl, case)
         return gradient_check(forward, backward, inputs, kwargs=kwargs,
                               rng=np.random.default_rng(1)).passed
-    check.__name__ = f"finite differences, {impl} {label} [{sizes}]"
+    check.__name__ = f"finite differences of {impl} {label} at {_sizes_name(sizes)}"
     return check
 
 
@@ -98,7 +102,7 @@ def steps_equal_core(label, sizes="all different"):
         (out_s, grads_s), (out_c, grads_c) = results
         return max(verify._mirror_difference(out_s, out_c),
                    verify._mirror_difference(grads_s, grads_c)) <= verify.MIRROR_TOLERANCE
-    check.__name__ = f"steps == core, {label} [{sizes}]"
+    check.__name__ = f"steps == core for {label} at {_sizes_name(sizes)}"
     return check
 
 
