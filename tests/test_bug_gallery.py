@@ -31,7 +31,10 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from attention_from_scratch import core, decoding, gradcheck, masks, verify
+from attention_from_scratch import core
+from attention_from_scratch.checking import gradcheck, verify
+from attention_from_scratch.common import masks
+from attention_from_scratch.common.params import init_encoder_params
 from attention_from_scratch.core import attention as core_attention
 from attention_from_scratch.core import encoder as core_encoder
 from attention_from_scratch.core import feed_forward as core_feed_forward
@@ -45,6 +48,7 @@ from attention_from_scratch.core.attention import AttentionCache
 from attention_from_scratch.core.flash_attention import FlashAttentionCache
 from attention_from_scratch.core.layer_norm import LayerNormCache
 from attention_from_scratch.exercises import chapter00, chapter03, chapter04, chapter06
+from attention_from_scratch.inference import decoding
 
 # The package's own functions, kept before any substitution: the bugs that call
 # the right version of what they replace, and the checks, use these.
@@ -178,7 +182,7 @@ def local_attention_matches_the_window_mask():
 
 
 def _decoder_stack(rng, d=4, n_layers=2):
-    return [core_encoder.init_encoder_params(d, 6, rng=rng) for _ in range(n_layers)]
+    return [init_encoder_params(d, 6, rng=rng) for _ in range(n_layers)]
 
 
 @named("property: decoding with the KV cache equals the full causal pass")

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attention_from_scratch import verify
-from attention_from_scratch.core.linear import linear_backward, linear_forward
-from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
-from attention_from_scratch.gradcheck import (
+from attention_from_scratch.checking import verify
+from attention_from_scratch.checking.gradcheck import (
     DEFAULT_EPS,
     DEFAULT_SCALE_FLOOR,
     DEFAULT_TOLERANCE,
@@ -19,6 +17,8 @@ from attention_from_scratch.gradcheck import (
     gradient_check,
     numerical_gradients,
 )
+from attention_from_scratch.core.linear import linear_backward, linear_forward
+from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
 
 
 def linear_inputs(rng):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import __main__ as cli
-from attention_from_scratch import verify
+from attention_from_scratch.checking import verify
 from attention_from_scratch.core import flash_attention as core_flash
 from attention_from_scratch.core import linear as core_linear
 from attention_from_scratch.core import softmax as core_softmax
@@ -155,7 +155,8 @@ def test_cli_verify_prints_every_check_and_exits_zero(monkeypatch, capsys):
 
 
 def test_cli_verify_exit_status_reaches_the_shell():
-    program = ("import sys; from attention_from_scratch import __main__, verify; "
+    program = ("import sys; from attention_from_scratch import __main__; "
+               "from attention_from_scratch.checking import verify; "
                "from attention_from_scratch.core import softmax; "
                "verify.CASES = verify.CASES[1:2]; "
                "softmax.softmax_backward = lambda dy, cache: cache.y * dy; "
