@@ -162,13 +162,13 @@ def _encoder(rng, z, **options):
     sizes = {"D": d, "F": z["F"]}
     lengths = [z["T"] - 1, z["T"]] if options.get("norm") != "pre" else [z["T"], z["T"] - 1]
     return ((_normal(rng, z["B"], z["T"], d), _block_params(rng, ENCODER_LAYOUTS, sizes)),
-            {"n_heads": h, "mask": padding_mask(lengths, z["T"]), **options})
+            {"n_heads": h, "mask": padding_mask(lengths, z["T"])[:, None], **options})
 
 
 def _decoder(rng, z, **options):
     d, h = z["D"], z["H"]
     sizes = {"D": d, "F": z["F"]}
-    memory_mask = padding_mask([z["S"], z["S"] - 1], z["S"])
+    memory_mask = padding_mask([z["S"], z["S"] - 1], z["S"])[:, None]     # (B, 1, 1, S)
     return ((_normal(rng, z["B"], z["T"], d), _normal(rng, z["B"], z["S"], d),
              _block_params(rng, DECODER_LAYOUTS, sizes)),
             {"n_heads": h, "memory_mask": memory_mask, **options})
@@ -265,8 +265,8 @@ CASES = [
          lambda rng, z: _encoder(rng, z, norm="pre")),
     Case("decoder block (post-norm)", "decoder", "decoder_block_forward",
          "decoder_block_backward", BLOCK,
-         lambda rng, z: _decoder(rng, z, self_mask=padding_mask([z["T"] - 1, z["T"]],
-                                                                 z["T"]))),
+         lambda rng, z: _decoder(
+             rng, z, self_mask=padding_mask([z["T"] - 1, z["T"]], z["T"])[:, None])),
     Case("decoder block (pre-norm)", "decoder", "decoder_block_forward",
          "decoder_block_backward", BLOCK,
          lambda rng, z: _decoder(rng, z, norm="pre")),
