@@ -77,26 +77,38 @@ def _as_float64(arg):
     return np.array(arg, dtype=np.float64)
 
 
-def _central_differences(loss, array, eps, entries=None):
-    """Gradient of ``loss()`` w.r.t. ``array``, one entry at a time, in place.
+def _difference_at(loss, array, idx, eps):
+    """``(L(x + eps e_idx) - L(x - eps e_idx)) / (2 eps)``, ``array`` restored."""
+    original = array[idx]
+    array[idx] = original + eps
+    plus = loss()
+    array[idx] = original - eps
+    minus = loss()
+    array[idx] = original
+    return (plus - minus) / (2 * eps)
 
-    ``entries``: the indices to estimate (all by default); the others are
-    left NaN, meaning "not checked".
-    """
-    if entries is None:
-        grad = np.zeros_like(array)
-        entries = np.ndindex(array.shape)
-    else:
-        grad = np.full_like(array, np.nan)
-    for idx in entries:
-        original = array[idx]
-        array[idx] = original + eps
-        plus = loss()
-        array[idx] = original - eps
-        minus = loss()
-        array[idx] = original
-        grad[idx] = (plus - minus) / (2 * eps)
+
+def _central_differences(loss, array, eps):
+    """Gradient of ``loss()`` w.r.t. ``array``, one entry at a time, in place."""
+    grad = np.zeros_like(array)
+    for idx in np.ndindex(array.shape):
+        grad[idx] = _difference_at(loss, array, idx, eps)
     return grad
+
+
+def _sampled_differences(loss, array, eps, entries):
+    """The entries ``entries`` of the gradient; the others NaN ("not checked")."""
+    grad = np.full_like(array, np.nan)
+    for idx in entries:
+        grad[idx] = _difference_at(loss, array, idx, eps)
+    return grad
+
+
+def _estimate(loss, array, eps, n_entries, rng):
+    entries = _sample_entries(array.shape, n_entries, rng)
+    if entries is None:
+        return _central_differences(loss, array, eps)
+    return _sampled_differences(loss, array, eps, entries)
 
 
 def _sample_entries(shape, n_entries, rng):
@@ -146,12 +158,10 @@ def numerical_gradients(forward, inputs, dout, *, kwargs=None, eps=DEFAULT_EPS, 
     grads = []
     for arg in inputs:
         if isinstance(arg, dict):
-            grads.append({key: _central_differences(
-                loss, value, eps, _sample_entries(value.shape, n_entries, rng))
-                for key, value in arg.items()})
+            grads.append({key: _estimate(loss, value, eps, n_entries, rng)
+                          for key, value in arg.items()})
         else:
-            grads.append(_central_differences(
-                loss, arg, eps, _sample_entries(arg.shape, n_entries, rng)))
+            grads.append(_estimate(loss, arg, eps, n_entries, rng))
     return grads
 
 
