@@ -80,13 +80,17 @@ def wrong_type_hint(error):
                 "end without `return`?")
     else:
         return None
-    return (f"{found} (NumPy said: {text}). The package's forward functions return a pair "
+    return (f"{found} (the error: {text}). The package's forward functions return a pair "
             "(out, cache): unpack it, e.g. `weights, _ = softmax_forward(scores)`, and use "
             "the array")
 
 
 def _where_in_your_code(error):
-    """``line N of f: <source>`` for the learner's frame that raised, or ''."""
+    """Which function of the learner's raised, and its line; '' if unknown.
+
+    The last frame of the traceback outside this package and outside
+    installed libraries (NumPy's own frames) is the learner's.
+    """
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)
               and "site-packages" not in frame.filename
