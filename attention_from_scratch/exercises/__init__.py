@@ -80,9 +80,9 @@ def wrong_type_hint(error):
                 "end without `return`?")
     else:
         return None
-    return (f"{found} (the error: {text}). The package's forward functions return a pair "
-            "(out, cache): unpack it, e.g. `weights, _ = softmax_forward(scores)`, and use "
-            "the array")
+    return (f"{found}. The package's forward functions return a pair (out, cache): unpack "
+            "it, e.g. `weights, _ = softmax_forward(scores)`, and use the array. (The error "
+            f"was: {text})")
 
 
 def _where_in_your_code(error):
@@ -210,7 +210,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                         f"({case}): {error}")
             where = _where_in_your_code(error)
             if where:
-                hint = f"{hint.rstrip('.')}. {where}"
+                hint = f"{hint}{'' if hint.endswith(('.', ')')) else '.'} {where}"
             raise ExerciseError(name, hint) from None
         if result is None:
             raise ExerciseError(name, "your function returned None; did you forget `return`?")
