@@ -126,10 +126,11 @@ def test_figures_directory_holds_exactly_the_registered_figures():
     )
 
 
-def test_no_notebook_writes_a_figure():
+def test_no_notebook_writes_a_figure_or_a_file():
     # chapters show their figures inline; only `figures` writes figures/
     for notebook in NOTEBOOKS:
         cells = json.loads(notebook.read_text())["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        for call in ("save_figure", "savefig", "regenerate", "FIGURES_DIR"):
+        for call in ("save_figure", "savefig", "regenerate", "FIGURES_DIR", "open(",
+                     ".write", "np.save", "tofile", "mkdir"):
             assert call not in code, f"{notebook.name} calls {call}"
