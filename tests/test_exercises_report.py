@@ -53,8 +53,9 @@ def report(tmp_path_factory):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     before = _figures_state()
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p",
-         "no:cacheprovider", "-p", "no:randomly", "--color=no", copy.name],
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
+         "--nbval-sanitize-with", str(ROOT / "nbval-sanitize.cfg"), "-p", "no:cacheprovider",
+         "-p", "no:randomly", "--color=no", "--rootdir", str(copy.parent), copy.name],
         cwd=copy.parent, capture_output=True, text=True, env=env, timeout=600, check=False)
     run.figures_touched = before != _figures_state()
     code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
