@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from attention_from_scratch.common.masks import padding_mask
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.exercises import chapter05 as ex
-from attention_from_scratch.masks import padding_mask
 
 
 def test_sinusoidal_encoding(capsys):
@@ -154,7 +154,7 @@ def test_cross_attention(capsys):
         return multi_head_attention_forward(memory, h, params, n_heads=n_heads)[0]
 
     def causal(h, memory, params, memory_lengths, n_heads):
-        from attention_from_scratch.masks import causal_mask
+        from attention_from_scratch.common.masks import causal_mask
         t, s = h.shape[1], memory.shape[1]
         mask = causal_mask(t, s) & padding_mask(memory_lengths, s)
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]

@@ -26,7 +26,7 @@ def _id(check):
     return f"{check.__module__.rsplit('.', 1)[-1]}.{check.__name__}"
 
 
-def not_attempted(*args):
+def not_attempted(*args, **kwargs):
     raise NotImplementedError
 
 
@@ -78,9 +78,13 @@ def _near_miss(value):
 
 def hidden(function):
     """``function`` behind a list, so that the refusal of mask builders
-    (which reads the names an attempt's code uses) does not see it."""
+    (which reads the names an attempt's code uses) does not see it.
+
+    A checker may pass keyword arguments (``n_heads=``); they reach
+    ``function`` as positional ones, in order, as the cases hold them.
+    """
     held = [function]
-    return lambda *args: held[0](*args)
+    return lambda *args, **kwargs: held[0](*args, *kwargs.values())
 
 
 @pytest.mark.parametrize("check", CHECKERS, ids=_id)

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+from attention_from_scratch.common.masks import padding_mask
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
 from attention_from_scratch.exercises import ExerciseError
@@ -16,7 +17,6 @@ from attention_from_scratch.exercises import chapter03 as ch3
 from attention_from_scratch.exercises import chapter04 as ch4
 from attention_from_scratch.exercises import chapter05 as ch5
 from attention_from_scratch.exercises import chapter06 as ch6
-from attention_from_scratch.masks import padding_mask
 
 
 def hint_of(check, attempt):

@@ -29,12 +29,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from attention_from_scratch.figures import (  # noqa: E402
-    FIGURES,  # noqa: E402
-    chapter00,
-    chapter03,
-)
-from attention_from_scratch.plotting import FIGURES_DIR, save_figure  # noqa: E402
+from attention_from_scratch.book.plotting import FIGURES_DIR, save_figure  # noqa: E402
+from attention_from_scratch.figures import FIGURES, chapter00, chapter03  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "chapters").glob("**/*.ipynb"))

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.core.linear import linear_backward, linear_forward
-from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
-from attention_from_scratch.gradcheck import (
+from attention_from_scratch.checking.gradcheck import (
     assert_gradients_correct,
     gradient_check,
     numerical_gradients,
 )
+from attention_from_scratch.core.linear import linear_backward, linear_forward
+from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
 
 
 def linear_inputs(rng):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from attention_from_scratch import verify
+from attention_from_scratch.checking import verify
 from attention_from_scratch.core import softmax as core_softmax
 
 

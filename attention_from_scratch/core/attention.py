@@ -18,14 +18,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_attention_inputs,
     check_query_key,
     check_same_shape,
     check_weights_value,
 )
-from attention_from_scratch.core.softmax import stable_row_max
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
 class ScoresCache(NamedTuple):
@@ -206,13 +206,7 @@ def attention_forward(q, k, v, *, mask=None):
     mask = check_attention_inputs(q, k, v, mask)
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)   # (..., T, S)
-    if mask is not None:
-        np.copyto(weights, -np.inf, where=~mask)
-    weights -= stable_row_max(weights, -1)
-    np.exp(weights, out=weights)
-    total = weights.sum(axis=-1, keepdims=True)                  # (..., T, 1)
-    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
-    weights /= total
+    masked_softmax_in_place(weights, mask)                       # (..., T, S)
     out = weights @ v                                            # (..., T, Dv)
     return out, AttentionCache(q, k, v, weights, out, scale)
 

@@ -11,13 +11,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_attention_inputs,
     check_int,
     check_same_shape,
 )
-from attention_from_scratch.steps.flash_attention import tiles
 
 
 class FlashAttentionCache(NamedTuple):
@@ -62,7 +61,8 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     row_sum = np.zeros(q.shape[:-1], dtype=q.dtype)             # (..., T)
     acc = np.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (..., T, Dv)
     shift = np.zeros_like(row_max)
-    for cols in tiles(s, block_size):
+    for start in range(0, s, block_size):                       # key tiles
+        cols = slice(start, start + block_size)
         p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Bc) scores
         if mask is not None:
             np.copyto(p, -np.inf, where=~mask[..., cols])
@@ -94,7 +94,8 @@ def flash_attention_backward(dout, cache):
     delta = (dout * out).sum(axis=-1, keepdims=True)           # (..., T, 1)
     dq = np.zeros_like(q)
     dk, dv = np.empty_like(k), np.empty_like(v)
-    for cols in tiles(k.shape[-2], block_size):
+    for start in range(0, k.shape[-2], block_size):             # key tiles
+        cols = slice(start, start + block_size)
         weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Bc)
         if mask is not None:
             np.copyto(weights, -np.inf, where=~mask[..., cols])

@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.params import ATTENTION_LAYOUTS
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_int,
     check_multi_head_inputs,
@@ -31,22 +32,10 @@ from attention_from_scratch._validate import (
     check_same_input,
     check_same_shape,
 )
-from attention_from_scratch.core.softmax import stable_row_max
-from attention_from_scratch.steps.multi_head import (
-    PARAM_SHAPES,
-    HeadsCache,
-    init_multi_head_params,
-    rows_fed_by,
-)
-
-__all__ = ["PARAM_SHAPES", "HeadsCache", "MultiHeadAttentionCache", "init_multi_head_params",
-           "merge_heads", "merge_heads_backward", "merge_heads_forward",
-           "multi_head_attention_backward", "multi_head_attention_forward", "rows_fed_by",
-           "self_multi_head_attention_backward", "self_multi_head_attention_forward",
-           "split_heads", "split_heads_backward", "split_heads_forward"]
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
-def split_heads(x, n_heads):
+def split_heads(x, *, n_heads):
     """Cut the last axis into heads: ``(..., T, D) -> (..., H, T, Dh)``.
 
     Reshape to ``(..., T, H, Dh)`` -- the last axis splits into heads,
@@ -57,7 +46,7 @@ def split_heads(x, n_heads):
     Parameters
     ----------
     x : (..., T, D) array_like
-    n_heads : int
+    n_heads : int, keyword-only
         ``H``; must divide ``D``.
 
     Returns
@@ -71,7 +60,7 @@ def split_heads(x, n_heads):
     Examples
     --------
     >>> x = np.arange(12.0).reshape(2, 6)          # T = 2, D = 6
-    >>> split_heads(x, 3)[1].tolist()              # head 1: columns 2, 3
+    >>> split_heads(x, n_heads=3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
     x = as_float_array("x", x)
@@ -108,9 +97,14 @@ def merge_heads(heads):
     return np.swapaxes(heads, -2, -3).reshape(*lead, t, n_heads * d_head)   # (..., T, D)
 
 
+class HeadsCache(NamedTuple):
+    out_shape: tuple   # a reshape needs no values, only shapes: to check dout
+    n_heads: int
+
+
 def split_heads_forward(x, *, n_heads):
     """``split_heads`` as a pair: ``(heads, HeadsCache)``."""
-    heads = split_heads(x, n_heads)
+    heads = split_heads(x, n_heads=n_heads)
     return heads, HeadsCache(heads.shape, n_heads)
 
 
@@ -129,7 +123,7 @@ def merge_heads_forward(heads):
 def merge_heads_backward(dout, cache):
     """``dheads = split_heads(dout, H)``."""
     check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
-    return split_heads(dout, cache.n_heads)
+    return split_heads(dout, n_heads=cache.n_heads)
 
 
 def _heads(y, part):
@@ -184,12 +178,7 @@ def _attend_and_project(q, k, v, mask, w_o, b_o):
     ``exp_scores``, ``total`` and ``concat``.
     """
     exp_scores = q @ np.swapaxes(k, -1, -2)                       # (..., H, T, S)
-    if mask is not None:
-        np.copyto(exp_scores, -np.inf, where=~mask)
-    exp_scores -= stable_row_max(exp_scores, -1)
-    np.exp(exp_scores, out=exp_scores)
-    total = exp_scores.sum(axis=-1, keepdims=True)                # (..., H, T, 1)
-    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
+    total = masked_softmax_in_place(exp_scores, mask, normalise=False)   # (..., H, T, 1)
     *lead, n_heads, t, d_head = q.shape
     concat = np.empty((*lead, t, n_heads, d_head), dtype=q.dtype)  # (..., T, H, Dh)
     weighted = np.matmul(exp_scores, v, out=np.swapaxes(concat, -2, -3))   # (..., H, T, Dh)
@@ -266,6 +255,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_multi_head_params
     >>> params = init_multi_head_params(6, rng=rng)
     >>> x_q = rng.normal(size=(2, 3, 6)).astype(np.float32)
     >>> x_kv = rng.normal(size=(2, 4, 6)).astype(np.float32)
@@ -277,7 +267,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     x_q = as_float_array("x_q", x_q)
     x_kv = as_float_array("x_kv", x_kv, dtype=x_q.dtype)
     mask, d_head = check_multi_head_inputs(x_q, x_kv, n_heads, mask)
-    p = check_params("params", params, PARAM_SHAPES, sizes={"D": x_q.shape[-1]},
+    p = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_q.shape[-1]},
                      dtype=x_q.dtype)
     w_q, b_q, scale = _scaled_query_params(p, d_head)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
@@ -346,7 +336,7 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     """
     x = as_float_array("x", x)
     mask, d_head = check_multi_head_inputs(x, x, n_heads, mask)
-    p = check_params("params", params, PARAM_SHAPES, sizes={"D": x.shape[-1]},
+    p = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x.shape[-1]},
                      dtype=x.dtype)
     w_q, b_q, scale = _scaled_query_params(p, d_head)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)

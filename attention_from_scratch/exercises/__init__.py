@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attention_from_scratch.gradcheck import flat_arrays
+from attention_from_scratch.checking.gradcheck import flat_arrays
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

@@ -2,14 +2,12 @@
 
 import numpy as np
 
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
-from attention_from_scratch.core.multi_head import (
-    init_multi_head_params,
-    multi_head_attention_forward,
-)
+from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
 from attention_from_scratch.exercises import ExerciseError, check_exercise
-from attention_from_scratch.masks import causal_mask, padding_mask
 
 _RNG_SEED = 2029
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_attention_inputs,
     check_query_key,

@@ -12,33 +12,27 @@ reads the source sentence. ``norm="pre"`` moves each LayerNorm onto the
 sub-layer's input, as in the encoder; the wrapping is
 :mod:`attention_from_scratch.steps.residual`. Parameters: ``self_attn.*``,
 ``ln1.*``, ``cross_attn.*``, ``ln2.*``, ``ffn.*``, ``ln3.*``
-(:mod:`attention_from_scratch.block_params`).
+(:mod:`attention_from_scratch.common.params`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.masks import decoder_self_mask
+from attention_from_scratch.common.params import (
+    DECODER_LAYOUTS,
+    check_norm,
+    sub_params,
+    with_prefix,
+)
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_decoder_inputs,
     check_params,
 )
-from attention_from_scratch.block_params import (
-    DECODER_LAYOUTS,
-    check_norm,
-    init_norm_params,
-    sub_params,
-    with_prefix,
-)
-from attention_from_scratch.masks import causal_mask
-from attention_from_scratch.steps.feed_forward import (
-    feed_forward_backward,
-    feed_forward_forward,
-    init_feed_forward_params,
-)
+from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
-    init_multi_head_params,
     multi_head_attention_backward,
     multi_head_attention_forward,
     self_multi_head_attention_backward,
@@ -55,16 +49,6 @@ class DecoderBlockCache(NamedTuple):
     self_attn: ResidualCache    # causal self-attention with ln1
     cross_attn: ResidualCache   # cross-attention to the memory with ln2
     ffn: ResidualCache          # feed-forward network with ln3
-
-
-def decoder_self_mask(t, self_mask=None):
-    """The causal ``(T, T)`` mask, AND the caller's mask if one is given.
-
-    A decoder must never see the future, so the block applies the causal
-    mask itself; ``self_mask`` can only take more away (padding).
-    """
-    causal = causal_mask(t)                                        # (T, T)
-    return causal if self_mask is None else causal & np.asarray(self_mask)
 
 
 def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_mask=None,
@@ -102,6 +86,7 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_decoder_params
     >>> params = init_decoder_params(4, 6, rng=rng)
     >>> y, memory = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
     >>> out, cache = decoder_block_forward(y, memory, params, n_heads=2)
@@ -155,13 +140,3 @@ def decoder_block_backward(dout, cache):
     grads.update({**with_prefix("self_attn", dself), **with_prefix("cross_attn", dcross),
                   **with_prefix("ffn", dffn)})
     return dy, dmemory, grads
-
-
-def init_decoder_params(d_model, d_ff, *, rng):
-    """Parameters of one decoder block, with the keys of ``DECODER_LAYOUTS``."""
-    return {**with_prefix("self_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln1", init_norm_params(d_model)),
-            **with_prefix("cross_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln2", init_norm_params(d_model)),
-            **with_prefix("ffn", init_feed_forward_params(d_model, d_ff, rng=rng)),
-            **with_prefix("ln3", init_norm_params(d_model))}

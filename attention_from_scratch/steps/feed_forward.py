@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.common.params import FFN_LAYOUTS
+from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -84,6 +84,7 @@ def feed_forward_forward(x, params, *, activation="relu"):
 
     Examples
     --------
+    >>> from attention_from_scratch.common.params import init_feed_forward_params
     >>> params = init_feed_forward_params(4, 6, rng=np.random.default_rng(0))
     >>> x = np.random.default_rng(1).normal(size=(2, 3, 4))
     >>> out, cache = feed_forward_forward(x, params)
@@ -110,23 +111,3 @@ def feed_forward_backward(dout, cache):
     dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
     dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
     return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}
-
-
-def init_feed_forward_params(d_model, d_ff, *, rng):
-    """Weights ``N(0, 1 / D_in)``, biases zero: outputs of about unit variance.
-
-    Parameters
-    ----------
-    d_model, d_ff : int
-        ``D`` and ``F``.
-    rng : numpy.random.Generator, keyword-only
-
-    Returns
-    -------
-    params : dict
-        ``w_1`` (D, F), ``b_1`` (F,), ``w_2`` (F, D), ``b_2`` (D,), float64.
-    """
-    return {"w_1": rng.normal(size=(d_model, d_ff)) / np.sqrt(d_model),
-            "b_1": np.zeros(d_ff),
-            "w_2": rng.normal(size=(d_ff, d_model)) / np.sqrt(d_ff),
-            "b_2": np.zeros(d_model)}

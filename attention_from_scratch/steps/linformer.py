@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_projection_inputs
+from attention_from_scratch.common.validate import as_float_array, check_projection_inputs
 from attention_from_scratch.steps.attention import (
     AttentionCache,
     attention_backward,

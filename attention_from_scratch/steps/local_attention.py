@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_same_shape,
     check_window_attention_inputs,
@@ -53,11 +53,11 @@ def local_attention_forward(q, k, v, *, window):
 
     See Also
     --------
-    local_attention_backward, attention_from_scratch.masks.sliding_window_mask
+    local_attention_backward, attention_from_scratch.common.masks.sliding_window_mask
 
     Examples
     --------
-    >>> from attention_from_scratch.masks import sliding_window_mask
+    >>> from attention_from_scratch.common.masks import sliding_window_mask
     >>> from attention_from_scratch.steps.attention import attention_forward
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = rng.normal(size=(4, 2)), rng.normal(size=(6, 2)), rng.normal(size=(6, 3))

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
+from attention_from_scratch.common.validate import (
     as_float_array,
     check_features_inputs,
     check_same_shape,
@@ -68,7 +68,7 @@ def performer_attention_forward(q, k, v, *, features):
     v : (..., S, Dv) array_like
     features : (M, Dk) array_like, keyword-only
         Random directions ``W``, from
-        ``attention_from_scratch.approximation.random_features``. Drawn
+        ``attention_from_scratch.measure.approximation.random_features``. Drawn
         once and held fixed: not differentiated.
 
     Returns
@@ -82,7 +82,7 @@ def performer_attention_forward(q, k, v, *, features):
 
     Examples
     --------
-    >>> from attention_from_scratch.approximation import random_features
+    >>> from attention_from_scratch.measure.approximation import random_features
     >>> from attention_from_scratch.steps.attention import attention_forward
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = (0.5 * rng.normal(size=(n, 2)) for n in (3, 5, 5))

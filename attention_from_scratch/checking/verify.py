@@ -4,7 +4,7 @@ For each forward/backward pair of the package, on small random float64
 inputs of all-different sizes:
 
 1. finite differences against the backward of ``steps`` and of ``core``
-   (largest relative error, :mod:`attention_from_scratch.gradcheck`);
+   (largest relative error, :mod:`attention_from_scratch.checking.gradcheck`);
 2. ``steps`` against ``core``: the forward output and every gradient for
    the same random upstream gradient (largest absolute difference).
 
@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.block_params import DECODER_LAYOUTS, ENCODER_LAYOUTS
-from attention_from_scratch.gradcheck import flat_arrays, gradient_check
-from attention_from_scratch.masks import causal_mask, padding_mask
+from attention_from_scratch.checking.gradcheck import flat_arrays, gradient_check
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import DECODER_LAYOUTS, ENCODER_LAYOUTS
 
 FD_TOLERANCE = 1e-6        # central differences in float64, eps = 1e-5
 MIRROR_TOLERANCE = 1e-10   # steps vs core, relative to the values' size

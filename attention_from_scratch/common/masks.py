@@ -17,7 +17,7 @@ Examples
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.validate import check_int
 
 
 def _query_positions(t, s):
@@ -160,3 +160,18 @@ def sliding_window_mask(t, window, s=None):
     query_positions = _query_positions(t, s)                          # (T, 1)
     keys = np.arange(s)[None, :]                                      # (1, S)
     return causal_mask(t, s) & (keys > query_positions - window)      # (T, S)
+
+
+def decoder_self_mask(t, self_mask=None):
+    """The causal ``(T, T)`` mask, AND the caller's mask if one is given.
+
+    A decoder must never see the future, so the block applies the causal
+    mask itself; ``self_mask`` can only take more away (padding).
+
+    Examples
+    --------
+    >>> decoder_self_mask(2, np.array([True, False])).tolist()
+    [[True, False], [True, False]]
+    """
+    causal = causal_mask(t)                                        # (T, T)
+    return causal if self_mask is None else causal & np.asarray(self_mask)
