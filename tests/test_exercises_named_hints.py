@@ -213,7 +213,7 @@ def test_ch5_ex2_no_mean_path_and_eps_ignored():
 
 def test_ch5_ex3_padding_applied_to_the_queries():
     def my_cross_attention(h, memory, params, memory_lengths, n_heads):
-        mask = padding_mask(memory_lengths, memory.shape[-2])[:, 0, :, None]   # (B, S, 1)
+        mask = padding_mask(memory_lengths, memory.shape[-2])[:, :, :, None]   # (B, 1, S, 1)
         out, _ = multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
         return out
     assert "not on the queries" in hint_of(ch5.check_cross_attention, my_cross_attention)

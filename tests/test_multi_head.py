@@ -485,13 +485,14 @@ def test_self_backward_rejects_a_cross_attention_cache(impl, rng):
 
 
 def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
-    # B = H = 2 on purpose: the one case where an (H, T, S) mask is not refused
+    # B = H = 2 on purpose: a bare (H, T, S) mask is then ambiguous and refused (see the
+    # next test); with the head axis or the batch axis said, each reading is exact
     x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 2)
     per_head = rng.random((2, 3, 4)) < 0.6
     per_head[..., 0] = True                                   # every query sees key 0
     fwd = impl.multi_head.multi_head_attention_forward
     _, as_heads = fwd(x_q, x_kv, params, n_heads=2, mask=per_head[None])   # (1, H, T, S)
-    _, as_sequences = fwd(x_q, x_kv, params, n_heads=2, mask=per_head)     # read (B, T, S)
+    _, as_sequences = fwd(x_q, x_kv, params, n_heads=2, mask=per_head[:, None])  # (B, 1, T, S)
     for b in range(2):
         for h in range(2):
             assert np.all(as_heads.weights[b, h][~per_head[h]] == 0.0)
@@ -501,3 +502,25 @@ def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
         fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head)
     _, cache = fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head[None])
     assert np.all(cache.weights[2, 1][~per_head[1]] == 0.0)
+
+
+def test_a_mask_ambiguous_between_batch_and_heads_is_refused(impl, rng):
+    # B = H = 2: a (2, T, S) mask could be one per sequence or one per head
+    x_q, x_kv = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
+    params = init_multi_head_params(4, rng=rng)
+    mask = rng.random((2, 3, 5)) < 0.7
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3, 5\) is ambiguous.*pass "
+                                         r"\(2, 1, 3, 5\) for one mask per sequence or "
+                                         r"\(1, 2, 3, 5\) for one mask per head"):
+        impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=2, mask=mask)
+    # either explicit shape is accepted, and they mean different things
+    per_sequence, _ = impl.multi_head.multi_head_attention_forward(
+        x_q, x_kv, params, n_heads=2, mask=mask[:, None])
+    per_head, _ = impl.multi_head.multi_head_attention_forward(
+        x_q, x_kv, params, n_heads=2, mask=mask[None])
+    assert per_sequence.shape == per_head.shape == (2, 3, 4)
+    assert not np.allclose(per_sequence, per_head)
+    # with B != H the same number of axes is read as one mask per sequence, as before
+    out, _ = impl.multi_head.multi_head_attention_forward(
+        x_q[:1], x_kv[:1], params, n_heads=2, mask=mask[:1])
+    assert out.shape == (1, 3, 4)

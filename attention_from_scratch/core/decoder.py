@@ -2,18 +2,14 @@
 
 from typing import NamedTuple
 
-from attention_from_scratch.common.masks import decoder_self_mask
+from attention_from_scratch.common.masks import add_head_axis, decoder_self_mask
 from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
+from attention_from_scratch.common.validate import check_params, check_sequence_pair
 from attention_from_scratch.core.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.core.multi_head import (
     multi_head_attention_backward,
@@ -49,15 +45,14 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    y = as_float_array("y", y)
-    memory = as_float_array("memory", memory, dtype=y.dtype)
-    check_decoder_inputs(y, memory)
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=None)
     check_norm(norm)
     params = check_params("params", params, DECODER_LAYOUTS, sizes={"D": y.shape[-1]},
                           dtype=y.dtype)
     p = {name: sub_params(params, name)
          for name in ("self_attn", "ln1", "cross_attn", "ln2", "ffn", "ln3")}
-    mask = decoder_self_mask(y.shape[-2], self_mask)
+    mask = add_head_axis(decoder_self_mask(y.shape[-2], self_mask), y.ndim)
+    memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
         return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)

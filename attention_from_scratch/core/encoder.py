@@ -6,13 +6,14 @@ multi-head attention, layer norm and feed-forward network.
 
 from typing import NamedTuple
 
+from attention_from_scratch.common.masks import add_head_axis
 from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.core.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.core.multi_head import (
     self_multi_head_attention_backward,
@@ -44,11 +45,10 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     >>> out.dtype == np.float32 and out.shape == (2, 3, 4)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x, params = check_input_and_params(x, params, ENCODER_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=None)
     check_norm(norm)
-    params = check_params("params", params, ENCODER_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
+    mask = add_head_axis(mask, x.ndim)      # one mask per sequence
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):

@@ -5,7 +5,11 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.params import FFN_LAYOUTS
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_choice,
+    check_input_and_params,
+)
 from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -63,12 +67,9 @@ def feed_forward_forward(x, params, *, activation="relu"):
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 1, "(..., D)")
-    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
+                                       layout="(..., D)", dtype=None)
+    check_choice("activation", activation, ACTIVATIONS)
     act_forward, _ = ACTIVATIONS[activation]
     hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
     hidden, act_cache = act_forward(hidden)                             # (..., F)

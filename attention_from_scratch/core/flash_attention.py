@@ -12,10 +12,9 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    as_float_array,
     check_attention_inputs,
+    check_gradient,
     check_int,
-    check_same_shape,
 )
 
 
@@ -47,10 +46,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     >>> bool(np.allclose(out, attention_forward(q, q, q)[0], atol=1e-6))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
     block_size = check_int("block_size", block_size)
     s = k.shape[-2]
     if mask is not None:
@@ -87,8 +83,7 @@ def flash_attention_backward(dout, cache):
     ``rowsum(dout * out)`` for the softmax backward.
     """
     q, k, v, out, lse, mask, block_size, scale = cache
-    dout = as_float_array("dout", dout, dtype=q.dtype)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)
     scale = q.dtype.type(scale)
     q_scaled = q * scale
     delta = (dout * out).sum(axis=-1, keepdims=True)           # (..., T, 1)

@@ -12,11 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_same_shape,
-    check_window_attention_inputs,
-)
+from attention_from_scratch.common.validate import check_gradient, check_window_attention_inputs
 from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
@@ -68,10 +64,7 @@ def local_attention_forward(q, k, v, *, window):
     >>> bool(np.allclose(out, masked))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    window = check_window_attention_inputs(q, k, v, window)
+    q, k, v, window = check_window_attention_inputs(q, k, v, window, dtype=None)
     t, s = q.shape[-2], k.shape[-2]
     front = window + (-s) % window          # one whole block of padding, then round up
     scale = 1.0 / np.sqrt(q.shape[-1])
@@ -100,8 +93,8 @@ def local_attention_backward(dout, cache):
     """Gradients ``(dq, dk, dv)`` of ``local_attention_forward``."""
     q_blocks, k_pairs, v_pairs, weights, t, front, scale = cache
     lead, n_pairs, window = q_blocks.shape[:-3], q_blocks.shape[-3], q_blocks.shape[-2]
-    dout = as_float_array("dout", dout, dtype=weights.dtype)
-    check_same_shape("dout", dout, lead + (t, v_pairs.shape[-1]), "(..., T, Dv)")
+    dout = check_gradient("dout", dout, lead + (t, v_pairs.shape[-1]), "(..., T, Dv)",
+                          dtype=weights.dtype)
     dout_blocks = np.zeros(lead + (n_pairs * window, dout.shape[-1]), dtype=dout.dtype)
     dout_blocks[..., -t:, :] = dout                                  # dropped queries: 0
     dout_blocks = dout_blocks.reshape(lead + (n_pairs, window, -1))  # (..., B, W, Dv)

@@ -24,13 +24,12 @@ import numpy as np
 
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_int,
+    check_array,
+    check_gradient,
     check_multi_head_inputs,
-    check_ndim,
-    check_params,
     check_same_input,
     check_same_shape,
+    check_split_heads_inputs,
 )
 from attention_from_scratch.core.softmax import masked_softmax_in_place
 
@@ -63,12 +62,8 @@ def split_heads(x, *, n_heads):
     >>> split_heads(x, n_heads=3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_int("n_heads", n_heads)
+    x, n_heads = check_split_heads_inputs(x, n_heads, dtype=None)
     *lead, t, d_model = x.shape
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
     x = x.reshape(*lead, t, n_heads, d_model // n_heads)        # (..., T, H, Dh)
     return np.ascontiguousarray(np.swapaxes(x, -2, -3))       # (..., H, T, Dh)
 
@@ -91,8 +86,7 @@ def merge_heads(heads):
     --------
     split_heads : the inverse, and so the backward.
     """
-    heads = as_float_array("heads", heads)
-    check_ndim("heads", heads, 3, "(..., H, T, Dh)")
+    heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=None)
     *lead, n_heads, t, d_head = heads.shape
     return np.swapaxes(heads, -2, -3).reshape(*lead, t, n_heads * d_head)   # (..., T, D)
 
@@ -227,7 +221,8 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
 
     Same contract as ``steps.multi_head.multi_head_attention_forward``:
     a per-head mask for inputs with leading axes is ``(..., H, T, S)``,
-    e.g. ``(1, H, T, S)`` for a batch ``(B, T, D)``.
+    e.g. ``(1, H, T, S)`` for a batch ``(B, T, D)``; with ``B = H`` a
+    ``(B, T, S)`` mask is ambiguous and refused.
 
     Parameters
     ----------
@@ -264,12 +259,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     >>> out.dtype == np.float32 and cache.weights.shape == (2, 3, 3, 4)
     True
     """
-    x_q = as_float_array("x_q", x_q)
-    x_kv = as_float_array("x_kv", x_kv, dtype=x_q.dtype)
-    mask, d_head = check_multi_head_inputs(x_q, x_kv, n_heads, mask)
-    p = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_q.shape[-1]},
-                     dtype=x_q.dtype)
-    w_q, b_q, scale = _scaled_query_params(p, d_head)
+    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
+                                                 layouts=ATTENTION_LAYOUTS, dtype=None)
+    w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
@@ -298,8 +290,7 @@ def multi_head_attention_backward(dout, cache):
         The keys and shapes of ``params``.
     """
     c = cache
-    dout = as_float_array("dout", dout, dtype=c.q.dtype)
-    check_same_shape("dout", dout, c.x_q.shape, "(..., T, D)")
+    dout = check_gradient("dout", dout, c.x_q.shape, "(..., T, D)", dtype=c.q.dtype)
     d_model = c.w_o.shape[0]
     dout_rows = dout.reshape(-1, d_model)                         # (N, D)
     dw_o = c.concat.reshape(-1, d_model).T @ dout_rows            # (D, D)
@@ -334,11 +325,9 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     cache : MultiHeadAttentionCache
         The one ``multi_head_attention_forward(x, x, ...)`` gives.
     """
-    x = as_float_array("x", x)
-    mask, d_head = check_multi_head_inputs(x, x, n_heads, mask)
-    p = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x.shape[-1]},
-                     dtype=x.dtype)
-    w_q, b_q, scale = _scaled_query_params(p, d_head)
+    x, _, p, mask = check_multi_head_inputs(x, x, params, n_heads, mask,
+                                            layouts=ATTENTION_LAYOUTS, dtype=None)
+    w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)

@@ -7,7 +7,7 @@ computes in the dtype of ``x`` (float32 stays float32).
 from typing import NamedTuple
 
 from attention_from_scratch.common.params import SELF_ATTENTION_LAYOUTS
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.core.attention import (
     AttentionCache,
     attention_backward,
@@ -44,10 +44,8 @@ def self_attention_forward(x, params, *, mask=None):
     >>> out.dtype == np.float32 and out.shape == (2, 4, 3)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
-    params = check_params("params", params, SELF_ATTENTION_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
+    x, params = check_input_and_params(x, params, SELF_ATTENTION_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=None)
     q, q_cache = linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
     k, k_cache = linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
     v, v_cache = linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)

@@ -4,12 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_axis,
-    check_same_shape,
-    check_softmax_input,
-)
+from attention_from_scratch.common.validate import check_gradient, check_softmax_inputs
 
 
 class SoftmaxCache(NamedTuple):
@@ -89,9 +84,7 @@ def softmax_forward(x, *, axis=-1):
     >>> y.dtype == np.float32 and y.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     True
     """
-    x = as_float_array("x", x)
-    axis = check_axis("axis", axis, x.ndim)
-    check_softmax_input(x)
+    x, axis = check_softmax_inputs(x, axis, dtype=None)
     y = x.copy()
     masked_softmax_in_place(y, axis=axis)
     return y, SoftmaxCache(y, axis)
@@ -120,6 +113,5 @@ def softmax_backward(dy, cache):
     ``(N, N)`` matrix (Chapter 2).
     """
     y, axis = cache
-    dy = as_float_array("dy", dy, dtype=y.dtype)
-    check_same_shape("dy", dy, y.shape, "(...) like the forward's output")
+    dy = check_gradient("dy", dy, y.shape, "(...) like the forward's output", dtype=y.dtype)
     return y * (dy - (dy * y).sum(axis=axis, keepdims=True))

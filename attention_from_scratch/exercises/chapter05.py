@@ -248,7 +248,8 @@ def check_layer_norm_backward(attempt):
 
 def cross_attention_reference(h, memory, params, memory_lengths, n_heads):
     """Reference: queries from the decoder, keys and values from the source."""
-    mask = padding_mask(memory_lengths, memory.shape[-2])            # (B, 1, S)
+    # one mask per sequence: (B, 1, 1, S), the head axis said (B = H here)
+    mask = padding_mask(memory_lengths, memory.shape[-2])[:, None]   # (B, 1, 1, S)
     out, _ = multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
     return out
 
@@ -259,7 +260,7 @@ def _no_mask(h, memory, params, memory_lengths, n_heads):
 
 def _causal_too(h, memory, params, memory_lengths, n_heads):
     t, s = h.shape[-2], memory.shape[-2]
-    mask = causal_mask(t, s) & padding_mask(memory_lengths, s)
+    mask = causal_mask(t, s) & padding_mask(memory_lengths, s)[:, None]
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
@@ -272,20 +273,20 @@ def _self_attention(h, memory, params, memory_lengths, n_heads):
 
 
 def _mask_inverted(h, memory, params, memory_lengths, n_heads):
-    mask = ~padding_mask(memory_lengths, memory.shape[-2])           # True = padding
+    mask = ~padding_mask(memory_lengths, memory.shape[-2])[:, None]  # True = padding
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
 def _roles_swapped_masked(h, memory, params, memory_lengths, n_heads):
-    # when T != S the (B, 1, S) mask does not fit the (B, H, S, T) scores: the call
-    # raises, and the checker takes that as "not this mistake"
-    mask = padding_mask(memory_lengths, memory.shape[-2])
+    # when T != S the (B, 1, 1, S) mask does not fit the (B, H, S, T) scores: the
+    # call raises, and the checker takes that as "not this mistake"
+    mask = padding_mask(memory_lengths, memory.shape[-2])[:, None]
     return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
 
 
 def _padding_on_queries(h, memory, params, memory_lengths, n_heads):
-    # (B, S, 1): it fits the (B, H, T, S) scores only when T = S, and masks query rows
-    mask = np.swapaxes(padding_mask(memory_lengths, memory.shape[-2]), -1, -2)
+    # (B, 1, S, 1): it fits the (B, H, T, S) scores only when T = S, and masks query rows
+    mask = np.swapaxes(padding_mask(memory_lengths, memory.shape[-2]), -1, -2)[:, None]
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
@@ -319,8 +320,8 @@ def check_cross_attention(attempt):
         name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[
             (_mask_inverted, "the mask is inverted: in this book True means 'may attend' "
-                             "(Chapter 3), so pass padding_mask(memory_lengths, S) as it "
-                             "is; PyTorch's key_padding_mask uses the opposite polarity "
+                             "(Chapter 3), so pass padding_mask(memory_lengths, S) with "
+                             "no ~; PyTorch's key_padding_mask uses the opposite polarity "
                              "(True = padding)"),
             (_roles_swapped_masked, "queries come from the decoder (h), keys and values "
                                     "from the encoder's output (memory): x_q = h, "
@@ -328,10 +329,11 @@ def check_cross_attention(attempt):
                                     "memory's S keys"),
             (_padding_on_queries, "the padding is on the keys (the memory's S positions), "
                                   "not on the queries: padding_mask(memory_lengths, S) is "
-                                  "(B, 1, S), one row shared by every query; transposed to "
-                                  "(B, S, 1) it blanks out query rows instead"),
+                                  "(B, 1, S), one row shared by every query (with [:, None] "
+                                  "for the heads); transposed to (B, S, 1) it blanks out "
+                                  "query rows instead"),
             (_no_mask, "the source's padding is being read: pass "
-                       "mask=padding_mask(memory_lengths, S)"),
+                       "mask=padding_mask(memory_lengths, S)[:, None]"),
             (_causal_too, "cross-attention is not causal: the whole source sentence is "
                           "known, so every target position may read all of it (mask only "
                           "the padding)"),

@@ -19,18 +19,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.masks import decoder_self_mask
+from attention_from_scratch.common.masks import add_head_axis, decoder_self_mask
 from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
+from attention_from_scratch.common.validate import check_params, check_sequence_pair
 from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
     multi_head_attention_backward,
@@ -67,7 +63,8 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     self_mask : bool array_like, keyword-only, optional
         Extra restriction on self-attention, ``(..., T, T)`` or
         ``(..., H, T, T)`` (e.g. ``padding_mask(lengths, T)``); always
-        combined with the causal mask.
+        combined with the causal mask. ``(..., T, T)`` is one mask per
+        sequence, even when ``B = H``.
     memory_mask : bool array_like, keyword-only, optional
         ``(..., T, S)`` or ``(..., H, T, S)``: which source positions may
         be read (``padding_mask(source_lengths, S)``).
@@ -93,15 +90,14 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     >>> out.shape == (2, 3, 4)
     True
     """
-    y = as_float_array("y", y, dtype=np.float64)
-    memory = as_float_array("memory", memory, dtype=np.float64)
-    check_decoder_inputs(y, memory)
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=np.float64)
     check_norm(norm)
     params = check_params("params", params, DECODER_LAYOUTS, sizes={"D": y.shape[-1]},
                           dtype=np.float64)
     p = {name: sub_params(params, name)
          for name in ("self_attn", "ln1", "cross_attn", "ln2", "ffn", "ln3")}
-    mask = decoder_self_mask(y.shape[-2], self_mask)                   # (T, T) or (..., T, T)
+    mask = add_head_axis(decoder_self_mask(y.shape[-2], self_mask), y.ndim)   # (..., 1, T, T)
+    memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
         return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)

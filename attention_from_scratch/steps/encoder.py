@@ -23,13 +23,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from attention_from_scratch.common.masks import add_head_axis
 from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
     self_multi_head_attention_backward,
@@ -58,8 +59,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     n_heads : int, keyword-only
         ``H``; must divide ``D``.
     mask : bool array_like, keyword-only, optional
-        ``(T, T)``, ``(..., T, T)`` or ``(..., H, T, T)``, as in
-        ``multi_head_attention_forward``; typically the padding mask
+        ``(T, T)``, ``(..., T, T)`` (one per sequence, even when
+        ``B = H``) or ``(..., H, T, T)``; typically the padding mask
         ``padding_mask(lengths, T)``. ``None``: every position sees every
         other (bidirectional).
     norm : {"post", "pre"}, keyword-only
@@ -88,11 +89,10 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out.mean(axis=-1), 0))   # post-norm
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x, params = check_input_and_params(x, params, ENCODER_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=np.float64)
     check_norm(norm)
-    params = check_params("params", params, ENCODER_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
+    mask = add_head_axis(mask, x.ndim)      # one mask per sequence
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):

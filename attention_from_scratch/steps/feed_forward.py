@@ -11,7 +11,11 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.params import FFN_LAYOUTS
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_choice,
+    check_input_and_params,
+)
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -91,12 +95,9 @@ def feed_forward_forward(x, params, *, activation="relu"):
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out[1], feed_forward_forward(x[1], params)[0]))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 1, "(..., D)")
-    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
+                                       layout="(..., D)", dtype=np.float64)
+    check_choice("activation", activation, ACTIVATIONS)
     act_forward, _ = ACTIVATIONS[activation]
     hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
     hidden, act_cache = act_forward(hidden)                             # (..., F)

@@ -14,10 +14,9 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    as_float_array,
     check_attention_inputs,
+    check_gradient,
     check_int,
-    check_same_shape,
 )
 
 
@@ -78,10 +77,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     >>> bool(np.allclose(out, attention_forward(q, k, v)[0]))
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
     block_size = check_int("block_size", block_size)
     t, s = q.shape[-2], k.shape[-2]
     if mask is not None:
@@ -127,8 +123,7 @@ def flash_attention_backward(dout, cache):
     equals ``rowsum(dout * out)``: a ``(T, Dv)`` product, no ``(T, S)``.
     """
     q, k, v, out, lse, mask, block_size, scale = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=np.float64)
     delta = (dout * out).sum(axis=-1)                         # (..., T)
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     t, s = q.shape[-2], k.shape[-2]

@@ -14,13 +14,11 @@ import numpy as np
 
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_int,
+    check_array,
     check_multi_head_inputs,
-    check_ndim,
-    check_params,
     check_same_input,
     check_same_shape,
+    check_split_heads_inputs,
 )
 from attention_from_scratch.steps.attention import attention_backward, attention_forward
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
@@ -51,13 +49,8 @@ def split_heads(x, *, n_heads):
     >>> split_heads(x, n_heads=3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_int("n_heads", n_heads)
-    d_model = x.shape[-1]
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
-    d_head = d_model // n_heads
+    x, n_heads = check_split_heads_inputs(x, n_heads, dtype=np.float64)
+    d_head = x.shape[-1] // n_heads
     heads = [x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)]   # H x (..., T, Dh)
     return np.stack(heads, axis=-3)                                        # (..., H, T, Dh)
 
@@ -78,8 +71,7 @@ def merge_heads(heads):
     --------
     split_heads : the inverse, and so the backward.
     """
-    heads = as_float_array("heads", heads, dtype=np.float64)
-    check_ndim("heads", heads, 3, "(..., H, T, Dh)")
+    heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=np.float64)
     return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-1)
 
 
@@ -166,7 +158,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
         ``True`` = may attend. ``(T, S)`` or ``(..., T, S)`` (shared by
         the heads), or ``(..., H, T, S)`` (per head, size 1 where shared).
         With leading axes a per-head mask needs them: pass ``(H, T, S)``
-        as ``(1, H, T, S)`` for a batch ``(B, T, D)``.
+        as ``(1, H, T, S)`` for a batch ``(B, T, D)``. When ``B = H`` a
+        ``(B, T, S)`` mask could mean either and is refused
+        (``ValueError``): pass ``(B, 1, T, S)`` or ``(1, H, T, S)``.
 
     Returns
     -------
@@ -194,11 +188,8 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     >>> out.shape, cache.weights.shape
     ((2, 3, 6), (2, 3, 3, 4))
     """
-    x_q = as_float_array("x_q", x_q, dtype=np.float64)
-    x_kv = as_float_array("x_kv", x_kv, dtype=np.float64)
-    mask, _ = check_multi_head_inputs(x_q, x_kv, n_heads, mask)   # (..., H or 1, T, S)
-    p = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_q.shape[-1]},
-                     dtype=np.float64)
+    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
+                                                 layouts=ATTENTION_LAYOUTS, dtype=np.float64)
     q, q_cache = linear_forward(x_q, p["w_q"], p["b_q"])     # (..., T, D)
     k, k_cache = linear_forward(x_kv, p["w_k"], p["b_k"])    # (..., S, D)
     v, v_cache = linear_forward(x_kv, p["w_v"], p["b_v"])    # (..., S, D)

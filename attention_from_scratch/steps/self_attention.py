@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.params import SELF_ATTENTION_LAYOUTS
-from attention_from_scratch.common.validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.steps.attention import (
     AttentionCache,
     attention_backward,
@@ -72,10 +72,8 @@ def self_attention_forward(x, params, *, mask=None):
     >>> out.shape == (4, 3) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
-    params = check_params("params", params, SELF_ATTENTION_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
+    x, params = check_input_and_params(x, params, SELF_ATTENTION_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=np.float64)
     q, q_cache = linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
     k, k_cache = linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
     v, v_cache = linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)
