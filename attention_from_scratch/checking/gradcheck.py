@@ -19,7 +19,7 @@ import numpy as np
 
 DEFAULT_EPS = 1e-5          # finite-difference step: the bottom of the float64 V (Chapter 0)
 DEFAULT_TOLERANCE = 1e-6    # largest relative error that passes
-DEFAULT_SCALE_FLOOR = 1e-3  # the relative error of a truly-zero gradient is taken against this
+DEFAULT_SCALE_FLOOR = 1e-3  # no gradient is measured against less: one that is truly 0 included
 
 
 class InputReport(NamedTuple):

@@ -2,7 +2,7 @@
 
 The tiles of queries are independent (on a GPU each runs in its own
 thread block), so here they are processed all at once: one loop over
-blocks of ``block_size`` keys, each step a batched ``(..., T, Bc)`` tile.
+blocks of ``block_size`` keys, each step a batched ``(..., T, Sb)`` tile.
 The extra memory is ``O(T * block_size)``: still linear in ``T``, never
 ``T * S``. The dtype of ``q`` is preserved.
 """
@@ -59,14 +59,14 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     shift = np.zeros_like(row_max)
     for start in range(0, s, block_size):                       # key tiles
         cols = slice(start, start + block_size)
-        p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Bc) scores
+        p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Sb) scores
         if mask is not None:
             np.copyto(p, -np.inf, where=~mask[..., cols])
         new_max = np.maximum(row_max, p.max(axis=-1))
         shift = np.where(np.isneginf(new_max), 0, new_max)      # no inf - inf
         rescale = np.exp(row_max - shift)                       # (..., T)
         p -= shift[..., None]
-        np.exp(p, out=p)                                        # (..., T, Bc) weights so far
+        np.exp(p, out=p)                                        # (..., T, Sb) weights so far
         row_sum = row_sum * rescale + p.sum(axis=-1)
         acc = acc * rescale[..., None] + p @ v[..., cols, :]    # (..., T, Dv)
         row_max = new_max
@@ -91,16 +91,16 @@ def flash_attention_backward(dout, cache):
     dk, dv = np.empty_like(k), np.empty_like(v)
     for start in range(0, k.shape[-2], block_size):             # key tiles
         cols = slice(start, start + block_size)
-        weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Bc)
+        weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Sb)
         if mask is not None:
             np.copyto(weights, -np.inf, where=~mask[..., cols])
         weights -= lse[..., None]
         np.exp(weights, out=weights)                            # recomputed, not stored
-        dv[..., cols, :] = np.swapaxes(weights, -1, -2) @ dout  # (..., Bc, Dv)
-        dscores = dout @ np.swapaxes(v[..., cols, :], -1, -2)   # (..., T, Bc) dweights
+        dv[..., cols, :] = np.swapaxes(weights, -1, -2) @ dout  # (..., Sb, Dv)
+        dscores = dout @ np.swapaxes(v[..., cols, :], -1, -2)   # (..., T, Sb) dweights
         dscores -= delta
         dscores *= weights
         dscores *= scale
         dq += dscores @ k[..., cols, :]                         # (..., T, Dk)
-        dk[..., cols, :] = np.swapaxes(dscores, -1, -2) @ q     # (..., Bc, Dk)
+        dk[..., cols, :] = np.swapaxes(dscores, -1, -2) @ q     # (..., Sb, Dk)
     return dq, dk, dv

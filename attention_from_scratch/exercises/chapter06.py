@@ -85,7 +85,7 @@ def online_softmax_update(row_max, row_sum, scores):
     row_max, row_sum : (N,) ndarray
         ``m`` and ``l = sum exp(s - m)`` over the scores seen so far
         (``-inf`` and 0 before the first block).
-    scores : (N, B) ndarray
+    scores : (N, S_b) ndarray
         The next block of scores of each row.
 
     Returns

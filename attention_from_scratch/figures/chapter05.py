@@ -65,7 +65,8 @@ def translation_weights():
     its output is the memory of the decoder block, which reads the Spanish
     one (causal self-attention, then cross-attention to the memory). One
     head each. No positional encodings are added: the hand-set heads match
-    words by their features only, so the two "the" are the same vector.
+    words by their features only, so the two "the" differ only by the
+    embeddings' seeded noise.
 
     Returns
     -------
