@@ -21,3 +21,28 @@ def pytest_configure(config):
 
     matplotlib.use("Agg")
     import matplotlib.font_manager  # noqa: F401
+
+
+# Running the suite must leave figures/ as it was: chapters show their figures
+# inline, and only `python -m attention_from_scratch figures` writes there. Every
+# chapter runs under nbval in the same session, so a chapter that saved a figure
+# would fail the run here.
+_FIGURES = ROOT / "figures"
+_figures_at_start = {}
+
+
+def _figures_state():
+    return {p.name: p.read_bytes() for p in sorted(_FIGURES.iterdir())}
+
+
+def pytest_sessionstart(session):
+    _figures_at_start.update(_figures_state())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _figures_state() != _figures_at_start:
+        session.exitstatus = 1
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line("FAILED: the test run changed files in figures/", red=True)

@@ -30,8 +30,8 @@ def main(argv=None):
     figures = commands.add_parser(
         "figures",
         help="regenerate every figure in figures/ (deterministic)",
-        description="Regenerate every figure of the book with fixed seeds. PNG and "
-                    "SVG files come out byte-identical run after run.",
+        description="Regenerate every figure of the book with fixed seeds, SVG files "
+                    "with a fixed hash salt and no date, PNG files with no software tag.",
     )
     figures.add_argument("--out", default=None,
                          help="directory to write to (default: the repository's figures/)")
