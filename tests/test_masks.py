@@ -7,7 +7,13 @@ import pytest
 
 from attention_from_scratch import core, steps
 from attention_from_scratch.checking.gradcheck import assert_gradients_correct
-from attention_from_scratch.common.masks import causal_mask, padding_mask, sliding_window_mask
+from attention_from_scratch.common.masks import (
+    alibi_bias,
+    alibi_slopes,
+    causal_mask,
+    padding_mask,
+    sliding_window_mask,
+)
 
 # ---------------------------------------------------------------- builders
 
@@ -420,3 +426,49 @@ def test_padding_mask_needs_a_head_axis_for_heads(impl, rng):
     _, cache = impl.attention.attention_forward(q, k, v, mask=mask[:, None])
     np.testing.assert_array_equal(cache.weights[0, :, :, 2:], 0.0)
     assert np.all(cache.weights[1] > 0.0)
+
+
+# ---------------------------------------------------------------- ALiBi
+
+def test_alibi_slopes_are_geometric_from_2_to_the_minus_8_over_h():
+    for n_heads in (1, 4, 8, 6):
+        slopes = alibi_slopes(n_heads)
+        assert slopes.shape == (n_heads,)
+        np.testing.assert_allclose(slopes[0], 2.0 ** (-8 / n_heads))
+        np.testing.assert_allclose(slopes[1:] / slopes[:-1], 2.0 ** (-8 / n_heads))
+        np.testing.assert_allclose(slopes[-1], 2.0 ** -8)          # the last head: 1/256
+    np.testing.assert_allclose(alibi_slopes(8), [1 / 2 ** h for h in range(1, 9)])
+
+
+def test_alibi_bias_shape_diagonal_and_distance():
+    bias = alibi_bias(5, n_heads=4)
+    assert bias.shape == (4, 5, 5)
+    np.testing.assert_array_equal(np.diagonal(bias, axis1=1, axis2=2), 0.0)
+    i, j = np.indices((5, 5))
+    for h, slope in enumerate(alibi_slopes(4)):
+        np.testing.assert_allclose(bias[h], -slope * np.abs(i - j))
+    np.testing.assert_array_equal(bias, np.swapaxes(bias, -1, -2))   # encoder: symmetric
+    assert np.all(bias <= 0)
+
+
+def test_alibi_bias_is_bottom_right_aligned_like_causal_mask():
+    """``T < S``: the queries are the last ``T`` positions, so each is the
+    corresponding row of the square bias, and its own key gets 0."""
+    full = alibi_bias(6, n_heads=2)
+    part = alibi_bias(2, 6, n_heads=2)
+    assert part.shape == (2, 2, 6)
+    np.testing.assert_array_equal(part, full[:, 4:])
+    allowed = causal_mask(2, 6)
+    own_key = allowed & ~np.roll(allowed, -1, axis=1)                # the last allowed key
+    np.testing.assert_array_equal(part[:, own_key], 0.0)
+    # under the causal mask the penalty grows with the distance into the past
+    assert np.all(np.diff(part[:, :, :5], axis=-1) > 0)
+
+
+def test_alibi_bias_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="s must be at least t = 3"):
+        alibi_bias(3, 2, n_heads=2)
+    with pytest.raises(TypeError, match="n_heads must be an int"):
+        alibi_bias(3, n_heads=2.0)
+    with pytest.raises(ValueError, match="n_heads must be at least 1"):
+        alibi_bias(3, n_heads=0)

@@ -3,6 +3,7 @@ import pytest
 
 from attention_from_scratch import core, steps
 from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask
 from attention_from_scratch.common.params import (
     init_decoder_only_params,
     init_encoder_decoder_params,
@@ -109,3 +110,70 @@ def test_bad_arguments(impl, rng):
     with pytest.raises(ValueError, match="params is missing key 'enc_norm.gamma'"):
         impl.transformer.encoder_decoder_forward(params, src=src, tgt=tgt, n_heads=H,
                                                  norm="pre")
+
+
+# ---------------------------------------------------------------- ALiBi positions
+
+@pytest.mark.parametrize("model", ["encoder_decoder", "decoder_only"])
+def test_alibi_finite_differences(impl, rng, model):
+    if model == "encoder_decoder":
+        params, src, tgt = _seq2seq(rng, norm="pre", tied=False)
+        forward, backward = (impl.transformer.encoder_decoder_forward,
+                             impl.transformer.encoder_decoder_backward)
+        kwargs = {"src": src, "tgt": tgt}
+    else:
+        params = _perturbed(init_decoder_only_params(V, D, F, n_layers=2, norm="pre", rng=rng),
+                            rng)
+        forward, backward = (impl.transformer.decoder_only_forward,
+                             impl.transformer.decoder_only_backward)
+        kwargs = {"tokens": np.array([[3, 4, 3, 5, 0], [6, 2, 1, 1, 1]])}
+    assert_gradients_correct(forward, backward, (params,),
+                             kwargs={**kwargs, "n_heads": H, "norm": "pre",
+                                     "positions": "alibi"},
+                             rng=rng, n_entries=6, tolerance=1e-5)
+
+
+def test_alibi_steps_equals_core_and_differs_from_sinusoidal(rng):
+    params, src, tgt = _seq2seq(rng, norm="post", tied=True)
+    kwargs = {"src": src, "tgt": tgt, "n_heads": H, "positions": "alibi"}
+    out_s, c_s = steps.transformer.encoder_decoder_forward(params, **kwargs)
+    out_c, c_c = core.transformer.encoder_decoder_forward(params, **kwargs)
+    np.testing.assert_allclose(out_s, out_c, rtol=1e-10, atol=1e-12)
+    dlogits = rng.normal(size=out_s.shape)
+    g_s = steps.transformer.encoder_decoder_backward(dlogits, c_s)
+    g_c = core.transformer.encoder_decoder_backward(dlogits, c_c)
+    for key in g_s:
+        np.testing.assert_allclose(g_s[key], g_c[key], rtol=1e-9, atol=1e-11, err_msg=key)
+    sinusoidal, _ = core.transformer.encoder_decoder_forward(params, src=src, tgt=tgt,
+                                                             n_heads=H)
+    assert not np.allclose(sinusoidal, out_c)
+
+
+def test_alibi_sees_order_only_through_the_bias(impl, rng):
+    """No encoding is added: with ALiBi, the self-attention's bias is the
+    model's only source of order. A decoder-only model whose bias is
+    flat (every slope 0) would be blind to order; ALiBi's is not, and
+    the future stays invisible under the causal mask."""
+    params = _perturbed(init_decoder_only_params(V, D, F, n_layers=1, rng=rng), rng)
+    tokens = np.array([[3, 4, 5, 6]])
+    logits, cache = impl.transformer.decoder_only_forward(params, tokens=tokens, n_heads=H,
+                                                          positions="alibi")
+    changed = tokens.copy()
+    changed[0, 3] = 2
+    logits2, _ = impl.transformer.decoder_only_forward(params, tokens=changed, n_heads=H,
+                                                       positions="alibi")
+    np.testing.assert_allclose(logits2[0, :3], logits[0, :3], rtol=1e-12)
+    swapped = tokens[:, [1, 0, 2, 3]]       # the same multiset before position 2
+    logits3, _ = impl.transformer.decoder_only_forward(params, tokens=swapped, n_heads=H,
+                                                       positions="alibi")
+    assert not np.allclose(logits3[0, 2], logits[0, 2])
+    weights = impl.transformer.attention_weights(cache)["block.0"]   # (1, H, T, T)
+    np.testing.assert_array_equal(weights[0][:, ~causal_mask(4)], 0.0)
+
+
+def test_bad_positions_rejected(impl, rng):
+    params, src, tgt = _seq2seq(rng, norm="post", tied=False)
+    with pytest.raises(ValueError, match=r"positions must be one of \['alibi', 'sinusoidal'\], "
+                                         r"got 'rope'"):
+        impl.transformer.encoder_decoder_forward(params, src=src, tgt=tgt, n_heads=H,
+                                                 positions="rope")

@@ -198,3 +198,62 @@ def add_head_axis(mask, ndim):
         return None
     mask = np.asarray(mask)
     return mask[..., None, :, :] if 2 < mask.ndim == ndim else mask
+
+
+def alibi_slopes(n_heads):
+    """ALiBi's per-head slopes, the geometric sequence ``2^(-8 h / H)``.
+
+    Head ``h = 1 .. H`` gets slope ``2^(-8 h / H)``: for ``H = 8`` the
+    slopes are ``1/2, 1/4, ..., 1/256`` (Press et al. 2022, section 3).
+    Steep heads look only nearby; shallow ones see far.
+
+    Examples
+    --------
+    >>> alibi_slopes(4).tolist()
+    [0.25, 0.0625, 0.015625, 0.00390625]
+    """
+    n_heads = check_int("n_heads", n_heads)
+    return 2.0 ** (-8.0 * np.arange(1, n_heads + 1) / n_heads)          # (H,)
+
+
+def alibi_bias(t, s=None, *, n_heads):
+    """ALiBi's linear attention biases, ``-slope_h * |i - j|`` (Chapter 7).
+
+    Parameters
+    ----------
+    t : int
+        Number of queries ``T``.
+    s : int, optional
+        Number of keys ``S >= T`` (default ``T``); as in
+        :func:`causal_mask`, the queries are the last ``T`` positions.
+    n_heads : int, keyword-only
+        ``H``: one slope per head, :func:`alibi_slopes`.
+
+    Returns
+    -------
+    bias : (H, T, S) ndarray, float64
+        Added to the scores before the softmax (``attention_forward``'s
+        ``bias``): for a batch ``(B, T, D)`` pass ``bias[None]``.
+
+    Notes
+    -----
+    Attention with Linear Biases (Press et al. 2022, "Train Short, Test
+    Long") adds no position to the embeddings; each head penalises a key
+    in proportion to its distance from the query, so only distances
+    matter, and a distance longer than any seen in training is just a
+    larger penalty. The distance is ``|p - j|`` with ``p = i + (S - T)``
+    the query's position: for a decoder, under :func:`causal_mask`, it is
+    the paper's ``p - j``; for an encoder, which reads both ways, the
+    same penalty is applied symmetrically.
+
+    Examples
+    --------
+    >>> (alibi_bias(3, n_heads=1)[0] * -256).tolist()     # slope 2^-8
+    [[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]
+    >>> (alibi_bias(1, 3, n_heads=2)[:, 0] * -16).tolist()   # 2 cached keys
+    [[2.0, 1.0, 0.0], [0.125, 0.0625, 0.0]]
+    """
+    t = check_int("t", t)
+    s = t if s is None else check_int("s", s)
+    distance = np.abs(_query_positions(t, s) - np.arange(s)[None, :])   # (T, S)
+    return -alibi_slopes(n_heads)[:, None, None] * distance            # (H, T, S)

@@ -118,6 +118,28 @@ def check_mask(mask, scores_shape, layout, *, given=None):
     return mask
 
 
+def check_bias(bias, scores_shape, layout, *, dtype, given=None):
+    """A float bias that broadcasts to ``scores_shape``, or an error.
+
+    The bias is added to the scores, so it must be finite: ``-inf`` is
+    what a mask is for, and ``+inf`` or NaN would give NaN weights.
+    ``given`` is the shape the caller passed, when it was reshaped.
+    """
+    bias = as_float_array("bias", bias, dtype=dtype)
+    try:
+        fits = np.broadcast_shapes(bias.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"bias must broadcast to the scores' shape {layout} = {scores_shape}, "
+            f"got shape {bias.shape if given is None else given}"
+        )
+    if not np.isfinite(bias).all():
+        raise ValueError("bias must be finite (use mask to forbid a key), got NaN or inf")
+    return bias
+
+
 def check_sequence_pair(name, x, other_name, other, *, width, dtype):
     """``x (..., T, W)`` and ``other (..., S, W)``, converted.
 
@@ -179,10 +201,11 @@ def check_weights_value(weights, v, *, dtype):
     return weights, v
 
 
-def check_attention_inputs(q, k, v, mask, *, dtype):
+def check_attention_inputs(q, k, v, mask, *, dtype, bias=None):
     """``q (..., T, Dk)``, ``k (..., S, Dk)``, ``v (..., S, Dv)``, converted,
     and the mask as a boolean array broadcastable to ``(..., T, S)`` (or
-    ``None``)."""
+    ``None``). With ``bias`` given, returns it too, as a finite float
+    array of ``q``'s dtype broadcastable to ``(..., T, S)``."""
     q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=dtype)
     v = check_array("v", v, 2, "(..., S, Dv)", dtype=q.dtype)
     if v.shape[:-1] != k.shape[:-1]:
@@ -192,7 +215,10 @@ def check_attention_inputs(q, k, v, mask, *, dtype):
         )
     if mask is not None:
         mask = check_mask(mask, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
-    return q, k, v, mask
+    if bias is None:
+        return q, k, v, mask
+    bias = check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
+    return q, k, v, mask, bias
 
 
 def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype):
@@ -340,6 +366,39 @@ def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, *, layouts, dtype)
         mask = mask[..., None, :, :]            # the same mask for every head
     mask = check_mask(mask, scores_shape, "(..., H, T, S)", given=given)
     return x_q, x_kv, params, mask
+
+
+def check_multi_head_bias(bias, x_q, x_kv, n_heads):
+    """The bias of a multi-head attention, ``None`` or broadcastable to
+    ``(..., H, T, S)``, converted to ``x_q``'s dtype.
+
+    The shapes allowed are a mask's (``check_multi_head_inputs``):
+    ``(T, S)``, ``(..., T, S)`` (shared by the heads) or ``(..., H, T, S)``
+    (per head, e.g. ALiBi's ``(H, T, S)`` as ``(1, H, T, S)`` for a batch
+    ``(B, T, D)``). Returned with a head axis.
+    """
+    if bias is None:
+        return None
+    lead, t, s = x_q.shape[:-2], x_q.shape[-2], x_kv.shape[-2]
+    scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
+    given = np.shape(bias)
+    if len(given) not in (2, len(lead) + 2, len(lead) + 3):
+        raise ValueError(
+            f"bias must have shape (T, S), (..., T, S) or (..., H, T, S) with "
+            f"(..., H, T, S) = {scores_shape}, got shape {given}"
+        )
+    if (len(given) == len(lead) + 2 and lead and n_heads > 1
+            and given[-3] == lead[-1] == n_heads):
+        raise ValueError(
+            f"bias of shape {given} is ambiguous: its axis before (T, S) has size "
+            f"{n_heads}, both the batch's last axis and H; pass "
+            f"{lead + (1, t, s)} for one bias per sequence or "
+            f"{lead[:-1] + (1, n_heads, t, s)} for one bias per head"
+        )
+    bias = as_float_array("bias", bias, dtype=x_q.dtype)
+    if bias.ndim < len(lead) + 3:
+        bias = bias[..., None, :, :]            # the same bias for every head
+    return check_bias(bias, scores_shape, "(..., H, T, S)", dtype=x_q.dtype, given=given)
 
 
 def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):

@@ -169,11 +169,12 @@ class AttentionCache(NamedTuple):
     scale: float
 
 
-def attention_forward(q, k, v, *, mask=None):
-    """Scaled dot-product attention ``softmax(q k^T / sqrt(Dk)) v``.
+def attention_forward(q, k, v, *, mask=None, bias=None):
+    """Scaled dot-product attention ``softmax(q k^T / sqrt(Dk) + bias) v``.
 
     Same contract as ``steps.attention.attention_forward``; computes in
-    the dtype of ``q`` (float32 stays float32).
+    the dtype of ``q`` (float32 stays float32). ``bias`` (optional,
+    ``(..., T, S)``) is a constant: no gradient is returned for it.
 
     Returns
     -------
@@ -195,9 +196,14 @@ def attention_forward(q, k, v, *, mask=None):
     >>> out.dtype == np.float32 and bool(np.all(future == 0))
     True
     """
-    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
+    if bias is None:
+        q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
+    else:
+        q, k, v, mask, bias = check_attention_inputs(q, k, v, mask, dtype=None, bias=bias)
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)   # (..., T, S)
+    if bias is not None:
+        weights += bias
     masked_softmax_in_place(weights, mask)                       # (..., T, S)
     out = weights @ v                                            # (..., T, Dv)
     return out, AttentionCache(q, k, v, weights, out, scale)
@@ -225,6 +231,7 @@ def attention_backward(dout, cache):
     -----
     The softmax backward uses ``rowsum(dweights * weights) =
     rowsum(dout * out)``: a ``(T, Dv)`` product instead of ``(T, S)``.
+    A bias passes ``dscores`` on unchanged and gets no gradient itself.
     """
     q, k, v, weights, out, scale = cache
     dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)

@@ -31,7 +31,7 @@ class DecoderBlockCache(NamedTuple):
 
 
 def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_mask=None,
-                          norm="post", activation="relu"):
+                          norm="post", activation="relu", self_bias=None):
     """One decoder block; same contract as ``steps.decoder``, dtype of ``y`` kept.
 
     Examples
@@ -55,7 +55,8 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
-        return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)
+        return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask,
+                                                 bias=self_bias)
 
     def cross_attention(u):
         return multi_head_attention_forward(u, memory, p["cross_attn"], n_heads=n_heads,

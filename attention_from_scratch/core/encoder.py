@@ -31,7 +31,8 @@ class EncoderBlockCache(NamedTuple):
     ffn: ResidualCache
 
 
-def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activation="relu"):
+def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activation="relu",
+                          bias=None):
     """One encoder block; same contract as ``steps.encoder``, dtype of ``x`` kept.
 
     Examples
@@ -52,7 +53,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):
-        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask)
+        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask,
+                                                 bias=bias)
 
     def feed_forward(u):
         return feed_forward_forward(u, ffn, activation=activation)

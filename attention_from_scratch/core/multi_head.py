@@ -26,6 +26,7 @@ from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
     check_array,
     check_gradient,
+    check_multi_head_bias,
     check_multi_head_inputs,
     check_same_input,
     check_same_shape,
@@ -165,13 +166,16 @@ class MultiHeadAttentionCache(NamedTuple):
         return self.exp_scores / self.total
 
 
-def _attend_and_project(q, k, v, mask, w_o, b_o):
+def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     """Every head's attention, merged, then ``@ W_O + b_O``.
 
     Returns ``out (..., T, D)`` and what the backward reads:
-    ``exp_scores``, ``total`` and ``concat``.
+    ``exp_scores``, ``total`` and ``concat``. The bias is a constant
+    added to the (already scaled) scores: the backward never reads it.
     """
     exp_scores = q @ np.swapaxes(k, -1, -2)                       # (..., H, T, S)
+    if bias is not None:
+        exp_scores += bias
     total = masked_softmax_in_place(exp_scores, mask, normalise=False)   # (..., H, T, 1)
     *lead, n_heads, t, d_head = q.shape
     concat = np.empty((*lead, t, n_heads, d_head), dtype=q.dtype)  # (..., T, H, Dh)
@@ -216,7 +220,7 @@ def _scaled_query_params(p, d_head):
     return p["w_q"] * p["w_q"].dtype.type(scale), p["b_q"] * p["b_q"].dtype.type(scale), scale
 
 
-def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
+def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=None):
     """Multi-head attention, all heads in batched matmuls, dtype preserved.
 
     Same contract as ``steps.multi_head.multi_head_attention_forward``:
@@ -233,6 +237,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     n_heads : int, keyword-only
     mask : bool array_like, keyword-only, optional
         ``(T, S)``, ``(..., T, S)`` or ``(..., H, T, S)``.
+    bias : float array_like, keyword-only, optional
+        Added to the scaled scores before the softmax; a mask's shapes.
+        A constant: no gradient is returned for it.
 
     Returns
     -------
@@ -261,13 +268,15 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     """
     x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
                                                  layouts=ATTENTION_LAYOUTS, dtype=None)
+    bias = check_multi_head_bias(bias, x_q, x_kv, n_heads)       # (..., H, T, S) or None
     w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
     y_kv = _project(x_kv, w_kv, b_kv, n_heads)                    # (..., S, 2, H, Dh)
     q, k, v = _heads(y_q, 0), _heads(y_kv, 0), _heads(y_kv, 1)
-    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, p["w_o"], p["b_o"])
+    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
+                                                             p["b_o"])
     return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, exp_scores, total,
                                         concat, p["w_o"], scale)
 
@@ -308,7 +317,7 @@ def multi_head_attention_backward(dout, cache):
     return dx_q, dx_kv, dparams
 
 
-def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
+def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=None):
     """Multi-head self-attention with one fused ``x @ [W_Q W_K W_V]``.
 
     Same contract as the ``steps`` version.
@@ -316,7 +325,7 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     Parameters
     ----------
     x : (..., T, D) array_like
-    params, n_heads, mask
+    params, n_heads, mask, bias
         As for ``multi_head_attention_forward`` (with ``S = T``).
 
     Returns
@@ -327,12 +336,14 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     """
     x, _, p, mask = check_multi_head_inputs(x, x, params, n_heads, mask,
                                             layouts=ATTENTION_LAYOUTS, dtype=None)
+    bias = check_multi_head_bias(bias, x, x, n_heads)            # (..., H, T, T) or None
     w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, p["w_o"], p["b_o"])
+    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
+                                                             p["b_o"])
     d_model = x.shape[-1]
     return out, MultiHeadAttentionCache(x, x, w_qkv[:, :d_model], w_qkv[:, d_model:], q, k,
                                         v, exp_scores, total, concat, p["w_o"], scale)

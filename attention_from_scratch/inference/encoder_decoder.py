@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from attention_from_scratch.common.masks import alibi_bias
 from attention_from_scratch.common.params import count_layers, sub_params
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.core.encoder import encoder_block_forward
@@ -35,12 +36,16 @@ class KV(NamedTuple):
     v: np.ndarray
 
 
-def _embed_at(params, tokens, positions):
-    """``embed[tokens] * sqrt(D) + PE[positions]`` for ``(B, T)`` ids."""
+def _embed_at(params, tokens, positions, encoding):
+    """``embed[tokens] * sqrt(D) + PE[positions]`` for ``(B, T)`` ids
+    (no ``PE`` when ``encoding`` is ``"alibi"``)."""
     table = params["embed"]
     d_model = table.shape[1]
+    x = table[tokens] * table.dtype.type(np.sqrt(d_model))              # (B, T, D)
+    if encoding == "alibi":
+        return x
     pe = sinusoidal_encoding(int(positions.max()) + 1, d_model).astype(table.dtype)
-    return table[tokens] * table.dtype.type(np.sqrt(d_model)) + pe[positions]   # (B, T, D)
+    return x + pe[positions]                                           # (B, T, D)
 
 
 def _project_kv(x, p, n_heads):
@@ -48,10 +53,10 @@ def _project_kv(x, p, n_heads):
               split_heads(x @ p["w_v"] + p["b_v"], n_heads=n_heads))         # (B, H, S, Dh) each
 
 
-def _attend(x_new, p, kv, mask, n_heads):
+def _attend(x_new, p, kv, mask, n_heads, bias=None):
     """Queries of the new positions against the keys/values ``kv``."""
     q = split_heads(x_new @ p["w_q"] + p["b_q"], n_heads=n_heads)            # (B, H, T_new, Dh)
-    heads, _ = attention_forward(q, kv.k, kv.v, mask=mask)           # (B, H, T_new, Dh)
+    heads, _ = attention_forward(q, kv.k, kv.v, mask=mask, bias=bias)   # (B, H, T_new, Dh)
     return merge_heads(heads) @ p["w_o"] + p["b_o"], None            # (B, T_new, D)
 
 
@@ -66,7 +71,7 @@ def _logits(h, params):
     return h @ w_out.T + params["out.b"]                             # (B, T, V)
 
 
-def _step_layer(x, p, self_kv, cross, *, keys_mask, n_heads, norm):
+def _step_layer(x, p, self_kv, cross, *, keys_mask, n_heads, norm, encoding):
     """One decoder block on the new positions; returns ``(x, self_kv)``."""
     new_kv = []
 
@@ -80,7 +85,11 @@ def _step_layer(x, p, self_kv, cross, *, keys_mask, n_heads, norm):
         mask = np.arange(s)[None, :] <= np.arange(s - t_new, s)[:, None]   # causal (T_new, S)
         if keys_mask is not None:
             mask = mask & keys_mask[:, None, None, :s]              # (B, 1, T_new, S)
-        return _attend(u, p["self_attn"], kv, mask, n_heads)
+        # ALiBi: the new queries are the last T_new of the S positions, as
+        # in the mask; only distances count, so left padding changes nothing
+        bias = (alibi_bias(t_new, s, n_heads=n_heads).astype(u.dtype)
+                if encoding == "alibi" else None)                   # (H, T_new, S)
+        return _attend(u, p["self_attn"], kv, mask, n_heads, bias)
 
     def cross_attention(u):
         return _attend(u, p["cross_attn"], cross.kv, cross.mask, n_heads)
@@ -108,7 +117,7 @@ def _block_params(params, prefix):
 
 
 def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="post",
-                           pad_id=0, use_cache=True):
+                           pad_id=0, use_cache=True, positions="sinusoidal"):
     """Greedy target ids for a batch of padded sources.
 
     Parameters
@@ -117,7 +126,7 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
         ``init_encoder_decoder_params`` (tied or not).
     src : (B, S) array_like of int
         Sources, right-padded with ``pad_id``; lengths may differ.
-    n_heads, norm, pad_id : keyword-only
+    n_heads, norm, pad_id, positions : keyword-only
         As in ``core.transformer.encoder_decoder_forward``.
     max_new : int, keyword-only
         Tokens to generate per row (a row that has produced ``eos``
@@ -136,27 +145,29 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
     if not use_cache:
         for _ in range(max_new):
             logits, _ = encoder_decoder_forward(params, src=src, tgt=out, n_heads=n_heads,
-                                                norm=norm, pad_id=pad_id)
+                                                norm=norm, pad_id=pad_id, positions=positions)
             out = np.concatenate([out, logits[:, -1].argmax(-1)[:, None]], axis=1)
             if (out[:, 1:] == eos).any(axis=1).all():
                 break
         return _fill(out[:, 1:], max_new, eos)
     keys = (src != pad_id)[:, None, :]                               # (B, 1, S)
-    x = _embed_at(params, src, np.broadcast_to(np.arange(src.shape[1]), src.shape))
+    x = _embed_at(params, src, np.broadcast_to(np.arange(src.shape[1]), src.shape), positions)
+    src_bias = (alibi_bias(src.shape[1], n_heads=n_heads)[None].astype(x.dtype)
+                if positions == "alibi" else None)                   # (1, H, S, S)
     for i in range(count_layers(params, "enc")):
         x, _ = encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
-                                     mask=keys, norm=norm)           # (B, S, D)
+                                     mask=keys, norm=norm, bias=src_bias)   # (B, S, D)
     memory = _final_norm(x, params, "enc_norm")
     blocks = [_block_params(params, f"dec.{i}") for i in range(count_layers(params, "dec"))]
     crosses = [Cross(_project_kv(memory, p["cross_attn"], n_heads), keys[:, None])
                for p in blocks]                                      # once per source
     caches = [None] * len(blocks)
     for step in range(max_new):
-        y = _embed_at(params, out[:, -1:], np.full((b, 1), step))    # (B, 1, D)
+        y = _embed_at(params, out[:, -1:], np.full((b, 1), step), positions)   # (B, 1, D)
         for i, p in enumerate(blocks):
             # a generated padding id is masked as a key, as the full forward does
             y, caches[i] = _step_layer(y, p, caches[i], crosses[i], keys_mask=out != pad_id,
-                                       n_heads=n_heads, norm=norm)
+                                       n_heads=n_heads, norm=norm, encoding=positions)
         logits = _logits(_final_norm(y, params, "dec_norm"), params)  # (B, 1, V)
         out = np.concatenate([out, logits[:, -1].argmax(-1)[:, None]], axis=1)
         if (out[:, 1:] == eos).any(axis=1).all():
@@ -173,7 +184,7 @@ def _fill(tokens, max_new, eos):
 
 
 def greedy_decoder_only(params, prompts, *, n_heads, max_new, norm="post", pad_id=0,
-                        use_cache=True):
+                        use_cache=True, positions="sinusoidal"):
     """Greedy continuations of prompts of different lengths.
 
     Parameters
@@ -182,7 +193,8 @@ def greedy_decoder_only(params, prompts, *, n_heads, max_new, norm="post", pad_i
         ``init_decoder_only_params`` (tied or untied output).
     prompts : list of list of int
         Each at least one id long.
-    n_heads, norm, pad_id : keyword-only
+    n_heads, norm, pad_id, positions : keyword-only
+        As in ``core.transformer.decoder_only_forward``.
     max_new : int, keyword-only
     use_cache : bool, keyword-only
         ``False``: each prompt alone, the full forward pass per token.
@@ -207,7 +219,7 @@ def greedy_decoder_only(params, prompts, *, n_heads, max_new, norm="post", pad_i
             tokens = np.array([prompt], dtype=np.int64)
             for _ in range(max_new):
                 logits, _ = decoder_only_forward(params, tokens=tokens, n_heads=n_heads,
-                                                 norm=norm, pad_id=pad_id)
+                                                 norm=norm, pad_id=pad_id, positions=positions)
                 tokens = np.concatenate([tokens, logits[:, -1].argmax(-1)[:, None]], axis=1)
             rows.append(tokens[0, len(prompt):])
         return np.array(rows)
@@ -216,20 +228,20 @@ def greedy_decoder_only(params, prompts, *, n_heads, max_new, norm="post", pad_i
     tokens = np.full((len(prompts), width), pad_id, dtype=np.int64)
     for i, prompt in enumerate(prompts):
         tokens[i, width - len(prompt):] = prompt                     # left padding
-    positions = np.maximum(np.arange(width)[None, :] - (width - lengths)[:, None], 0)
+    offsets = np.maximum(np.arange(width)[None, :] - (width - lengths)[:, None], 0)
     keys = tokens != pad_id                                           # (B, P)
     blocks = [_block_params(params, f"block.{i}")
               for i in range(count_layers(params, "block"))]
     caches = [None] * len(blocks)
-    x, generated = _embed_at(params, tokens, positions), []
+    x, generated = _embed_at(params, tokens, offsets, positions), []
     for step in range(max_new):
         for i, p in enumerate(blocks):
             p = {**p, "self_attn": p["attn"], "ln3": p["ln2"], "ln2": None}
             x, caches[i] = _step_layer(x, p, caches[i], None, keys_mask=keys,
-                                       n_heads=n_heads, norm=norm)
+                                       n_heads=n_heads, norm=norm, encoding=positions)
         logits = _logits(_final_norm(x[:, -1:], params, "final_norm"), params)   # (B, 1, V)
         next_token = logits[:, -1].argmax(-1)                         # (B,)
         generated.append(next_token)
         keys = np.concatenate([keys, next_token[:, None] != pad_id], axis=1)
-        x = _embed_at(params, next_token[:, None], (lengths + step)[:, None])   # (B, 1, D)
+        x = _embed_at(params, next_token[:, None], (lengths + step)[:, None], positions)
     return np.stack(generated, axis=1)

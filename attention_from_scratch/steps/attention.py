@@ -127,8 +127,8 @@ class AttentionCache(NamedTuple):
         return self.softmax.y
 
 
-def attention_forward(q, k, v, *, mask=None):
-    """Scaled dot-product attention ``softmax(q k^T / sqrt(Dk)) v``.
+def attention_forward(q, k, v, *, mask=None, bias=None):
+    """Scaled dot-product attention ``softmax(q k^T / sqrt(Dk) + bias) v``.
 
     Parameters
     ----------
@@ -141,6 +141,11 @@ def attention_forward(q, k, v, *, mask=None):
     mask : (..., T, S) bool array_like, keyword-only, optional
         Broadcastable to the scores; ``True`` = this query may attend to
         this key. A query with no allowed key gets an output of zeros.
+    bias : (..., T, S) float array_like, keyword-only, optional
+        Broadcastable to the scores, finite; added to the scaled scores
+        before the mask and the softmax (ALiBi's linear biases,
+        ``alibi_bias``). A constant: the backward returns no gradient for
+        it. A masked key keeps weight exactly 0 whatever its bias.
 
     Returns
     -------
@@ -165,8 +170,14 @@ def attention_forward(q, k, v, *, mask=None):
     >>> out.shape == (3, 5) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
+    if bias is None:
+        q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
+    else:
+        q, k, v, mask, bias = check_attention_inputs(q, k, v, mask, dtype=np.float64,
+                                                     bias=bias)
     scores, scores_cache = scores_forward(q, k)                    # (..., T, S)
+    if bias is not None:
+        scores = scores + bias                                     # (..., T, S)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)                   # (..., T, S)
     weights, softmax_cache = softmax_forward(scores, axis=-1)      # (..., T, S)
@@ -180,6 +191,8 @@ def attention_backward(dout, cache):
     The chain rule run in reverse through the children's caches. The mask
     needs no step of its own: a masked weight is exactly 0, so the softmax
     backward sends exactly 0 to its score, and from there to ``q`` and ``k``.
+    Nor does the bias: ``scores + bias`` passes ``dscores`` on unchanged,
+    and the bias, a constant, gets no gradient.
     """
     dweights, dv = weighted_sum_backward(dout, cache.weighted_sum)
     dscores = softmax_backward(dweights, cache.softmax)

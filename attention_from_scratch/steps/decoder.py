@@ -48,7 +48,7 @@ class DecoderBlockCache(NamedTuple):
 
 
 def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_mask=None,
-                          norm="post", activation="relu"):
+                          norm="post", activation="relu", self_bias=None):
     """One decoder block: masked self-attention, cross-attention, feed-forward.
 
     Parameters
@@ -70,6 +70,9 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
         be read (``padding_mask(source_lengths, S)``).
     norm : {"post", "pre"}, keyword-only
     activation : {"relu", "gelu"}, keyword-only
+    self_bias : float array_like, keyword-only, optional
+        Added to the self-attention's scores (per head ``(..., H, T, T)``,
+        e.g. ALiBi's); the cross-attention gets none. A constant.
 
     Returns
     -------
@@ -100,7 +103,8 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
-        return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)
+        return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask,
+                                                 bias=self_bias)
 
     def cross_attention(u):     # queries from the decoder, keys and values from the memory
         return multi_head_attention_forward(u, memory, p["cross_attn"], n_heads=n_heads,

@@ -48,7 +48,8 @@ class EncoderBlockCache(NamedTuple):
     ffn: ResidualCache    # feed-forward network with ln2
 
 
-def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activation="relu"):
+def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activation="relu",
+                          bias=None):
     """One encoder block: bidirectional self-attention, then feed-forward.
 
     Parameters
@@ -65,6 +66,11 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
         other (bidirectional).
     norm : {"post", "pre"}, keyword-only
     activation : {"relu", "gelu"}, keyword-only
+    bias : float array_like, keyword-only, optional
+        Added to the self-attention's scores, as
+        ``self_multi_head_attention_forward`` takes it (per head:
+        ``(..., H, T, T)``, e.g. ``alibi_bias(T, n_heads=H)[None]``).
+        A constant: no gradient.
 
     Returns
     -------
@@ -96,7 +102,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):
-        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask)
+        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask,
+                                                 bias=bias)
 
     def feed_forward(u):
         return feed_forward_forward(u, ffn, activation=activation)

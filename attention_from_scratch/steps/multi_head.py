@@ -15,6 +15,7 @@ import numpy as np
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
     check_array,
+    check_multi_head_bias,
     check_multi_head_inputs,
     check_same_input,
     check_same_shape,
@@ -141,7 +142,7 @@ class MultiHeadAttentionCache(NamedTuple):
         return np.stack([head.weights for head in self.heads], axis=-3)
 
 
-def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
+def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=None):
     """Multi-head attention: ``x_q`` queries, ``x_kv`` keys and values.
 
     Parameters
@@ -161,6 +162,10 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
         as ``(1, H, T, S)`` for a batch ``(B, T, D)``. When ``B = H`` a
         ``(B, T, S)`` mask could mean either and is refused
         (``ValueError``): pass ``(B, 1, T, S)`` or ``(1, H, T, S)``.
+    bias : float array_like, keyword-only, optional
+        Added to every head's scaled scores before the softmax; the
+        shapes a mask may have, e.g. ALiBi's per-head ``(1, H, T, S)``
+        (``alibi_bias``). A constant: no gradient is returned for it.
 
     Returns
     -------
@@ -190,6 +195,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     """
     x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
                                                  layouts=ATTENTION_LAYOUTS, dtype=np.float64)
+    bias = check_multi_head_bias(bias, x_q, x_kv, n_heads)   # (..., H, T, S) or None
     q, q_cache = linear_forward(x_q, p["w_q"], p["b_q"])     # (..., T, D)
     k, k_cache = linear_forward(x_kv, p["w_k"], p["b_k"])    # (..., S, D)
     v, v_cache = linear_forward(x_kv, p["w_v"], p["b_v"])    # (..., S, D)
@@ -198,11 +204,14 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     v = split_heads(v, n_heads=n_heads)                      # (..., H, S, Dh)
     if mask is not None:                                     # one mask per head
         mask = np.broadcast_to(mask, (*mask.shape[:-3], n_heads, *mask.shape[-2:]))
+    if bias is not None:                                     # one bias per head
+        bias = np.broadcast_to(bias, (*bias.shape[:-3], n_heads, *bias.shape[-2:]))
     heads, head_caches = [], []
     for h in range(n_heads):   # every head is an independent attention
         head, head_cache = attention_forward(
             q[..., h, :, :], k[..., h, :, :], v[..., h, :, :],
-            mask=None if mask is None else mask[..., h, :, :])      # (..., T, Dh)
+            mask=None if mask is None else mask[..., h, :, :],
+            bias=None if bias is None else bias[..., h, :, :])      # (..., T, Dh)
         heads.append(head)
         head_caches.append(head_cache)
     concat = merge_heads(np.stack(heads, axis=-3))           # (..., T, D)
@@ -250,14 +259,14 @@ def multi_head_attention_backward(dout, cache):
     return dx_q, dx_kv, dparams
 
 
-def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
+def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=None):
     """Self-attention: ``multi_head_attention_forward(x, x, ...)``.
 
     Parameters
     ----------
     x : (..., T, D) array_like
         Gives the queries, keys and values.
-    params, n_heads, mask
+    params, n_heads, mask, bias
         As for ``multi_head_attention_forward`` (with ``S = T``).
 
     Returns
@@ -265,7 +274,7 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     out : (..., T, D) ndarray, float64
     cache : MultiHeadAttentionCache
     """
-    return multi_head_attention_forward(x, x, params, n_heads=n_heads, mask=mask)
+    return multi_head_attention_forward(x, x, params, n_heads=n_heads, mask=mask, bias=bias)
 
 
 def self_multi_head_attention_backward(dout, cache):

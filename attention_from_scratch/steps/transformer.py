@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.masks import alibi_bias, causal_mask
 from attention_from_scratch.common.params import (
     count_layers,
     decoder_only_layouts,
@@ -33,7 +33,7 @@ from attention_from_scratch.common.params import (
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import check_params, check_tokens
+from attention_from_scratch.common.validate import check_choice, check_params, check_tokens
 from attention_from_scratch.steps.decoder import decoder_block_backward, decoder_block_forward
 from attention_from_scratch.steps.embedding import (
     embedding_backward,
@@ -85,13 +85,28 @@ def _model_params(params, layouts_for, counts, norm, dtype):
                         dtype=dtype), tied
 
 
-def _embed(table, tokens):
-    """``table[tokens] * sqrt(D) + PE``: token and position, ``(B, T, D)``."""
+POSITIONS = ("sinusoidal", "alibi")
+
+
+def _embed(table, tokens, positions):
+    """``table[tokens] * sqrt(D) + PE``: token and position, ``(B, T, D)``.
+
+    With ALiBi positions enter the attention scores instead: no ``PE``.
+    """
     d_model = table.shape[1]
     x, cache = embedding_forward(table, tokens=tokens)                # (B, T, D)
     scale = np.sqrt(d_model)
-    x = x * x.dtype.type(scale) + sinusoidal_encoding(tokens.shape[-1], d_model).astype(x.dtype)
+    x = x * x.dtype.type(scale)
+    if positions == "sinusoidal":
+        x = x + sinusoidal_encoding(tokens.shape[-1], d_model).astype(x.dtype)
     return x, EmbedCache(cache, scale)
+
+
+def _self_bias(positions, t, n_heads, dtype):
+    """ALiBi's ``(1, H, T, T)`` bias for self-attention, or ``None``."""
+    if positions == "sinusoidal":
+        return None
+    return alibi_bias(t, n_heads=n_heads)[None].astype(dtype)          # (1, H, T, T)
 
 
 def _embed_backward(dx, cache):
@@ -126,7 +141,7 @@ def _keys_mask(tokens, pad_id):
 
 
 def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
-                            activation="relu"):
+                            activation="relu", positions="sinusoidal"):
     """Logits of an encoder–decoder for every target position.
 
     Parameters
@@ -143,6 +158,11 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
     pad_id : int, keyword-only
         Padding id: masked out as a key everywhere.
     activation : {"relu", "gelu"}, keyword-only
+    positions : {"sinusoidal", "alibi"}, keyword-only
+        ``"sinusoidal"``: the encoding added to the embeddings.
+        ``"alibi"``: no encoding; every self-attention gets
+        ``alibi_bias`` (the encoder's symmetric, the decoder's under the
+        causal mask), the cross-attention no bias (Press et al. 2022).
 
     Returns
     -------
@@ -165,26 +185,30 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
     (1, 2, 6)
     """
     params, tied = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm, DTYPE)
+    check_choice("positions", positions, POSITIONS)
     vocab = params["embed"].shape[0]
     src, tgt = _token_array("src", src, vocab), _token_array("tgt", tgt, vocab)
     if src.shape[0] != tgt.shape[0]:
         raise ValueError(f"src and tgt must have the same batch size B, got shapes "
                          f"{src.shape} and {tgt.shape}")
     src_keys = _keys_mask(src, pad_id)                                  # (B, 1, S)
-    x, src_cache = _embed(params["embed"], src)                         # (B, S, D)
+    x, src_cache = _embed(params["embed"], src, positions)              # (B, S, D)
+    src_bias = _self_bias(positions, src.shape[1], n_heads, x.dtype)    # (1, H, S, S)
     encoder = []
     for i in range(count_layers(params, "enc")):
         x, block = encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
-                                         mask=src_keys, norm=norm, activation=activation)
+                                         mask=src_keys, norm=norm, activation=activation,
+                                         bias=src_bias)
         encoder.append(block)
     memory, enc_norm = _norm_forward(x, params, "enc_norm")             # (B, S, D)
-    y, tgt_cache = _embed(params["embed"], tgt)                         # (B, T, D)
+    y, tgt_cache = _embed(params["embed"], tgt, positions)              # (B, T, D)
+    tgt_bias = _self_bias(positions, tgt.shape[1], n_heads, y.dtype)    # (1, H, T, T)
     decoder = []
     for i in range(count_layers(params, "dec")):
         y, block = decoder_block_forward(y, memory, sub_params(params, f"dec.{i}"),
                                          n_heads=n_heads, self_mask=_keys_mask(tgt, pad_id),
                                          memory_mask=src_keys, norm=norm,
-                                         activation=activation)         # (B, T, D)
+                                         activation=activation, self_bias=tgt_bias)
         decoder.append(block)
     h, dec_norm = _norm_forward(y, params, "dec_norm")                  # (B, T, D)
     w_out = params["embed"] if tied else params["out.w"]
@@ -227,7 +251,7 @@ def encoder_decoder_backward(dlogits, cache):
 
 
 def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
-                         activation="relu"):
+                         activation="relu", positions="sinusoidal"):
     """Logits of a decoder-only model (GPT-style) at every position.
 
     Parameters
@@ -237,7 +261,7 @@ def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
     tokens : (B, T) array_like of int, keyword-only
         Position ``t`` sees ``tokens[:, :t + 1]`` (causal mask), never
         padding keys.
-    n_heads, norm, pad_id, activation : keyword-only
+    n_heads, norm, pad_id, activation, positions : keyword-only
         As in :func:`encoder_decoder_forward`.
 
     Returns
@@ -246,13 +270,16 @@ def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
     cache : DecoderOnlyCache
     """
     params, tied = _model_params(params, decoder_only_layouts, ("block",), norm, DTYPE)
+    check_choice("positions", positions, POSITIONS)
     tokens = _token_array("tokens", tokens, params["embed"].shape[0])
     mask = causal_mask(tokens.shape[1]) & _keys_mask(tokens, pad_id)   # (B, T, T)
-    x, embed_cache = _embed(params["embed"], tokens)                    # (B, T, D)
+    x, embed_cache = _embed(params["embed"], tokens, positions)         # (B, T, D)
+    bias = _self_bias(positions, tokens.shape[1], n_heads, x.dtype)     # (1, H, T, T)
     blocks = []
     for i in range(count_layers(params, "block")):
         x, block = encoder_block_forward(x, sub_params(params, f"block.{i}"), n_heads=n_heads,
-                                         mask=mask, norm=norm, activation=activation)
+                                         mask=mask, norm=norm, activation=activation,
+                                         bias=bias)
         blocks.append(block)
     h, final_norm = _norm_forward(x, params, "final_norm")              # (B, T, D)
     w_out = params["embed"] if tied else params["out.w"]

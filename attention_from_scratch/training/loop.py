@@ -62,6 +62,7 @@ class Settings(NamedTuple):
     max_len: int = 8
     test_min_len: int = 0       # 0: the training lengths
     test_max_len: int = 0
+    positions: str = "sinusoidal"   # or "alibi" (Press et al. 2022)
 
 
 def task_of(settings):
@@ -88,10 +89,10 @@ def forward(params, batch, *, task, settings):
     if task.model == "encoder_decoder":
         return transformer.encoder_decoder_forward(
             params, src=batch.src, tgt=batch.inputs, n_heads=settings.n_heads,
-            norm=settings.norm, pad_id=PAD)
+            norm=settings.norm, pad_id=PAD, positions=settings.positions)
     return transformer.decoder_only_forward(params, tokens=batch.inputs,
                                             n_heads=settings.n_heads, norm=settings.norm,
-                                            pad_id=PAD)
+                                            pad_id=PAD, positions=settings.positions)
 
 
 def loss_and_grads(params, batch, *, task, settings):
@@ -122,11 +123,12 @@ def greedy(params, sources, *, task, settings, max_new=None):
         batch = make_batch(task, [(s, []) for s in sources])
         out = greedy_encoder_decoder(params, batch.src, n_heads=settings.n_heads,
                                      max_new=max_new, bos=BOS, eos=EOS, norm=settings.norm,
-                                     pad_id=PAD)
+                                     pad_id=PAD, positions=settings.positions)
     else:
         out = greedy_decoder_only(params, [encode(task, s) + [SEP] for s in sources],
                                   n_heads=settings.n_heads, max_new=max_new,
-                                  norm=settings.norm, pad_id=PAD)
+                                  norm=settings.norm, pad_id=PAD,
+                                  positions=settings.positions)
     return [decode(task, row) for row in out]
 
 
