@@ -30,7 +30,7 @@ from attention_from_scratch.checking.gradcheck import (
     flat_arrays,
     gradient_check,
 )
-from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.masks import alibi_bias, causal_mask, padding_mask
 from attention_from_scratch.common.params import DECODER_LAYOUTS, ENCODER_LAYOUTS
 
 FD_TOLERANCE = DEFAULT_TOLERANCE   # central differences in float64, the checker's own
@@ -246,6 +246,16 @@ CASES = [
          "multi_head_attention_backward", HEADS,
          lambda rng, z: _multi_head(
              rng, z, _random_mask(rng, z["B"], z["H"], z["T"], z["S"]))),
+    Case("attention, bias & causal", "attention", "attention_forward",
+         "attention_backward", ATTENTION,
+         lambda rng, z: (_qkv(rng, z, z["B"]), {"mask": causal_mask(z["T"], z["S"]),
+                                                "bias": _normal(rng, z["B"], z["T"], z["S"])})),
+    Case("multi-head self, ALiBi", "multi_head", "self_multi_head_attention_forward",
+         "self_multi_head_attention_backward", {"B": 2, "T": 4, "H": 2, "Dh": 3},
+         lambda rng, z: ((_normal(rng, z["B"], z["T"], _heads(z)[0]),
+                          _multi_head_params(rng, _heads(z)[0])),
+                         {"n_heads": z["H"], "mask": causal_mask(z["T"]),
+                          "bias": alibi_bias(z["T"], n_heads=z["H"])[None]})),
     Case("multi-head self, causal", "multi_head", "self_multi_head_attention_forward",
          "self_multi_head_attention_backward", {"B": 2, "T": 4, "H": 2, "Dh": 3},
          lambda rng, z: ((_normal(rng, z["B"], z["T"], _heads(z)[0]),
