@@ -89,3 +89,25 @@ def test_quick_experiments_write_the_format_the_chapter_reads(tmp_path, name):
     assert set(fresh["results"][0]) == set(stored["results"][0])
     for row in fresh["results"]:
         assert 0.0 <= row["accuracy"] <= 1.0
+
+
+def test_quick_length_experiment_compares_alibi_with_sinusoidal(tmp_path):
+    """Both encodings on the same split and seeds, stored and regenerated."""
+    import json
+    from pathlib import Path
+    assert main(["experiment", "length", "--quick", "--out", str(tmp_path)]) == 0
+    fresh = json.loads((tmp_path / "length.json").read_text())
+    stored = json.loads((Path(__file__).parents[1] / "chapters" / "results" /
+                         "length.json").read_text())
+    for result in (fresh, stored):
+        by_positions = {}
+        for row in result["results"]:
+            by_positions.setdefault(row["positions"], []).append(row)
+        assert set(by_positions) == {"sinusoidal", "alibi"}
+        seeds = [sorted(r["seed"] for r in rows) for rows in by_positions.values()]
+        assert seeds[0] == seeds[1]
+        for row in result["results"]:
+            assert sorted(map(int, row["per_length"])) == list(range(2, 17))
+            assert all(0.0 <= a <= 1.0 for a in row["per_length"].values())
+    assert len(stored["results"]) >= 6                    # >= 3 seeds for each
+

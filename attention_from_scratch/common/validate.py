@@ -1,8 +1,9 @@
 """Input checks shared by ``steps`` and ``core``: one call per public pair.
 
 A public forward checks and converts all its inputs in one call at its
-top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)``, and a
-backward its upstream gradient in one, ``dout = check_gradient(...)``.
+top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)`` (an optional
+attention bias in one more), and a backward its upstream gradient in
+one, ``dout = check_gradient(...)``.
 A wrong shape fails with a message naming the argument, the shape
 expected and the shape given, instead of broadcasting into a wrong
 answer.
@@ -201,11 +202,10 @@ def check_weights_value(weights, v, *, dtype):
     return weights, v
 
 
-def check_attention_inputs(q, k, v, mask, *, dtype, bias=None):
+def check_attention_inputs(q, k, v, mask, *, dtype):
     """``q (..., T, Dk)``, ``k (..., S, Dk)``, ``v (..., S, Dv)``, converted,
     and the mask as a boolean array broadcastable to ``(..., T, S)`` (or
-    ``None``). With ``bias`` given, returns it too, as a finite float
-    array of ``q``'s dtype broadcastable to ``(..., T, S)``."""
+    ``None``)."""
     q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=dtype)
     v = check_array("v", v, 2, "(..., S, Dv)", dtype=q.dtype)
     if v.shape[:-1] != k.shape[:-1]:
@@ -215,10 +215,15 @@ def check_attention_inputs(q, k, v, mask, *, dtype, bias=None):
         )
     if mask is not None:
         mask = check_mask(mask, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
+    return q, k, v, mask
+
+
+def check_attention_bias(bias, q, k):
+    """``None``, or the bias of ``attention_forward`` as a finite array of
+    ``q``'s dtype broadcastable to the scores ``(..., T, S)``."""
     if bias is None:
-        return q, k, v, mask
-    bias = check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
-    return q, k, v, mask, bias
+        return None
+    return check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
 
 
 def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype):

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
+    check_attention_bias,
     check_attention_inputs,
     check_gradient,
     check_sequence_pair,
@@ -196,10 +197,8 @@ def attention_forward(q, k, v, *, mask=None, bias=None):
     >>> out.dtype == np.float32 and bool(np.all(future == 0))
     True
     """
-    if bias is None:
-        q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
-    else:
-        q, k, v, mask, bias = check_attention_inputs(q, k, v, mask, dtype=None, bias=bias)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
+    bias = check_attention_bias(bias, q, k)                        # None or (..., T, S)
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)   # (..., T, S)
     if bias is not None:

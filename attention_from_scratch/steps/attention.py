@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
+    check_attention_bias,
     check_attention_inputs,
     check_gradient,
     check_sequence_pair,
@@ -170,11 +171,8 @@ def attention_forward(q, k, v, *, mask=None, bias=None):
     >>> out.shape == (3, 5) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    if bias is None:
-        q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
-    else:
-        q, k, v, mask, bias = check_attention_inputs(q, k, v, mask, dtype=np.float64,
-                                                     bias=bias)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
+    bias = check_attention_bias(bias, q, k)                        # None or (..., T, S)
     scores, scores_cache = scores_forward(q, k)                    # (..., T, S)
     if bias is not None:
         scores = scores + bias                                     # (..., T, S)
