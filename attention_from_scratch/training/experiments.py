@@ -3,8 +3,8 @@
 - ``heads``: 1 head against 4 heads at the same width ``D`` on sorting
   and reversal, several seeds, held-out exact match after a fixed number
   of steps (in the spirit of Vaswani et al. 2017, table 3, row A).
-- ``length``: train reversal on lengths 2..8, test exact match per length
-  on 2..16 (lengths 9..16 never seen in training), with sinusoidal
+- ``length``: train reversal (encoder–decoder) and sorting (decoder-only)
+  on lengths 2..8, test exact match per length on 2..16 (lengths 9..16 never seen in training), with sinusoidal
   positions and with ALiBi's linear biases (Press et al. 2022).
 
 ``python -m attention_from_scratch experiment heads --out results`` runs
@@ -47,23 +47,24 @@ def heads_experiment(*, tasks=("sorting", "reversal"), heads=(1, 4), seeds=(0, 1
     return {"experiment": "heads", "d_model": d_model, "results": results}
 
 
-def length_experiment(*, task="reversal", positions=("sinusoidal", "alibi"), seeds=(0, 1, 2),
-                      steps=1500, d_model=64, quick=False, log=None):
+def length_experiment(*, tasks=("reversal", "sorting"), positions=("sinusoidal", "alibi"),
+                      seeds=(0, 1, 2), steps=1500, d_model=64, quick=False, log=None):
     """Exact match per length, training on 2..8, testing on 2..16, for
     sinusoidal positions and ALiBi on the same split and seeds."""
     if quick:
         seeds, steps, d_model = seeds[:1], 30, 16
     results = []
-    for encoding in positions:
-        for seed in seeds:
-            settings = Settings(task=task, d_model=d_model, d_ff=2 * d_model, steps=steps,
-                                seed=seed, warmup=min(200, steps // 10), max_len=8,
-                                test_min_len=2, test_max_len=16, positions=encoding)
-            row = {"task": task, "positions": encoding, "seed": seed, "steps": steps,
-                   **_run(settings, 200)}
-            results.append(row)
-            if log:
-                log(row)
+    for task in tasks:
+        for encoding in positions:
+            for seed in seeds:
+                settings = Settings(task=task, d_model=d_model, d_ff=2 * d_model, steps=steps,
+                                    seed=seed, warmup=min(200, steps // 10), max_len=8,
+                                    test_min_len=2, test_max_len=16, positions=encoding)
+                row = {"task": task, "positions": encoding, "seed": seed, "steps": steps,
+                       **_run(settings, 200)}
+                results.append(row)
+                if log:
+                    log(row)
     return {"experiment": "length", "train_lengths": [2, 8], "test_lengths": [2, 16],
             "results": results}
 
