@@ -28,7 +28,8 @@ def main(argv=None):
                     "SVG files come out byte-identical run after run.",
     )
     figures.add_argument("--out", default=None,
-                         help="directory to write to (default: the repository's figures/)")
+                         help="directory to write to (default: $ATTENTION_FIGURES_DIR if set, "
+                              "else the repository's figures/)")
     bench = commands.add_parser(
         "bench",
         help="time core multi-head attention against steps and np.matmul (~15 s)",

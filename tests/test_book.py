@@ -109,3 +109,13 @@ def test_figures_are_in_the_site(site):
     chapter = parse(site / "chapters" / "02_scaled_dot_product_attention.html")
     images = [url for url in chapter.loaded if url.endswith((".png", ".svg"))]
     assert len(images) >= 2
+
+
+def test_the_offline_check_would_see_a_cdn():
+    assert is_remote("https://cdn.example.org/mathjax/tex-chtml.js")
+    assert is_remote("//cdn.example.org/furo.css")
+    assert not is_remote("../_static/mathjax/tex-chtml.js?v=1")
+    page = Resources()
+    page.feed('<link rel="stylesheet" href="https://cdn.example.org/a.css">'
+              '<script src="https://cdn.example.org/b.js"></script><a href="https://x.org">x</a>')
+    assert [is_remote(url) for url in page.loaded] == [True, True]
