@@ -61,10 +61,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "verify":
-        from attention_from_scratch import verify
+        from attention_from_scratch.checking import verify
         return verify.main()
     if args.command == "bench":
-        from attention_from_scratch import bench
+        from attention_from_scratch.measure import bench
         return bench.main(repeats=args.repeats, steps_repeats=args.steps_repeats)
     if args.command == "book":
         from attention_from_scratch.book import website

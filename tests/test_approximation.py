@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core
-from attention_from_scratch.approximation import (
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.measure.approximation import (
     INPUT_KINDS,
     METHODS,
     approximate,
@@ -13,7 +14,6 @@ from attention_from_scratch.approximation import (
     random_features,
     relative_error,
 )
-from attention_from_scratch.masks import causal_mask
 
 
 def test_pooling_projection_averages_segments():

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from attention_from_scratch import bench, core
+from attention_from_scratch.common.params import init_multi_head_params
+from attention_from_scratch.measure import bench, flops
 
 TINY = (2, 6, 12, 3)     # (B, T, D, H)
 
@@ -16,21 +17,6 @@ TINY = (2, 6, 12, 3)     # (B, T, D, H)
 def result():
     return bench.run(sizes=(TINY,), steps_sizes=(TINY,), repeats=2, steps_repeats=1,
                      matmul_size=32)
-
-
-def test_flop_count_by_hand():
-    # B = 1, T = 2, S = 3, D = 4, H = 2, Dh = 2: Q and O projections 2*2*4*4 each, K and V
-    # 2*3*4*4 each; per head, scores and weighted sum 2*2*3*2 each
-    forward, backward = bench.attention_flops(1, 2, 4, 2, s=3)
-    assert forward == 64 + 64 + 96 + 96 + 2 * (24 + 24)
-    assert backward == 2 * forward
-    # H heads of width D / H cost what one head of width D costs
-    assert bench.attention_flops(4, 512, 512, 8) == bench.attention_flops(4, 512, 512, 1)
-    b, t, d = 4, 512, 512
-    assert bench.attention_flops(b, t, d, 8)[0] == 8 * b * t * d ** 2 + 4 * b * t ** 2 * d
-    assert bench.head_product_flops(b, t, d) == 3 * 4 * b * t ** 2 * d
-    with pytest.raises(ValueError, match="n_heads = 3 must divide D = 8"):
-        bench.attention_flops(1, 2, 8, 3)
 
 
 def test_every_measurement_is_there(result):
@@ -53,12 +39,12 @@ def test_rows_are_consistent(result):
     for name, by_size in result.matmul_runs.items():
         assert list(by_size) == [TINY]
         assert result.matmul_rates[name] > 0 and by_size[TINY] > 0
-    forward, backward = bench.attention_flops(*TINY)
+    forward, backward = flops.multi_head_matmul_flops(*TINY)
     for r in result.rows:
         assert r.size == TINY
         assert 0 < r.best <= r.median
         if r.impl.startswith("head products"):
-            assert r.flops == bench.head_product_flops(*TINY[:3])
+            assert r.flops == flops.head_product_flops(*TINY[:3])
         else:
             assert r.flops == (forward if r.pass_name == "forward" else forward + backward)
         assert r.fraction == pytest.approx(r.rate / result.matmul_runs[r.dtype][r.size])
@@ -103,7 +89,7 @@ def test_disagreeing_matmul_rates_are_flagged(result):
 def test_matmuls_only_computes_the_same_products(rng):
     # not the attention (no softmax), but the same shapes as core's forward and backward
     x = rng.normal(size=(2, 5, 6))
-    params = core.multi_head.init_multi_head_params(6, rng=rng)
+    params = init_multi_head_params(6, rng=rng)
     out, cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
     assert out.shape == (10, 6)
     dx, (dw_q, dw_kv) = bench.core_matmuls_only_backward(rng.normal(size=(2, 5, 6)), cache)

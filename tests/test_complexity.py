@@ -4,53 +4,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from attention_from_scratch.complexity import (
-    attention_flops,
+from attention_from_scratch.measure.complexity import (
     attention_peak_memory,
-    attention_weights_bytes,
     best_times,
     loglog_slope,
     peak_memory,
-    self_attention_flops,
     self_attention_runs,
 )
-
-
-def test_attention_flops_by_hand():
-    # T=3, S=4, Dk=2: 3*4 scores of 2 multiply-adds each = 24 multiply-adds = 48 FLOPs;
-    # Dv=5: 3*5 outputs of 4 multiply-adds each = 60 multiply-adds = 120 FLOPs
-    assert attention_flops(3, 4, 2, 5) == 48 + 120
-
-
-def test_self_attention_flops_parts_and_crossover():
-    flops = self_attention_flops(3, 2)
-    assert flops == {"projections": 4 * 2 * 3 * 2 * 2, "attention": 2 * 2 * 3 * 3 * 2}
-    # 8 T D^2 = 4 T^2 D exactly when T = 2 D
-    d = 64
-    at_crossover = self_attention_flops(2 * d, d)
-    assert at_crossover["attention"] == at_crossover["projections"]
-    assert self_attention_flops(4 * d, d)["attention"] > self_attention_flops(4 * d, d)[
-        "projections"]
-
-
-def test_attention_flops_grow_quadratically_and_projections_linearly():
-    lengths = [128, 256, 512]
-    parts = [self_attention_flops(t, 32) for t in lengths]
-    assert loglog_slope(lengths, [p["attention"] for p in parts]) == pytest.approx(2.0)
-    assert loglog_slope(lengths, [p["projections"] for p in parts]) == pytest.approx(1.0)
-
-
-def test_attention_weights_bytes():
-    assert attention_weights_bytes(3, 4, n_heads=2, itemsize=8) == 2 * 3 * 4 * 8
-    with pytest.raises(ValueError, match="n_heads must be at least 1"):
-        attention_weights_bytes(3, 4, n_heads=0)
-
-
-def test_counts_refuse_bad_sizes():
-    with pytest.raises(ValueError, match="t must be at least 1, got 0"):
-        attention_flops(0, 4, 2, 5)
-    with pytest.raises(TypeError, match="d must be an int"):
-        self_attention_flops(3, 2.0)
 
 
 def test_loglog_slope_reads_the_exponent():

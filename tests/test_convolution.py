@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
 
 SHAPES = [  # (lead, T, K, D_in, D_out, dilation)
     ((), 7, 3, 2, 4, 1),

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.block_params import DECODER_LAYOUTS
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import padding_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import padding_mask
+from attention_from_scratch.common.params import DECODER_LAYOUTS, init_decoder_params
 
 
 def random_params(rng, d, f):
-    params = steps.decoder.init_decoder_params(d, f, rng=rng)
+    params = init_decoder_params(d, f, rng=rng)
     return {key: value + 0.5 * rng.normal(size=value.shape) for key, value in params.items()}
 
 

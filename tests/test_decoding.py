@@ -3,15 +3,20 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch import core, decoding, steps
-from attention_from_scratch.block_params import init_norm_params
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch import core, steps
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
+    init_encoder_params,
+    init_multi_head_params,
+    init_norm_params,
+)
+from attention_from_scratch.inference import decoding
 
 
 def make_layers(rng, n_layers, d, f):
     layers = []
     for _ in range(n_layers):
-        params = core.encoder.init_encoder_params(d, f, rng=rng)
+        params = init_encoder_params(d, f, rng=rng)
         layers.append({k: v + 0.3 * rng.normal(size=v.shape) for k, v in params.items()})
     return layers
 
@@ -85,7 +90,7 @@ def test_token_by_token_equals_full_pass(rng, norm, batch, prompt_length):
 
 def test_cached_attention_equals_the_last_rows_of_causal_attention(rng):
     params = {k: v + 0.3 * rng.normal(size=v.shape)
-              for k, v in core.multi_head.init_multi_head_params(6, rng=rng).items()}
+              for k, v in init_multi_head_params(6, rng=rng).items()}
     x = rng.normal(size=(2, 7, 6))
     full, _ = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=3,
                                                                 mask=causal_mask(7))
@@ -129,26 +134,6 @@ def test_generation_with_and_without_cache_agree(rng, norm):
     np.testing.assert_array_equal(cached, recomputed)
     np.testing.assert_array_equal(decoding.generate(prompt, embeddings, layers, 0, **options),
                                   prompt)
-
-
-def test_multiply_adds_by_hand():
-    # D = 2, F = 4, position 3: projections 4 D^2 = 16, FFN 2 D F = 16,
-    # attention 2 n D = 12 with the cache; without it, 3 positions of 32 and
-    # 2 n^2 D = 36 for the full score matrix and weighted sum
-    kwargs = {"d_model": 2, "d_ff": 4, "n_layers": 1}
-    assert decoding.multiply_adds_per_token(3, cached=True, **kwargs) == 44
-    assert decoding.multiply_adds_per_token(3, cached=False, **kwargs) == 3 * 32 + 36
-    assert decoding.multiply_adds_per_token(3, cached=True, **{**kwargs, "n_layers": 4}) == 176
-
-
-def test_cached_cost_is_linear_uncached_quadratic():
-    kwargs = {"d_model": 16, "d_ff": 64, "n_layers": 2}
-    n = np.arange(1, 30)
-    cached = np.array([decoding.multiply_adds_per_token(i, cached=True, **kwargs) for i in n])
-    full = np.array([decoding.multiply_adds_per_token(i, cached=False, **kwargs) for i in n])
-    assert np.all(np.diff(cached, 2) == 0) and np.all(np.diff(cached) > 0)
-    assert np.all(np.diff(full, 2) == 2 * 2 * 2 * 16)     # second difference of 2 L n^2 D
-    assert np.all(full >= cached) and full[0] == cached[0]
 
 
 def test_kv_cache_of_wrong_length_rejected(rng):

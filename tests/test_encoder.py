@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.block_params import ENCODER_LAYOUTS
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask, padding_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import ENCODER_LAYOUTS, init_encoder_params
 
 
 def random_params(rng, d, f):
     """Every parameter random and non-zero (gains around 1)."""
-    params = steps.encoder.init_encoder_params(d, f, rng=rng)
+    params = init_encoder_params(d, f, rng=rng)
     return {key: value + 0.5 * rng.normal(size=value.shape) for key, value in params.items()}
 
 
@@ -17,7 +17,7 @@ def test_hand_checkable_case(impl):
     # attention and FFN switched off (zero output projections): what is left is
     # the residual path, normalised twice (post-norm) or untouched (pre-norm)
     x = np.array([[1.0, 2.0, 6.0], [0.0, -3.0, 3.0]])     # (T=2, D=3)
-    params = impl.encoder.init_encoder_params(3, 5, rng=np.random.default_rng(0))
+    params = init_encoder_params(3, 5, rng=np.random.default_rng(0))
     for key in ("attn.w_o", "attn.b_o", "ffn.w_2", "ffn.b_2"):
         params[key] = np.zeros_like(params[key])
     post, _ = impl.encoder.encoder_block_forward(x, params, n_heads=3)
@@ -157,13 +157,15 @@ def test_bad_inputs_rejected(impl, rng):
 
 
 def test_block_layouts_match_the_sub_layers():
-    from attention_from_scratch.block_params import (
+    from attention_from_scratch.common.params import (
         ATTENTION_LAYOUTS,
         DECODER_LAYOUTS,
         sub_params,
         with_prefix,
     )
-    assert ATTENTION_LAYOUTS == steps.multi_head.PARAM_SHAPES == core.multi_head.PARAM_SHAPES
+    # one home: both mirrors check multi-head params against the same layout
+    assert steps.multi_head.ATTENTION_LAYOUTS is ATTENTION_LAYOUTS
+    assert core.multi_head.ATTENTION_LAYOUTS is ATTENTION_LAYOUTS
     assert len(ENCODER_LAYOUTS) == 16 and len(DECODER_LAYOUTS) == 26
     params = {"w": np.ones(2), "b": np.zeros(2)}
     assert sub_params({**with_prefix("ffn", params), "ln1.gamma": 1}, "ffn") == params

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.exercises import chapter03 as ex
-from attention_from_scratch.masks import causal_mask, padding_mask
 
 
 def solution_causal_mask(t, s):

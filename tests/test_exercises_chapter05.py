@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from attention_from_scratch.common.masks import padding_mask
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.exercises import chapter05 as ex
-from attention_from_scratch.masks import padding_mask
 
 
 def test_sinusoidal_encoding(capsys):
@@ -141,7 +141,7 @@ def test_layer_norm_backward_more_planted_mistakes(capsys):
 
 def test_cross_attention(capsys):
     def right(h, memory, params, memory_lengths, n_heads):
-        mask = padding_mask(memory_lengths, memory.shape[1])
+        mask = padding_mask(memory_lengths, memory.shape[1])[:, None]
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
     ex.check_cross_attention(right)
@@ -154,9 +154,9 @@ def test_cross_attention(capsys):
         return multi_head_attention_forward(memory, h, params, n_heads=n_heads)[0]
 
     def causal(h, memory, params, memory_lengths, n_heads):
-        from attention_from_scratch.masks import causal_mask
+        from attention_from_scratch.common.masks import causal_mask
         t, s = h.shape[1], memory.shape[1]
-        mask = causal_mask(t, s) & padding_mask(memory_lengths, s)
+        mask = causal_mask(t, s) & padding_mask(memory_lengths, s)[:, None]
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
     with pytest.raises(AssertionError, match="padding is being read"):
@@ -169,16 +169,16 @@ def test_cross_attention(capsys):
 
 def test_cross_attention_more_planted_mistakes():
     def inverted(h, memory, params, memory_lengths, n_heads):    # PyTorch's habit
-        key_padding_mask = ~padding_mask(memory_lengths, memory.shape[1])
+        key_padding_mask = ~padding_mask(memory_lengths, memory.shape[1])[:, None]
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads,
                                             mask=key_padding_mask)[0]
 
     def with_cache(h, memory, params, memory_lengths, n_heads):
-        mask = padding_mask(memory_lengths, memory.shape[1])
+        mask = padding_mask(memory_lengths, memory.shape[1])[:, None]
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
 
     def swapped_masked(h, memory, params, memory_lengths, n_heads):
-        mask = padding_mask(memory_lengths, memory.shape[1])
+        mask = padding_mask(memory_lengths, memory.shape[1])[:, None]
         return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
 
     with pytest.raises(AssertionError, match=r"the mask is inverted.*\(Chapter 3\).*PyTorch"):
@@ -192,7 +192,7 @@ def test_cross_attention_more_planted_mistakes():
 def test_cross_attention_wrong_mask_length_reported_with_its_case():
     # a padding mask over the wrong axis runs while T = S, then fails clearly
     def wrong_axis(h, memory, params, memory_lengths, n_heads):
-        mask = padding_mask(memory_lengths, h.shape[1])
+        mask = padding_mask(memory_lengths, h.shape[1])[:, None]
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
     with pytest.raises(AssertionError, match="raised ValueError on case 2"):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from attention_from_scratch.common.masks import sliding_window_mask
 from attention_from_scratch.exercises import chapter06 as ex
-from attention_from_scratch.masks import sliding_window_mask
 
 
 def test_attention_flops(capsys):
@@ -130,7 +130,7 @@ def test_sliding_window_mask_refuses_the_package():
         ex.check_sliding_window_mask(lambda t, w: sliding_window_mask(t, w))
 
     def via_causal(t, window):
-        from attention_from_scratch.masks import causal_mask
+        from attention_from_scratch.common.masks import causal_mask
         return causal_mask(t) & ~causal_mask(t - window, t)   # imported here: still seen
 
     with pytest.raises(AssertionError, match="without the package's"):

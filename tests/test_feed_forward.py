@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.params import init_feed_forward_params
 
 
 def random_params(rng, d, f):
@@ -69,7 +70,7 @@ def test_gelu_is_close_to_x_times_normal_cdf(impl):
 
 
 def test_init_has_the_right_shapes_and_scale(impl):
-    params = impl.feed_forward.init_feed_forward_params(64, 256, rng=np.random.default_rng(0))
+    params = init_feed_forward_params(64, 256, rng=np.random.default_rng(0))
     assert {k: v.shape for k, v in params.items()} == {
         "w_1": (64, 256), "b_1": (256,), "w_2": (256, 64), "b_2": (64,)}
     assert 0.9 < params["w_1"].std() * np.sqrt(64) < 1.1

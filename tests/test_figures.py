@@ -10,8 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from attention_from_scratch.book.plotting import FIGURES_DIR  # noqa: E402
 from attention_from_scratch.figures import FIGURES, regenerate  # noqa: E402
-from attention_from_scratch.plotting import FIGURES_DIR  # noqa: E402
 
 
 def test_regeneration_is_deterministic(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core
-from attention_from_scratch.example import SPANISH
+from attention_from_scratch.book.example import SPANISH
 from attention_from_scratch.figures import chapter02 as fig
 
 

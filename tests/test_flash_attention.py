@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.complexity import loglog_slope, peak_memory
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.measure.complexity import loglog_slope, peak_memory
 
 SHAPES = [  # (lead, T, S, Dk, Dv): all different, T != S, Dk != Dv
     ((), 7, 5, 2, 3),

@@ -1,15 +1,24 @@
 """The gradient checker must reject wrong backward passes, not just accept right ones."""
 
+import inspect
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from attention_from_scratch.core.linear import linear_backward, linear_forward
-from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
-from attention_from_scratch.gradcheck import (
+from attention_from_scratch.checking import verify
+from attention_from_scratch.checking.gradcheck import (
+    DEFAULT_EPS,
+    DEFAULT_SCALE_FLOOR,
+    DEFAULT_TOLERANCE,
     assert_gradients_correct,
     gradient_check,
     numerical_gradients,
 )
+from attention_from_scratch.core.linear import linear_backward, linear_forward
+from attention_from_scratch.core.softmax import softmax_backward, softmax_forward
 
 
 def linear_inputs(rng):
@@ -132,3 +141,66 @@ def test_numerical_gradient_of_a_known_function():
     x, dout = np.array([1.0, -2.0, 3.0]), np.array([0.5, 1.0, -1.0])
     (grad,) = numerical_gradients(lambda a: (a ** 2, None), [x.copy()], dout)
     np.testing.assert_allclose(grad, 2 * x * dout, rtol=1e-9)
+
+
+def scaled_backward(factor):
+    """The linear backward with ``dw`` off by the relative amount ``factor - 1``."""
+    def backward(dout, cache):
+        dx, dw, db = linear_backward(dout, cache)
+        return dx, dw * factor, db
+    return backward
+
+
+def test_the_defaults_are_the_named_constants():
+    parameters = inspect.signature(gradient_check).parameters
+    assert parameters["eps"].default == DEFAULT_EPS
+    assert parameters["tolerance"].default == DEFAULT_TOLERANCE
+    assert parameters["scale_floor"].default == DEFAULT_SCALE_FLOOR
+    assert inspect.signature(numerical_gradients).parameters["eps"].default == DEFAULT_EPS
+    assert verify.FD_TOLERANCE == DEFAULT_TOLERANCE
+
+
+def test_a_backward_a_tenth_of_a_percent_off_fails_under_the_defaults(rng):
+    # passes if the default tolerance were ever loosened to 1e-2 (or 1e-3)
+    report = gradient_check(linear_forward, scaled_backward(1.001), linear_inputs(rng), rng=rng)
+    assert not report.passed
+    assert report.max_relative_error == pytest.approx(1e-3, rel=0.01)
+
+
+@pytest.mark.parametrize("decades", [1, 2])
+def test_the_default_tolerance_is_pinned_within_a_decade(rng, decades):
+    # 10x the tolerance off fails; a tenth of it passes. Either bound moves if the
+    # default does, so a loosened or tightened default changes a test outcome.
+    off = 10.0 ** decades * DEFAULT_TOLERANCE
+    assert not gradient_check(linear_forward, scaled_backward(1 + off),
+                              linear_inputs(rng), rng=rng).passed
+    assert gradient_check(linear_forward, scaled_backward(1 + DEFAULT_TOLERANCE / 10),
+                          linear_inputs(rng), rng=rng).passed
+
+
+def test_the_default_step_is_accurate_enough_for_the_default_tolerance(rng):
+    # a right backward passes with four decades to spare: the step is not too coarse
+    report = gradient_check(softmax_forward, softmax_backward, (rng.normal(size=(3, 4)),),
+                            rng=rng)
+    assert report.max_relative_error < DEFAULT_TOLERANCE * 1e-4
+
+
+def _decade(value):
+    return f"10^{{{round(np.log10(value))}}}"
+
+
+def test_the_book_states_the_tolerance_and_step_the_code_uses():
+    root = Path(__file__).resolve().parents[1]
+    chapter = json.loads((root / "chapters" / "00_how_this_book_checks_itself.ipynb")
+                         .read_text(encoding="utf-8"))
+    text = " ".join("".join(cell["source"]) for cell in chapter["cells"]
+                    if cell["cell_type"] == "markdown")
+    text = " ".join(text.split())
+    stated = re.findall(r"tolerance of \$(10\^\{-?\d+\})\$", text)
+    steps_stated = re.findall(r"\$h = (10\^\{-?\d+\})\$", text)
+    assert stated and set(stated) == {_decade(DEFAULT_TOLERANCE)}
+    assert steps_stated and set(steps_stated) == {_decade(DEFAULT_EPS)}
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    readme_tolerances = re.findall(r"central differences \(tolerance `([0-9.e-]+)`\)", readme)
+    assert [float(t) for t in readme_tolerances] == [DEFAULT_TOLERANCE]
+    assert [float(h) for h in re.findall(r"by ±([0-9.e-]+) in float64", readme)] == [DEFAULT_EPS]

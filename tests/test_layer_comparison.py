@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.layer_comparison import (
+from attention_from_scratch.measure.layer_comparison import (
     LAYER_KINDS,
-    layer_flops,
     layers_to_connect_ends,
     make_layer,
     predicted_layers_to_connect,
@@ -78,15 +77,6 @@ def test_sequential_rounds_compute_what_the_layer_computes(kind):
     forward, _ = make_layer(kind, 3, rng=rng, width=2)
     np.testing.assert_allclose(outputs, forward(x)[0], rtol=1e-12, atol=1e-12)
     assert not np.isnan(outputs).any() and rounds >= 1
-
-
-def test_layer_flops():
-    assert layer_flops("self-attention", 10, 4) == 4 * 100 * 4
-    assert layer_flops("recurrent", 10, 4) == 4 * 10 * 16
-    assert layer_flops("convolution", 10, 4, width=3) == 2 * 3 * 10 * 16
-    assert layer_flops("restricted self-attention", 10, 4, width=3) == 4 * 10 * 3 * 4
-    with pytest.raises(ValueError, match="kind must be one of"):
-        layer_flops("transformer", 10, 4)
 
 
 def test_unknown_kind_rejected(rng):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.approximation import example_inputs, pooling_projection
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.measure.approximation import example_inputs, pooling_projection
 
 SHAPES = [  # (lead, T, S, Dk, Dv, R)
     ((), 3, 5, 2, 4, 3),

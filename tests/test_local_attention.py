@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask, sliding_window_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask, sliding_window_mask
 
 SHAPES = [  # (lead, T, S, Dk, Dv, window)
     ((), 5, 5, 2, 3, 2),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask, padding_mask, sliding_window_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask, padding_mask, sliding_window_mask
 
 # ---------------------------------------------------------------- builders
 

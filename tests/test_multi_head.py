@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
-from attention_from_scratch.masks import causal_mask, padding_mask
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import init_multi_head_params
 
 KEYS = ("w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o")
 
@@ -40,7 +41,7 @@ def random_mask(rng, lead, h, t, s, *, per_head):
 
 def test_split_heads_hand_checkable(impl):
     x = np.arange(12.0).reshape(2, 6)            # T = 2, D = 6: row t = 6 t + column
-    heads = impl.multi_head.split_heads(x, 3)    # H = 3, Dh = 2
+    heads = impl.multi_head.split_heads(x, n_heads=3)    # H = 3, Dh = 2
     assert heads.shape == (3, 2, 2)
     np.testing.assert_array_equal(heads[0], [[0, 1], [6, 7]])
     np.testing.assert_array_equal(heads[1], [[2, 3], [8, 9]])
@@ -51,19 +52,19 @@ def test_split_heads_hand_checkable(impl):
                                           ((2, 3, 5), 1)])
 def test_split_merge_round_trip(impl, rng, shape, h):
     x = rng.normal(size=shape)
-    heads = impl.multi_head.split_heads(x, h)
+    heads = impl.multi_head.split_heads(x, n_heads=h)
     *lead, t, d = shape
     assert heads.shape == (*lead, h, t, d // h)
     np.testing.assert_array_equal(impl.multi_head.merge_heads(heads), x)
     np.testing.assert_array_equal(impl.multi_head.split_heads(impl.multi_head.merge_heads(heads),
-                                                              h), heads)
+                                                              n_heads=h), heads)
 
 
 def test_steps_and_core_split_agree(rng):
     x = rng.normal(size=(2, 3, 8))
-    np.testing.assert_array_equal(steps.multi_head.split_heads(x, 4),
-                                  core.multi_head.split_heads(x, 4))
-    assert core.multi_head.split_heads(x, 4).flags.c_contiguous
+    np.testing.assert_array_equal(steps.multi_head.split_heads(x, n_heads=4),
+                                  core.multi_head.split_heads(x, n_heads=4))
+    assert core.multi_head.split_heads(x, n_heads=4).flags.c_contiguous
 
 
 def test_split_and_merge_pairs_finite_differences(impl, rng):
@@ -98,7 +99,7 @@ def straight_merge(heads):
 
 def causal_layer(x, params, split, merge, n_heads):
     """Causal multi-head self-attention built with the given split and merge."""
-    q, k, v = (split(x @ params[w] + params[b], n_heads)
+    q, k, v = (split(x @ params[w] + params[b], n_heads=n_heads)
                for w, b in (("w_q", "b_q"), ("w_k", "b_k"), ("w_v", "b_v")))
     heads, _ = core.attention.attention_forward(q, k, v, mask=causal_mask(x.shape[-2]))
     return merge(heads) @ params["w_o"] + params["b_o"]
@@ -108,13 +109,13 @@ def test_split_heads_passes_the_one_token_test(impl, rng):
     # B = 4, T = 5, D = 6, H = 2, Dh = 3: position t is row t of every head, nothing else
     x = rng.normal(size=(4, 5, 6))
     for t in range(5):
-        assert impl.multi_head.rows_fed_by(impl.multi_head.split_heads, x, t, 2) == [
+        assert steps.multi_head.rows_fed_by(impl.multi_head.split_heads, x, t, 2) == [
             (0, t), (1, t)]
 
 
 def test_the_one_token_test_catches_a_straight_reshape(rng):
     x = rng.normal(size=(4, 5, 6))
-    right = core.multi_head.split_heads(x, 2)
+    right = core.multi_head.split_heads(x, n_heads=2)
     assert straight_split(x, 2).shape == right.shape          # same shape ...
     assert not np.allclose(straight_split(x, 2), right)       # ... different numbers
     # position 2 is the flat numbers 12 .. 17: row 4 of "head 0" and row 0 of "head 1"
@@ -158,9 +159,9 @@ def test_a_straight_split_with_a_right_merge_leaks_the_future(rng):
 
 def test_split_rejects_bad_input(impl):
     with pytest.raises(ValueError, match="n_heads = 3 must divide D = 8"):
-        impl.multi_head.split_heads(np.ones((2, 8)), 3)
+        impl.multi_head.split_heads(np.ones((2, 8)), n_heads=3)
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., T, D\), got shape \(8,\)"):
-        impl.multi_head.split_heads(np.ones(8), 2)
+        impl.multi_head.split_heads(np.ones(8), n_heads=2)
     with pytest.raises(ValueError, match=r"heads must have shape \(\.\.\., H, T, Dh\)"):
         impl.multi_head.merge_heads(np.ones((3, 2)))
 
@@ -429,8 +430,8 @@ def test_bad_shapes_and_masks_rejected(impl, rng):
 
 
 def test_init(impl):
-    params = impl.multi_head.init_multi_head_params(8, rng=np.random.default_rng(0))
-    again = impl.multi_head.init_multi_head_params(8, rng=np.random.default_rng(0))
+    params = init_multi_head_params(8, rng=np.random.default_rng(0))
+    again = init_multi_head_params(8, rng=np.random.default_rng(0))
     assert sorted(params) == sorted(KEYS)
     for key in KEYS:
         assert params[key].shape == ((8, 8) if key[0] == "w" else (8,))
@@ -438,12 +439,12 @@ def test_init(impl):
     assert not np.allclose(params["w_q"], params["w_k"])
     np.testing.assert_allclose(params["w_q"].std(), 1 / np.sqrt(8), rtol=0.4)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        impl.multi_head.init_multi_head_params(8, rng=0)
+        init_multi_head_params(8, rng=0)
 
 
 def test_parameter_count_does_not_depend_on_heads(impl, rng):
     x = rng.normal(size=(2, 3, 12))
-    params = impl.multi_head.init_multi_head_params(12, rng=rng)
+    params = init_multi_head_params(12, rng=rng)
     assert sum(p.size for p in params.values()) == 4 * 12 * 12 + 4 * 12
     outs = [impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=h)[0]
             for h in (1, 2, 3, 4, 6, 12)]                    # same params, any H dividing D
@@ -484,13 +485,14 @@ def test_self_backward_rejects_a_cross_attention_cache(impl, rng):
 
 
 def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
-    # B = H = 2 on purpose: the one case where an (H, T, S) mask is not refused
+    # B = H = 2 on purpose: a bare (H, T, S) mask is then ambiguous and refused (see the
+    # next test); with the head axis or the batch axis said, each reading is exact
     x_q, x_kv, params = make_inputs(rng, (2,), 3, 4, 6, 2)
     per_head = rng.random((2, 3, 4)) < 0.6
     per_head[..., 0] = True                                   # every query sees key 0
     fwd = impl.multi_head.multi_head_attention_forward
     _, as_heads = fwd(x_q, x_kv, params, n_heads=2, mask=per_head[None])   # (1, H, T, S)
-    _, as_sequences = fwd(x_q, x_kv, params, n_heads=2, mask=per_head)     # read (B, T, S)
+    _, as_sequences = fwd(x_q, x_kv, params, n_heads=2, mask=per_head[:, None])  # (B, 1, T, S)
     for b in range(2):
         for h in range(2):
             assert np.all(as_heads.weights[b, h][~per_head[h]] == 0.0)
@@ -500,3 +502,25 @@ def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
         fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head)
     _, cache = fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head[None])
     assert np.all(cache.weights[2, 1][~per_head[1]] == 0.0)
+
+
+def test_a_mask_ambiguous_between_batch_and_heads_is_refused(impl, rng):
+    # B = H = 2: a (2, T, S) mask could be one per sequence or one per head
+    x_q, x_kv = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
+    params = init_multi_head_params(4, rng=rng)
+    mask = rng.random((2, 3, 5)) < 0.7
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3, 5\) is ambiguous.*pass "
+                                         r"\(2, 1, 3, 5\) for one mask per sequence or "
+                                         r"\(1, 2, 3, 5\) for one mask per head"):
+        impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=2, mask=mask)
+    # either explicit shape is accepted, and they mean different things
+    per_sequence, _ = impl.multi_head.multi_head_attention_forward(
+        x_q, x_kv, params, n_heads=2, mask=mask[:, None])
+    per_head, _ = impl.multi_head.multi_head_attention_forward(
+        x_q, x_kv, params, n_heads=2, mask=mask[None])
+    assert per_sequence.shape == per_head.shape == (2, 3, 4)
+    assert not np.allclose(per_sequence, per_head)
+    # with B != H the same number of axes is read as one mask per sequence, as before
+    out, _ = impl.multi_head.multi_head_attention_forward(
+        x_q[:1], x_kv[:1], params, n_heads=2, mask=mask[:1])
+    assert out.shape == (1, 3, 4)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.approximation import example_inputs, random_features
-from attention_from_scratch.complexity import loglog_slope
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.measure.approximation import example_inputs, random_features
+from attention_from_scratch.measure.complexity import loglog_slope
 
 SHAPES = [  # (lead, T, S, Dk, Dv, M)
     ((), 3, 5, 2, 4, 6),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
 
 SHAPES = [  # (lead, T, D_in, Dh): all different
     ((), 5, 3, 2),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct
+from attention_from_scratch.common.params import init_feed_forward_params, init_multi_head_params
 
 
 def silent(v):
@@ -86,7 +87,7 @@ def random_params(init, rng, *sizes):
 def test_finite_differences_feed_forward(impl, rng, norm, u_shape):
     d = u_shape[-1]
     inputs = (rng.normal(size=u_shape), 1 + 0.5 * rng.normal(size=d), rng.normal(size=d),
-              random_params(steps.feed_forward.init_feed_forward_params, rng, d, 5))
+              random_params(init_feed_forward_params, rng, d, 5))
     assert_gradients_correct(*ffn_pair(impl, norm, "gelu"), inputs, rng=rng)
 
 
@@ -96,7 +97,7 @@ def test_finite_differences_cross_attention(impl, rng, norm):
     mask = np.array([True, True, True, True, False])
     inputs = (rng.normal(size=(2, 3, 4)), 1 + 0.5 * rng.normal(size=4), rng.normal(size=4),
               rng.normal(size=(2, 5, 4)),
-              random_params(steps.multi_head.init_multi_head_params, rng, 4))
+              random_params(init_multi_head_params, rng, 4))
     assert_gradients_correct(*cross_attention_pair(impl, norm, 2, np.tile(mask, (3, 1))),
                              inputs, rng=rng)
 
@@ -104,7 +105,7 @@ def test_finite_differences_cross_attention(impl, rng, norm):
 @pytest.mark.parametrize("norm", ["post", "pre"])
 def test_steps_equals_core(rng, norm):
     u, gamma, beta = rng.normal(size=(2, 5, 6)), rng.normal(size=6), rng.normal(size=6)
-    ffn = random_params(steps.feed_forward.init_feed_forward_params, rng, 6, 7)
+    ffn = random_params(init_feed_forward_params, rng, 6, 7)
     dout = rng.normal(size=u.shape)
     results = []
     for impl in (steps, core):
@@ -122,7 +123,7 @@ def test_steps_equals_core(rng, norm):
 def test_core_keeps_float32(rng):
     u = rng.normal(size=(2, 3, 4)).astype(np.float32)
     forward, backward = ffn_pair(core, "pre")
-    ffn = random_params(core.feed_forward.init_feed_forward_params, rng, 4, 5)
+    ffn = random_params(init_feed_forward_params, rng, 4, 5)
     out, cache = forward(u, np.ones(4), np.zeros(4), ffn)
     du, dgamma, _, dffn = backward(rng.normal(size=u.shape), cache)
     assert out.dtype == du.dtype == dgamma.dtype == dffn["w_1"].dtype == np.float32
@@ -130,7 +131,7 @@ def test_core_keeps_float32(rng):
 
 def test_gradient_is_the_sum_of_the_two_paths(impl, rng):
     # pre-norm: du = dout (around) + the gradient through LayerNorm and the sub-layer
-    u, ffn = rng.normal(size=(3, 4)), random_params(steps.feed_forward.init_feed_forward_params,
+    u, ffn = rng.normal(size=(3, 4)), random_params(init_feed_forward_params,
                                                    rng, 4, 6)
     forward, backward = ffn_pair(impl, "pre")
     _, cache = forward(u, np.ones(4), np.zeros(4), ffn)

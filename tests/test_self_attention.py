@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.gradcheck import assert_gradients_correct, gradient_check
+from attention_from_scratch.checking.gradcheck import assert_gradients_correct, gradient_check
+from attention_from_scratch.common.params import init_self_attention_params
 
 SHAPES = [  # (lead, T, D, Dk, Dv): all different, Dk != Dv
     ((), 3, 4, 2, 5),
@@ -195,7 +196,7 @@ def test_large_inputs_do_not_overflow(impl, rng, dtype):
 
 
 def test_init_params(impl):
-    params = impl.self_attention.init_self_attention_params(
+    params = init_self_attention_params(
         64, 48, 32, rng=np.random.default_rng(0))
     assert {key: value.shape for key, value in params.items()} == {
         "w_q": (64, 48), "b_q": (48,), "w_k": (64, 48), "b_k": (48,),
@@ -205,13 +206,13 @@ def test_init_params(impl):
     # N(0, 1/D): 64 * 48 draws, so the sample std is within a few percent of 1/8
     assert abs(params["w_q"].std() - 1 / 8) < 0.01
     assert not np.allclose(params["w_q"], params["w_k"])
-    again = impl.self_attention.init_self_attention_params(
+    again = init_self_attention_params(
         64, 48, 32, rng=np.random.default_rng(0))
     assert all(np.array_equal(params[key], again[key]) for key in params)
 
 
 def test_init_params_rejects_bad_arguments(impl):
-    init = impl.self_attention.init_self_attention_params
+    init = init_self_attention_params
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         init(4, 2, 3, rng=0)
     with pytest.raises(ValueError, match="d_k must be a positive int, got 0"):

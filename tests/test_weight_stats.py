@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attention_from_scratch.weight_stats import row_entropy
+from attention_from_scratch.measure.weight_stats import row_entropy
 
 
 def test_row_entropy_by_hand():

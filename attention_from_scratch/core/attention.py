@@ -18,14 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
+from attention_from_scratch.common.validate import (
     check_attention_inputs,
-    check_query_key,
-    check_same_shape,
+    check_gradient,
+    check_sequence_pair,
     check_weights_value,
 )
-from attention_from_scratch.core.softmax import stable_row_max
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
 class ScoresCache(NamedTuple):
@@ -58,9 +57,7 @@ def scores_forward(q, k):
     >>> scores.dtype == np.float32 and bool(np.all(scores == 2.0))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    check_query_key(q, k)
+    q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=None)
     scale = 1.0 / np.sqrt(q.shape[-1])
     scores = q @ np.swapaxes(k, -1, -2) * q.dtype.type(scale)   # (..., T, S)
     return scores, ScoresCache(q, k, scale)
@@ -88,8 +85,8 @@ def scores_backward(dscores, cache):
     ``dq = dscores k / sqrt(Dk)`` and ``dk = dscores^T q / sqrt(Dk)``.
     """
     q, k, scale = cache
-    dscores = as_float_array("dscores", dscores, dtype=q.dtype)
-    check_same_shape("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
+    dscores = check_gradient("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)",
+                             dtype=q.dtype)
     dscores = dscores * q.dtype.type(scale)
     dq = dscores @ k                                  # (..., T, Dk)
     dk = np.swapaxes(dscores, -1, -2) @ q             # (..., S, Dk)
@@ -127,9 +124,7 @@ def weighted_sum_forward(weights, v):
     >>> out.dtype == np.float32 and bool(np.allclose(out, v.mean(axis=0)))
     True
     """
-    weights = as_float_array("weights", weights)
-    v = as_float_array("v", v, dtype=weights.dtype)
-    check_weights_value(weights, v)
+    weights, v = check_weights_value(weights, v, dtype=None)
     return weights @ v, WeightedSumCache(weights, v)
 
 
@@ -156,8 +151,8 @@ def weighted_sum_backward(dout, cache):
     ``dweights = dout v^T``; ``dv = weights^T dout`` sums over queries.
     """
     weights, v = cache
-    dout = as_float_array("dout", dout, dtype=weights.dtype)
-    check_same_shape("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)")
+    dout = check_gradient("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)",
+                          dtype=weights.dtype)
     dweights = dout @ np.swapaxes(v, -1, -2)          # (..., T, S)
     dv = np.swapaxes(weights, -1, -2) @ dout          # (..., S, Dv)
     return dweights, dv
@@ -200,19 +195,10 @@ def attention_forward(q, k, v, *, mask=None):
     >>> out.dtype == np.float32 and bool(np.all(future == 0))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)   # (..., T, S)
-    if mask is not None:
-        np.copyto(weights, -np.inf, where=~mask)
-    weights -= stable_row_max(weights, -1)
-    np.exp(weights, out=weights)
-    total = weights.sum(axis=-1, keepdims=True)                  # (..., T, 1)
-    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
-    weights /= total
+    masked_softmax_in_place(weights, mask)                       # (..., T, S)
     out = weights @ v                                            # (..., T, Dv)
     return out, AttentionCache(q, k, v, weights, out, scale)
 
@@ -241,8 +227,7 @@ def attention_backward(dout, cache):
     rowsum(dout * out)``: a ``(T, Dv)`` product instead of ``(T, S)``.
     """
     q, k, v, weights, out, scale = cache
-    dout = as_float_array("dout", dout, dtype=q.dtype)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)
     scale = q.dtype.type(scale)
     # forward was: out = weights @ v
     dv = np.swapaxes(weights, -1, -2) @ dout                     # (..., S, Dv)

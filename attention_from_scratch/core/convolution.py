@@ -9,12 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_convolution_inputs,
-    check_int,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_convolution_inputs, check_gradient
 
 
 class ConvolutionCache(NamedTuple):
@@ -35,11 +30,7 @@ def convolution_forward(x, w, b, *, dilation=1):
     >>> out.dtype == np.float32 and out[0, :2, 0].tolist() == [3.0, 6.0]
     True
     """
-    x = as_float_array("x", x)
-    w = as_float_array("w", w, dtype=x.dtype)
-    b = as_float_array("b", b, dtype=x.dtype)
-    check_convolution_inputs(x, w, b)
-    dilation = check_int("dilation", dilation)
+    x, w, b, dilation = check_convolution_inputs(x, w, b, dilation, dtype=None)
     t = x.shape[-2]
     out = np.zeros(x.shape[:-1] + w.shape[-1:], dtype=x.dtype) + b     # (..., T, D_out)
     for j in range(len(w)):
@@ -52,8 +43,8 @@ def convolution_forward(x, w, b, *, dilation=1):
 def convolution_backward(dout, cache):
     """Gradients ``(dx, dw, db)`` of ``convolution_forward``."""
     x, w, dilation = cache
-    dout = as_float_array("dout", dout, dtype=x.dtype)
-    check_same_shape("dout", dout, x.shape[:-1] + w.shape[-1:], "(..., T, D_out)")
+    dout = check_gradient("dout", dout, x.shape[:-1] + w.shape[-1:], "(..., T, D_out)",
+                          dtype=x.dtype)
     t, (d_in, d_out) = x.shape[-2], w.shape[1:]
     dx, dw = np.zeros_like(x), np.zeros_like(w)
     for j in range(len(w)):

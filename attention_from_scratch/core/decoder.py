@@ -2,25 +2,16 @@
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import add_head_axis, decoder_self_mask
+from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
-    init_norm_params,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.core.feed_forward import (
-    feed_forward_backward,
-    feed_forward_forward,
-    init_feed_forward_params,
-)
+from attention_from_scratch.common.validate import check_params, check_sequence_pair
+from attention_from_scratch.core.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.core.multi_head import (
-    init_multi_head_params,
     multi_head_attention_backward,
     multi_head_attention_forward,
     self_multi_head_attention_backward,
@@ -31,7 +22,6 @@ from attention_from_scratch.core.residual import (
     residual_backward,
     residual_forward,
 )
-from attention_from_scratch.steps.decoder import decoder_self_mask
 
 
 class DecoderBlockCache(NamedTuple):
@@ -48,21 +38,21 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_decoder_params
     >>> params = init_decoder_params(4, 6, rng=rng)
     >>> y = rng.normal(size=(3, 4)).astype(np.float32)
     >>> out, _ = decoder_block_forward(y, rng.normal(size=(5, 4)), params, n_heads=2)
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    y = as_float_array("y", y)
-    memory = as_float_array("memory", memory, dtype=y.dtype)
-    check_decoder_inputs(y, memory)
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=None)
     check_norm(norm)
     params = check_params("params", params, DECODER_LAYOUTS, sizes={"D": y.shape[-1]},
                           dtype=y.dtype)
     p = {name: sub_params(params, name)
          for name in ("self_attn", "ln1", "cross_attn", "ln2", "ffn", "ln3")}
-    mask = decoder_self_mask(y.shape[-2], self_mask)
+    mask = add_head_axis(decoder_self_mask(y.shape[-2], self_mask), y.ndim)
+    memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
         return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)
@@ -95,13 +85,3 @@ def decoder_block_backward(dout, cache):
     grads.update({**with_prefix("self_attn", dself), **with_prefix("cross_attn", dcross),
                   **with_prefix("ffn", dffn)})
     return dy, dmemory, grads
-
-
-def init_decoder_params(d_model, d_ff, *, rng):
-    """Parameters of one decoder block (float64, as ``steps``)."""
-    return {**with_prefix("self_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln1", init_norm_params(d_model)),
-            **with_prefix("cross_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln2", init_norm_params(d_model)),
-            **with_prefix("ffn", init_feed_forward_params(d_model, d_ff, rng=rng)),
-            **with_prefix("ln3", init_norm_params(d_model))}

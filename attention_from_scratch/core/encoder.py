@@ -6,21 +6,16 @@ multi-head attention, layer norm and feed-forward network.
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import add_head_axis
+from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
-    init_norm_params,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.core.feed_forward import (
-    feed_forward_backward,
-    feed_forward_forward,
-    init_feed_forward_params,
-)
+from attention_from_scratch.common.validate import check_input_and_params
+from attention_from_scratch.core.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.core.multi_head import (
-    init_multi_head_params,
     self_multi_head_attention_backward,
     self_multi_head_attention_forward,
 )
@@ -43,17 +38,17 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_encoder_params
     >>> params = init_encoder_params(4, 6, rng=rng)
     >>> x = rng.normal(size=(2, 3, 4)).astype(np.float32)
     >>> out, _ = encoder_block_forward(x, params, n_heads=2, norm="pre")
     >>> out.dtype == np.float32 and out.shape == (2, 3, 4)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x, params = check_input_and_params(x, params, ENCODER_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=None)
     check_norm(norm)
-    params = check_params("params", params, ENCODER_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
+    mask = add_head_axis(mask, x.ndim)      # one mask per sequence
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):
@@ -79,11 +74,3 @@ def encoder_block_backward(dout, cache):
                 "ln1.gamma": dgamma1, "ln1.beta": dbeta1,
                 **with_prefix("ffn", dffn),
                 "ln2.gamma": dgamma2, "ln2.beta": dbeta2}
-
-
-def init_encoder_params(d_model, d_ff, *, rng):
-    """Parameters of one encoder block (float64, as ``steps``)."""
-    return {**with_prefix("attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln1", init_norm_params(d_model)),
-            **with_prefix("ffn", init_feed_forward_params(d_model, d_ff, rng=rng)),
-            **with_prefix("ln2", init_norm_params(d_model))}

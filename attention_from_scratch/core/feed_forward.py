@@ -4,8 +4,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.common.params import FFN_LAYOUTS
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_choice,
+    check_input_and_params,
+)
 from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -57,17 +61,15 @@ def feed_forward_forward(x, params, *, activation="relu"):
 
     Examples
     --------
+    >>> from attention_from_scratch.common.params import init_feed_forward_params
     >>> params = init_feed_forward_params(4, 6, rng=np.random.default_rng(0))
     >>> out, _ = feed_forward_forward(np.ones((3, 4), np.float32), params, activation="gelu")
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 1, "(..., D)")
-    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
+                                       layout="(..., D)", dtype=None)
+    check_choice("activation", activation, ACTIVATIONS)
     act_forward, _ = ACTIVATIONS[activation]
     hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
     hidden, act_cache = act_forward(hidden)                             # (..., F)
@@ -82,11 +84,3 @@ def feed_forward_backward(dout, cache):
     dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
     dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
     return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}
-
-
-def init_feed_forward_params(d_model, d_ff, *, rng):
-    """Weights ``N(0, 1 / D_in)``, biases zero, float64 (as ``steps``)."""
-    return {"w_1": rng.normal(size=(d_model, d_ff)) / np.sqrt(d_model),
-            "b_1": np.zeros(d_ff),
-            "w_2": rng.normal(size=(d_ff, d_model)) / np.sqrt(d_ff),
-            "b_2": np.zeros(d_model)}

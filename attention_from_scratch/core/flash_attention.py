@@ -2,7 +2,7 @@
 
 The tiles of queries are independent (on a GPU each runs in its own
 thread block), so here they are processed all at once: one loop over
-blocks of ``block_size`` keys, each step a batched ``(..., T, Bc)`` tile.
+blocks of ``block_size`` keys, each step a batched ``(..., T, Sb)`` tile.
 The extra memory is ``O(T * block_size)``: still linear in ``T``, never
 ``T * S``. The dtype of ``q`` is preserved.
 """
@@ -11,13 +11,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
+from attention_from_scratch.common.validate import (
     check_attention_inputs,
+    check_gradient,
     check_int,
-    check_same_shape,
 )
-from attention_from_scratch.steps.flash_attention import tiles
 
 
 class FlashAttentionCache(NamedTuple):
@@ -48,10 +46,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     >>> bool(np.allclose(out, attention_forward(q, q, q)[0], atol=1e-6))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
     block_size = check_int("block_size", block_size)
     s = k.shape[-2]
     if mask is not None:
@@ -62,15 +57,16 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     row_sum = np.zeros(q.shape[:-1], dtype=q.dtype)             # (..., T)
     acc = np.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (..., T, Dv)
     shift = np.zeros_like(row_max)
-    for cols in tiles(s, block_size):
-        p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Bc) scores
+    for start in range(0, s, block_size):                       # key tiles
+        cols = slice(start, start + block_size)
+        p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Sb) scores
         if mask is not None:
             np.copyto(p, -np.inf, where=~mask[..., cols])
         new_max = np.maximum(row_max, p.max(axis=-1))
         shift = np.where(np.isneginf(new_max), 0, new_max)      # no inf - inf
         rescale = np.exp(row_max - shift)                       # (..., T)
         p -= shift[..., None]
-        np.exp(p, out=p)                                        # (..., T, Bc) weights so far
+        np.exp(p, out=p)                                        # (..., T, Sb) weights so far
         row_sum = row_sum * rescale + p.sum(axis=-1)
         acc = acc * rescale[..., None] + p @ v[..., cols, :]    # (..., T, Dv)
         row_max = new_max
@@ -87,24 +83,24 @@ def flash_attention_backward(dout, cache):
     ``rowsum(dout * out)`` for the softmax backward.
     """
     q, k, v, out, lse, mask, block_size, scale = cache
-    dout = as_float_array("dout", dout, dtype=q.dtype)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)
     scale = q.dtype.type(scale)
     q_scaled = q * scale
     delta = (dout * out).sum(axis=-1, keepdims=True)           # (..., T, 1)
     dq = np.zeros_like(q)
     dk, dv = np.empty_like(k), np.empty_like(v)
-    for cols in tiles(k.shape[-2], block_size):
-        weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Bc)
+    for start in range(0, k.shape[-2], block_size):             # key tiles
+        cols = slice(start, start + block_size)
+        weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Sb)
         if mask is not None:
             np.copyto(weights, -np.inf, where=~mask[..., cols])
         weights -= lse[..., None]
         np.exp(weights, out=weights)                            # recomputed, not stored
-        dv[..., cols, :] = np.swapaxes(weights, -1, -2) @ dout  # (..., Bc, Dv)
-        dscores = dout @ np.swapaxes(v[..., cols, :], -1, -2)   # (..., T, Bc) dweights
+        dv[..., cols, :] = np.swapaxes(weights, -1, -2) @ dout  # (..., Sb, Dv)
+        dscores = dout @ np.swapaxes(v[..., cols, :], -1, -2)   # (..., T, Sb) dweights
         dscores -= delta
         dscores *= weights
         dscores *= scale
         dq += dscores @ k[..., cols, :]                         # (..., T, Dk)
-        dk[..., cols, :] = np.swapaxes(dscores, -1, -2) @ q     # (..., Bc, Dk)
+        dk[..., cols, :] = np.swapaxes(dscores, -1, -2) @ q     # (..., Sb, Dk)
     return dq, dk, dv

@@ -4,12 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_eps,
-    check_ndim,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_layer_norm_inputs
 
 
 class LayerNormCache(NamedTuple):
@@ -31,13 +26,7 @@ def layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     >>> out.dtype == np.float32 and bool(np.allclose(out.mean(axis=-1), 0, atol=1e-6))
     True
     """
-    x = as_float_array("x", x)
-    gamma = as_float_array("gamma", gamma, dtype=x.dtype)
-    beta = as_float_array("beta", beta, dtype=x.dtype)
-    eps = check_eps(eps)
-    check_ndim("x", x, 1, "(..., D)")
-    check_same_shape("gamma", gamma, x.shape[-1:], "(D,)")
-    check_same_shape("beta", beta, x.shape[-1:], "(D,)")
+    x, gamma, beta, eps = check_layer_norm_inputs(x, gamma, beta, eps, dtype=None)
     centered = x - x.mean(axis=-1, keepdims=True)                     # (..., D)
     var = np.mean(centered * centered, axis=-1, keepdims=True)        # (..., 1)
     rstd = 1 / np.sqrt(var + x.dtype.type(eps))                       # (..., 1)
@@ -56,8 +45,7 @@ def layer_norm_backward(dout, cache):
     bars for means over the last axis.
     """
     x_hat, rstd, gamma = cache
-    dout = as_float_array("dout", dout, dtype=x_hat.dtype)
-    check_same_shape("dout", dout, x_hat.shape, "(..., D)")
+    dout = check_gradient("dout", dout, x_hat.shape, "(..., D)", dtype=x_hat.dtype)
     d = x_hat.shape[-1]
     dout_rows = dout.reshape(-1, d)                                   # (N, D)
     dgamma = (dout_rows * x_hat.reshape(-1, d)).sum(axis=0)          # (D,)

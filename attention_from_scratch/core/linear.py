@@ -4,11 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_linear_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_linear_inputs
 
 
 class LinearCache(NamedTuple):
@@ -41,10 +37,7 @@ def linear_forward(x, w, b):
     >>> out.dtype == np.float32 and out.shape == (2, 4)
     True
     """
-    x = as_float_array("x", x)
-    w = as_float_array("w", w, dtype=x.dtype)
-    b = as_float_array("b", b, dtype=x.dtype)
-    check_linear_inputs(x, w, b)
+    x, w, b = check_linear_inputs(x, w, b, dtype=None)
     out = x @ w + b                                  # (..., D_out)
     return out, LinearCache(x, w)
 
@@ -74,8 +67,7 @@ def linear_backward(dout, cache):
     """
     x, w = cache
     d_in, d_out = w.shape
-    dout = as_float_array("dout", dout, dtype=x.dtype)
-    check_same_shape("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)")
+    dout = check_gradient("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)", dtype=x.dtype)
     dout_rows = dout.reshape(-1, d_out)              # (N, D_out)
     dx = dout @ w.T                                  # (..., D_in)
     dw = x.reshape(-1, d_in).T @ dout_rows           # (D_in, D_out)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_projection_inputs
+from attention_from_scratch.common.validate import check_projection_inputs
 from attention_from_scratch.core.attention import (
     AttentionCache,
     attention_backward,
@@ -38,12 +38,7 @@ def linformer_attention_forward(q, k, v, e, f):
     >>> out.dtype == np.float32 and cache.attention.weights.shape == (2, 6, 2)
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    e = as_float_array("e", e, dtype=q.dtype)
-    f = as_float_array("f", f, dtype=q.dtype)
-    check_projection_inputs(q, k, v, e, f)
+    q, k, v, e, f = check_projection_inputs(q, k, v, e, f, dtype=None)
     k_low = e @ k                                             # (..., R, Dk)
     v_low = f @ v                                             # (..., R, Dv)
     out, attention_cache = attention_forward(q, k_low, v_low)  # (..., T, Dv)

@@ -12,12 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_same_shape,
-    check_window_attention_inputs,
-)
-from attention_from_scratch.core.softmax import stable_row_max
+from attention_from_scratch.common.validate import check_gradient, check_window_attention_inputs
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
 class LocalAttentionCache(NamedTuple):
@@ -60,7 +56,7 @@ def local_attention_forward(q, k, v, *, window):
     Examples
     --------
     >>> from attention_from_scratch.core.attention import attention_forward
-    >>> from attention_from_scratch.masks import sliding_window_mask
+    >>> from attention_from_scratch.common.masks import sliding_window_mask
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(2, 10, 3))
     >>> out, _ = local_attention_forward(x, x, x, window=4)
@@ -68,10 +64,7 @@ def local_attention_forward(q, k, v, *, window):
     >>> bool(np.allclose(out, masked))
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    window = check_window_attention_inputs(q, k, v, window)
+    q, k, v, window = check_window_attention_inputs(q, k, v, window, dtype=None)
     t, s = q.shape[-2], k.shape[-2]
     front = window + (-s) % window          # one whole block of padding, then round up
     scale = 1.0 / np.sqrt(q.shape[-1])
@@ -79,12 +72,8 @@ def local_attention_forward(q, k, v, *, window):
     k_pairs = pairs(to_blocks(k, front, window))                     # (..., B, 2W, Dk)
     v_pairs = pairs(to_blocks(v, front, window))                     # (..., B, 2W, Dv)
     weights = (q_blocks * q.dtype.type(scale)) @ np.swapaxes(k_pairs, -1, -2)  # (..., B, W, 2W)
-    np.copyto(weights, -np.inf, where=~band(k_pairs.shape[-3], window, front))
-    weights -= stable_row_max(weights, -1)
-    np.exp(weights, out=weights)
-    total = weights.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1                   # padding queries that see only padding keys
-    weights /= total
+    # padding queries that see only padding keys get all-zero rows
+    masked_softmax_in_place(weights, band(k_pairs.shape[-3], window, front))
     out = weights @ v_pairs                                          # (..., B, W, Dv)
     out = out.reshape(q.shape[:-2] + (-1, v.shape[-1]))[..., -t:, :]  # (..., T, Dv)
     return out, LocalAttentionCache(q_blocks, k_pairs, v_pairs, weights, t, front, scale)
@@ -104,8 +93,8 @@ def local_attention_backward(dout, cache):
     """Gradients ``(dq, dk, dv)`` of ``local_attention_forward``."""
     q_blocks, k_pairs, v_pairs, weights, t, front, scale = cache
     lead, n_pairs, window = q_blocks.shape[:-3], q_blocks.shape[-3], q_blocks.shape[-2]
-    dout = as_float_array("dout", dout, dtype=weights.dtype)
-    check_same_shape("dout", dout, lead + (t, v_pairs.shape[-1]), "(..., T, Dv)")
+    dout = check_gradient("dout", dout, lead + (t, v_pairs.shape[-1]), "(..., T, Dv)",
+                          dtype=weights.dtype)
     dout_blocks = np.zeros(lead + (n_pairs * window, dout.shape[-1]), dtype=dout.dtype)
     dout_blocks[..., -t:, :] = dout                                  # dropped queries: 0
     dout_blocks = dout_blocks.reshape(lead + (n_pairs, window, -1))  # (..., B, W, Dv)

@@ -22,31 +22,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_int,
+from attention_from_scratch.common.params import ATTENTION_LAYOUTS
+from attention_from_scratch.common.validate import (
+    check_array,
+    check_gradient,
     check_multi_head_inputs,
-    check_ndim,
-    check_params,
     check_same_input,
     check_same_shape,
+    check_split_heads_inputs,
 )
-from attention_from_scratch.core.softmax import stable_row_max
-from attention_from_scratch.steps.multi_head import (
-    PARAM_SHAPES,
-    HeadsCache,
-    init_multi_head_params,
-    rows_fed_by,
-)
-
-__all__ = ["PARAM_SHAPES", "HeadsCache", "MultiHeadAttentionCache", "init_multi_head_params",
-           "merge_heads", "merge_heads_backward", "merge_heads_forward",
-           "multi_head_attention_backward", "multi_head_attention_forward", "rows_fed_by",
-           "self_multi_head_attention_backward", "self_multi_head_attention_forward",
-           "split_heads", "split_heads_backward", "split_heads_forward"]
+from attention_from_scratch.core.softmax import masked_softmax_in_place
 
 
-def split_heads(x, n_heads):
+def split_heads(x, *, n_heads):
     """Cut the last axis into heads: ``(..., T, D) -> (..., H, T, Dh)``.
 
     Reshape to ``(..., T, H, Dh)`` -- the last axis splits into heads,
@@ -57,7 +45,7 @@ def split_heads(x, n_heads):
     Parameters
     ----------
     x : (..., T, D) array_like
-    n_heads : int
+    n_heads : int, keyword-only
         ``H``; must divide ``D``.
 
     Returns
@@ -71,15 +59,11 @@ def split_heads(x, n_heads):
     Examples
     --------
     >>> x = np.arange(12.0).reshape(2, 6)          # T = 2, D = 6
-    >>> split_heads(x, 3)[1].tolist()              # head 1: columns 2, 3
+    >>> split_heads(x, n_heads=3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_int("n_heads", n_heads)
+    x, n_heads = check_split_heads_inputs(x, n_heads, dtype=None)
     *lead, t, d_model = x.shape
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
     x = x.reshape(*lead, t, n_heads, d_model // n_heads)        # (..., T, H, Dh)
     return np.ascontiguousarray(np.swapaxes(x, -2, -3))       # (..., H, T, Dh)
 
@@ -102,15 +86,19 @@ def merge_heads(heads):
     --------
     split_heads : the inverse, and so the backward.
     """
-    heads = as_float_array("heads", heads)
-    check_ndim("heads", heads, 3, "(..., H, T, Dh)")
+    heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=None)
     *lead, n_heads, t, d_head = heads.shape
     return np.swapaxes(heads, -2, -3).reshape(*lead, t, n_heads * d_head)   # (..., T, D)
 
 
+class HeadsCache(NamedTuple):
+    out_shape: tuple   # a reshape needs no values, only shapes: to check dout
+    n_heads: int
+
+
 def split_heads_forward(x, *, n_heads):
     """``split_heads`` as a pair: ``(heads, HeadsCache)``."""
-    heads = split_heads(x, n_heads)
+    heads = split_heads(x, n_heads=n_heads)
     return heads, HeadsCache(heads.shape, n_heads)
 
 
@@ -129,7 +117,7 @@ def merge_heads_forward(heads):
 def merge_heads_backward(dout, cache):
     """``dheads = split_heads(dout, H)``."""
     check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
-    return split_heads(dout, cache.n_heads)
+    return split_heads(dout, n_heads=cache.n_heads)
 
 
 def _heads(y, part):
@@ -184,12 +172,7 @@ def _attend_and_project(q, k, v, mask, w_o, b_o):
     ``exp_scores``, ``total`` and ``concat``.
     """
     exp_scores = q @ np.swapaxes(k, -1, -2)                       # (..., H, T, S)
-    if mask is not None:
-        np.copyto(exp_scores, -np.inf, where=~mask)
-    exp_scores -= stable_row_max(exp_scores, -1)
-    np.exp(exp_scores, out=exp_scores)
-    total = exp_scores.sum(axis=-1, keepdims=True)                # (..., H, T, 1)
-    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
+    total = masked_softmax_in_place(exp_scores, mask, normalise=False)   # (..., H, T, 1)
     *lead, n_heads, t, d_head = q.shape
     concat = np.empty((*lead, t, n_heads, d_head), dtype=q.dtype)  # (..., T, H, Dh)
     weighted = np.matmul(exp_scores, v, out=np.swapaxes(concat, -2, -3))   # (..., H, T, Dh)
@@ -238,7 +221,8 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
 
     Same contract as ``steps.multi_head.multi_head_attention_forward``:
     a per-head mask for inputs with leading axes is ``(..., H, T, S)``,
-    e.g. ``(1, H, T, S)`` for a batch ``(B, T, D)``.
+    e.g. ``(1, H, T, S)`` for a batch ``(B, T, D)``; with ``B = H`` a
+    ``(B, T, S)`` mask is ambiguous and refused.
 
     Parameters
     ----------
@@ -266,6 +250,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_multi_head_params
     >>> params = init_multi_head_params(6, rng=rng)
     >>> x_q = rng.normal(size=(2, 3, 6)).astype(np.float32)
     >>> x_kv = rng.normal(size=(2, 4, 6)).astype(np.float32)
@@ -274,12 +259,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     >>> out.dtype == np.float32 and cache.weights.shape == (2, 3, 3, 4)
     True
     """
-    x_q = as_float_array("x_q", x_q)
-    x_kv = as_float_array("x_kv", x_kv, dtype=x_q.dtype)
-    mask, d_head = check_multi_head_inputs(x_q, x_kv, n_heads, mask)
-    p = check_params("params", params, PARAM_SHAPES, sizes={"D": x_q.shape[-1]},
-                     dtype=x_q.dtype)
-    w_q, b_q, scale = _scaled_query_params(p, d_head)
+    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
+                                                 layouts=ATTENTION_LAYOUTS, dtype=None)
+    w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
@@ -308,8 +290,7 @@ def multi_head_attention_backward(dout, cache):
         The keys and shapes of ``params``.
     """
     c = cache
-    dout = as_float_array("dout", dout, dtype=c.q.dtype)
-    check_same_shape("dout", dout, c.x_q.shape, "(..., T, D)")
+    dout = check_gradient("dout", dout, c.x_q.shape, "(..., T, D)", dtype=c.q.dtype)
     d_model = c.w_o.shape[0]
     dout_rows = dout.reshape(-1, d_model)                         # (N, D)
     dw_o = c.concat.reshape(-1, d_model).T @ dout_rows            # (D, D)
@@ -344,11 +325,9 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None):
     cache : MultiHeadAttentionCache
         The one ``multi_head_attention_forward(x, x, ...)`` gives.
     """
-    x = as_float_array("x", x)
-    mask, d_head = check_multi_head_inputs(x, x, n_heads, mask)
-    p = check_params("params", params, PARAM_SHAPES, sizes={"D": x.shape[-1]},
-                     dtype=x.dtype)
-    w_q, b_q, scale = _scaled_query_params(p, d_head)
+    x, _, p, mask = check_multi_head_inputs(x, x, params, n_heads, mask,
+                                            layouts=ATTENTION_LAYOUTS, dtype=None)
+    w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)

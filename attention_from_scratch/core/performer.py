@@ -7,11 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_features_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_features_inputs, check_gradient
 
 
 class PerformerCache(NamedTuple):
@@ -56,11 +52,7 @@ def performer_attention_forward(q, k, v, *, features):
     >>> out.dtype == np.float32 and cache.kv.shape == (2, 8, 4)
     True
     """
-    q = as_float_array("q", q)
-    k = as_float_array("k", k, dtype=q.dtype)
-    v = as_float_array("v", v, dtype=q.dtype)
-    features = as_float_array("features", features, dtype=q.dtype)
-    check_features_inputs(q, k, v, features)
+    q, k, v, features = check_features_inputs(q, k, v, features, dtype=None)
     scale = q.dtype.type(q.shape[-1] ** -0.25)
     q_scaled, k_scaled = q * scale, k * scale
     q_feat = positive_features(q_scaled, features, axis=-1)           # (..., T, M)
@@ -76,8 +68,7 @@ def performer_attention_forward(q, k, v, *, features):
 def performer_attention_backward(dout, cache):
     """Gradients ``(dq, dk, dv)`` of ``performer_attention_forward``."""
     q_scaled, k_scaled, v, features, q_feat, k_feat, kv, k_sum, out, den = cache
-    dout = as_float_array("dout", dout, dtype=out.dtype)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=out.dtype)
     scale = out.dtype.type(q_scaled.shape[-1] ** -0.25)
     dnum = dout / den[..., None]                                      # (..., T, Dv)
     dden = -(dout * out).sum(axis=-1) / den                           # (..., T)

@@ -4,11 +4,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_ndim,
+from attention_from_scratch.common.validate import (
+    check_array,
+    check_gradient,
     check_positional_arguments,
-    check_same_shape,
 )
 
 
@@ -38,8 +37,7 @@ class PositionalEncodingCache(NamedTuple):
 
 def positional_encoding_forward(x, *, offset=0, base=10000.0):
     """``x + PE`` over the last two axes ``(T, D)``, dtype of ``x`` kept."""
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x = check_array("x", x, 2, "(..., T, D)", dtype=None)
     *_, t, d = x.shape
     pe = sinusoidal_encoding(t, d, offset=offset, base=base).astype(x.dtype)
     return x + pe, PositionalEncodingCache(x.shape, x.dtype)
@@ -47,6 +45,5 @@ def positional_encoding_forward(x, *, offset=0, base=10000.0):
 
 def positional_encoding_backward(dout, cache):
     """Gradient ``dx = dout`` of ``positional_encoding_forward``."""
-    dout = as_float_array("dout", dout, dtype=cache.dtype)
-    check_same_shape("dout", dout, cache.shape, "(..., T, D)")
+    dout = check_gradient("dout", dout, cache.shape, "(..., T, D)", dtype=cache.dtype)
     return dout.copy()

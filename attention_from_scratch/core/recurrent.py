@@ -12,11 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_recurrent_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_recurrent_inputs
 
 
 class RecurrentCache(NamedTuple):
@@ -38,11 +34,7 @@ def recurrent_forward(x, w_x, w_h, b):
     >>> h.dtype == np.float32 and h.shape == (2, 5, 4)
     True
     """
-    x = as_float_array("x", x)
-    w_x = as_float_array("w_x", w_x, dtype=x.dtype)
-    w_h = as_float_array("w_h", w_h, dtype=x.dtype)
-    b = as_float_array("b", b, dtype=x.dtype)
-    check_recurrent_inputs(x, w_x, w_h, b)
+    x, w_x, w_h, b = check_recurrent_inputs(x, w_x, w_h, b, dtype=None)
     inputs = x @ w_x + b                                  # (..., T, Dh): all positions at once
     h = np.empty_like(inputs)
     h_prev = np.zeros_like(inputs[..., 0, :])             # (..., Dh)
@@ -59,8 +51,7 @@ def recurrent_backward(dh, cache):
     backward loop; ``dx`` and the weight gradients are then single matmuls.
     """
     x, w_x, w_h, h = cache
-    dh = as_float_array("dh", dh, dtype=x.dtype)
-    check_same_shape("dh", dh, h.shape, "(..., T, Dh)")
+    dh = check_gradient("dh", dh, h.shape, "(..., T, Dh)", dtype=x.dtype)
     d_in, d_h = w_x.shape
     dpre = np.empty_like(h)                               # (..., T, Dh)
     dh_next = np.zeros_like(h[..., 0, :])                 # (..., Dh)

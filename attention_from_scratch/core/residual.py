@@ -6,8 +6,8 @@ The wrapper has no loops of its own; it keeps the dtype of ``u`` and uses
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_same_shape
-from attention_from_scratch.block_params import check_norm
+from attention_from_scratch.common.params import check_norm
+from attention_from_scratch.common.validate import as_float_array, check_same_shape
 from attention_from_scratch.core.layer_norm import (
     LayerNormCache,
     layer_norm_backward,

@@ -6,20 +6,14 @@ computes in the dtype of ``x`` (float32 stays float32).
 
 from typing import NamedTuple
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.params import SELF_ATTENTION_LAYOUTS
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.core.attention import (
     AttentionCache,
     attention_backward,
     attention_forward,
 )
 from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
-from attention_from_scratch.steps.self_attention import (
-    PARAM_SHAPES,
-    init_self_attention_params,
-)
-
-__all__ = ["PARAM_SHAPES", "SelfAttentionCache", "init_self_attention_params",
-           "self_attention_backward", "self_attention_forward"]
 
 
 class SelfAttentionCache(NamedTuple):
@@ -43,16 +37,15 @@ def self_attention_forward(x, params, *, mask=None):
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_self_attention_params
     >>> params = init_self_attention_params(5, 2, 3, rng=rng)
     >>> x = rng.normal(size=(2, 4, 5)).astype(np.float32)
     >>> out, cache = self_attention_forward(x, params)
     >>> out.dtype == np.float32 and out.shape == (2, 4, 3)
     True
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
-    params = check_params("params", params, PARAM_SHAPES, sizes={"D": x.shape[-1]},
-                          dtype=x.dtype)
+    x, params = check_input_and_params(x, params, SELF_ATTENTION_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=None)
     q, q_cache = linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
     k, k_cache = linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
     v, v_cache = linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)

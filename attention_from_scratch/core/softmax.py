@@ -4,12 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_axis,
-    check_same_shape,
-    check_softmax_input,
-)
+from attention_from_scratch.common.validate import check_gradient, check_softmax_inputs
 
 
 class SoftmaxCache(NamedTuple):
@@ -36,6 +31,47 @@ def stable_row_max(x, axis):
     return row_max
 
 
+def masked_softmax_in_place(scores, mask=None, *, axis=-1, normalise=True):
+    """The masked, stable softmax of Chapters 2-3, in ``scores``' buffer.
+
+    ``-inf`` where ``mask`` is False, subtract the row max, exponentiate,
+    then divide by the row sums (unless ``normalise=False``: multi-head
+    attention divides its outputs instead, Chapter 4). A row with nothing
+    to attend to stays all zeros: its sum is replaced by 1.
+
+    Parameters
+    ----------
+    scores : (...) ndarray, float, overwritten
+    mask : bool ndarray broadcastable to ``scores``, optional
+        ``True`` = may attend.
+    axis : int, keyword-only
+    normalise : bool, keyword-only
+
+    Returns
+    -------
+    total : (...) ndarray
+        The row sums of the exponentials, ``scores``' shape with ``axis``
+        of size 1, 1 where a row was all masked.
+
+    Examples
+    --------
+    >>> x = np.float32([[0.0, 0.0, 5.0], [1.0, 2.0, 3.0]])
+    >>> _ = masked_softmax_in_place(x, np.array([[True, True, False],
+    ...                                          [False, False, False]]))
+    >>> x.tolist()
+    [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    """
+    if mask is not None:
+        np.copyto(scores, -np.inf, where=~mask)
+    scores -= stable_row_max(scores, axis)
+    np.exp(scores, out=scores)
+    total = scores.sum(axis=axis, keepdims=True)   # scores' shape, 1 along axis
+    total[total == 0] = 1   # a row with nothing to attend to stays all zeros
+    if normalise:
+        scores /= total
+    return total
+
+
 def softmax_forward(x, *, axis=-1):
     """Numerically stable softmax along ``axis``, dtype preserved.
 
@@ -48,14 +84,9 @@ def softmax_forward(x, *, axis=-1):
     >>> y.dtype == np.float32 and y.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     True
     """
-    x = as_float_array("x", x)
-    axis = check_axis("axis", axis, x.ndim)
-    check_softmax_input(x)
-    y = x - stable_row_max(x, axis)
-    np.exp(y, out=y)
-    total = y.sum(axis=axis, keepdims=True)        # x's shape, 1 along axis
-    total[total == 0] = 1.0
-    y /= total
+    x, axis = check_softmax_inputs(x, axis, dtype=None)
+    y = x.copy()
+    masked_softmax_in_place(y, axis=axis)
     return y, SoftmaxCache(y, axis)
 
 
@@ -82,6 +113,5 @@ def softmax_backward(dy, cache):
     ``(N, N)`` matrix (Chapter 2).
     """
     y, axis = cache
-    dy = as_float_array("dy", dy, dtype=y.dtype)
-    check_same_shape("dy", dy, y.shape, "(...) like the forward's output")
+    dy = check_gradient("dy", dy, y.shape, "(...) like the forward's output", dtype=y.dtype)
     return y * (dy - (dy * y).sum(axis=axis, keepdims=True))

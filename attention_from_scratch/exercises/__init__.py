@@ -18,7 +18,7 @@ import types
 
 import numpy as np
 
-from attention_from_scratch.gradcheck import flat_arrays
+from attention_from_scratch.checking.gradcheck import flat_arrays
 
 
 def _same(got, expected, rtol, atol):

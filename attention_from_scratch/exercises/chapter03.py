@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
-from attention_from_scratch.masks import causal_mask, padding_mask
 
 _RNG_SEED = 2027
 

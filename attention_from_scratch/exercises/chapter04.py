@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from attention_from_scratch.bench import attention_flops
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
 from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
 
@@ -55,13 +55,20 @@ def _one_array(attempt):
     return checked
 
 
+def _n_heads_by_keyword(split):
+    """Call ``split(x, n_heads=h)``: the package's ``n_heads`` is keyword-only,
+    and an answer written ``my_split_heads(x, n_heads)`` takes it either way."""
+    return lambda x, n_heads: split(x, n_heads=n_heads)
+
+
 def check_split_heads(attempt):
     """Exercise 1a: ``my_split_heads(x, n_heads)``.
 
     ``(..., T, D) -> (..., H, T, Dh)``.
     """
     check_exercise(
-        "split_heads", _one_array(attempt), split_heads, _split_cases(_RNG_SEED),
+        "split_heads", _one_array(_n_heads_by_keyword(attempt)), _n_heads_by_keyword(split_heads),
+        _split_cases(_RNG_SEED),
         mistakes=[
             (_straight_reshape, "you reshaped (..., T, D) straight to (..., H, T, Dh): that "
                                 "cuts the rows into chunks and mixes positions; reshape to "
@@ -78,7 +85,7 @@ def check_split_heads(attempt):
 
 
 def _merge_cases(seed):
-    return [(split_heads(x, h),) for x, h in _split_cases(seed)]
+    return [(split_heads(x, n_heads=h),) for x, h in _split_cases(seed)]
 
 
 def _merge_straight_reshape(heads):
@@ -139,7 +146,7 @@ def output_projection_backward(dout, heads, w_o):
     dconcat = dout @ w_o.T                                        # (..., T, D)
     dw_o = concat.reshape(-1, d_model).T @ dout.reshape(-1, d_model)
     db_o = dout.reshape(-1, d_model).sum(axis=0)
-    return split_heads(dconcat, heads.shape[-3]), dw_o, db_o
+    return split_heads(dconcat, n_heads=heads.shape[-3]), dw_o, db_o
 
 
 def _backward_cases(seed):
@@ -165,7 +172,7 @@ def _dheads_straight_reshape(dout, heads, w_o):
 
 def _w_o_not_transposed(dout, heads, w_o):
     _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
-    return split_heads(dout @ w_o, heads.shape[-3]), dw_o, db_o
+    return split_heads(dout @ w_o, n_heads=heads.shape[-3]), dw_o, db_o
 
 
 def _dw_o_transposed(dout, heads, w_o):
@@ -212,7 +219,7 @@ def check_output_projection_backward(attempt):
 
 def multi_head_cost(b, t, s, d, n_heads):
     """Reference: ``(parameters, forward FLOPs)`` of the layer."""
-    return 4 * d * d + 4 * d, attention_flops(b, t, d, n_heads, s=s)[0]
+    return 4 * d * d + 4 * d, multi_head_matmul_flops(b, t, d, n_heads, s=s)[0]
 
 
 # (b, t, s, d, n_heads): in the first case B, T, S, D, H and Dh all differ,

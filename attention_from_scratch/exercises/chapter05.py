@@ -2,14 +2,12 @@
 
 import numpy as np
 
+from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
-from attention_from_scratch.core.multi_head import (
-    init_multi_head_params,
-    multi_head_attention_forward,
-)
+from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
 from attention_from_scratch.exercises import check_exercise
-from attention_from_scratch.masks import causal_mask, padding_mask
 
 _RNG_SEED = 2029
 
@@ -222,7 +220,8 @@ def check_layer_norm_backward(attempt):
 
 def cross_attention_reference(h, memory, params, memory_lengths, n_heads):
     """Reference: queries from the decoder, keys and values from the source."""
-    mask = padding_mask(memory_lengths, memory.shape[-2])            # (B, 1, S)
+    # one mask per sequence: (B, 1, 1, S), the head axis said (B = H here)
+    mask = padding_mask(memory_lengths, memory.shape[-2])[:, None]   # (B, 1, 1, S)
     out, _ = multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
     return out
 
@@ -233,7 +232,7 @@ def _no_mask(h, memory, params, memory_lengths, n_heads):
 
 def _causal_too(h, memory, params, memory_lengths, n_heads):
     t, s = h.shape[-2], memory.shape[-2]
-    mask = causal_mask(t, s) & padding_mask(memory_lengths, s)
+    mask = causal_mask(t, s) & padding_mask(memory_lengths, s)[:, None]
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
@@ -246,16 +245,16 @@ def _self_attention(h, memory, params, memory_lengths, n_heads):
 
 
 def _mask_inverted(h, memory, params, memory_lengths, n_heads):
-    mask = ~padding_mask(memory_lengths, memory.shape[-2])           # True = padding
+    mask = ~padding_mask(memory_lengths, memory.shape[-2])[:, None]  # True = padding
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
 def _roles_swapped_masked(h, memory, params, memory_lengths, n_heads):
     if h.shape[-2] != memory.shape[-2]:
-        # the (B, 1, S) mask does not fit (B, H, S, T) scores: such a call raises,
+        # the (B, 1, 1, S) mask does not fit (B, H, S, T) scores: such a call raises,
         # so nothing can match it (NaN equals nothing)
         return np.full(h.shape, np.nan)
-    mask = padding_mask(memory_lengths, memory.shape[-2])
+    mask = padding_mask(memory_lengths, memory.shape[-2])[:, None]
     return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
 
 
@@ -289,15 +288,15 @@ def check_cross_attention(attempt):
         name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[
             (_mask_inverted, "the mask is inverted: in this book True means 'may attend' "
-                             "(Chapter 3), so pass padding_mask(memory_lengths, S) as it "
-                             "is; PyTorch's key_padding_mask uses the opposite polarity "
+                             "(Chapter 3), so pass padding_mask(memory_lengths, S) with "
+                             "no ~; PyTorch's key_padding_mask uses the opposite polarity "
                              "(True = padding)"),
             (_roles_swapped_masked, "queries come from the decoder (h), keys and values "
                                     "from the encoder's output (memory): x_q = h, "
                                     "x_kv = memory; the padding mask then covers the "
                                     "memory's S keys"),
             (_no_mask, "the source's padding is being read: pass "
-                       "mask=padding_mask(memory_lengths, S)"),
+                       "mask=padding_mask(memory_lengths, S)[:, None]"),
             (_causal_too, "cross-attention is not causal: the whole source sentence is "
                           "known, so every target position may read all of it (mask only "
                           "the padding)"),

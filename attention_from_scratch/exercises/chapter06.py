@@ -2,16 +2,17 @@
 
 import numpy as np
 
-from attention_from_scratch.complexity import attention_flops, peak_memory
+from attention_from_scratch.common.masks import sliding_window_mask as _sliding_window_mask
 from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
-from attention_from_scratch.masks import sliding_window_mask as _sliding_window_mask
+from attention_from_scratch.measure.complexity import peak_memory
+from attention_from_scratch.measure.flops import attention_matmul_flops
 
 _RNG_SEED = 2606
 
 
 def attention_flops_reference(t, s, d_k, d_v):
     """Reference: matmul FLOPs of bare attention, ``2 T S Dk + 2 T S Dv``."""
-    return attention_flops(t, s, d_k, d_v)
+    return attention_matmul_flops(t, s, d_k, d_v)
 
 
 def _flops_multiply_adds(t, s, d_k, d_v):

@@ -6,6 +6,7 @@ lists them in ``FIGURES``: file name -> function returning the figure.
 
 import matplotlib.pyplot as plt
 
+from attention_from_scratch.book.plotting import save_figure
 from attention_from_scratch.figures import (
     chapter00,
     chapter01,
@@ -15,7 +16,6 @@ from attention_from_scratch.figures import (
     chapter05,
     chapter06,
 )
-from attention_from_scratch.plotting import save_figure
 
 FIGURES = {**chapter00.FIGURES, **chapter01.FIGURES, **chapter02.FIGURES, **chapter03.FIGURES,
            **chapter04.FIGURES, **chapter05.FIGURES,

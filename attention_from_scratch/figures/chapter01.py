@@ -3,14 +3,12 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from attention_from_scratch.book.example import FEATURES, SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.params import init_self_attention_params
 from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.core.self_attention import (
-    init_self_attention_params,
-    self_attention_forward,
-)
+from attention_from_scratch.core.self_attention import self_attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.example import FEATURES, SPANISH, embed
-from attention_from_scratch.plotting import heatmap
 
 SHARPNESS = (1.0, 4.0, 16.0)   # multiples of the query "a noun" in the lookup figure
 UNTRAINED_SEED = 1
@@ -23,7 +21,7 @@ def handmade_params():
     Returns
     -------
     params : dict of str -> ndarray
-        ``D = 8`` (the features of :mod:`attention_from_scratch.example`),
+        ``D = 8`` (the features of :mod:`attention_from_scratch.book.example`),
         ``Dk = 2``, ``Dv = 8``. Query axis 0 is "I am a noun, where is my
         verb?", key axis 0 "I am a verb"; axis 1 pairs determiners (query)
         with nouns (key). The values pass the embedding through unchanged.

@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attention_from_scratch import core
-from attention_from_scratch.example import SPANISH, embed
-from attention_from_scratch.plotting import heatmap
-from attention_from_scratch.weight_stats import row_entropy
+from attention_from_scratch.book.example import SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.measure.weight_stats import row_entropy
 
 SCALING_SEED = 2
 SENTENCE_SEED = 1

@@ -4,9 +4,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attention_from_scratch import core
-from attention_from_scratch.example import SPANISH, embed
-from attention_from_scratch.masks import causal_mask, padding_mask, sliding_window_mask
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.example import SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.masks import causal_mask, padding_mask, sliding_window_mask
 
 SENTENCE_SEED = 3
 PAD = "<pad>"

@@ -6,8 +6,9 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from attention_from_scratch import core
-from attention_from_scratch.example import SPANISH, embed
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.example import SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.params import init_multi_head_params
 
 HEADS_SEED = 4
 N_HEADS = 4
@@ -21,7 +22,7 @@ def random_head_params(d_model, *, rng, std=1.0):
     ``init_multi_head_params``: on the 8-dimensional running example the
     scores then spread enough for each head's pattern to be visible.
     """
-    params = core.multi_head.init_multi_head_params(d_model, rng=rng)
+    params = init_multi_head_params(d_model, rng=rng)
     return {key: rng.normal(scale=std, size=value.shape) if key[0] == "w" else value
             for key, value in params.items()}
 
@@ -110,8 +111,8 @@ def split_concat_figure(t=3, d=8, n_heads=2):
     d_head = d // n_heads
     positions = np.repeat(np.arange(t)[:, None], d, axis=1)        # (T, D) position of each cell
     owner = np.repeat(np.arange(n_heads), d_head)[None, :].repeat(t, axis=0)   # (T, D) head
-    split_pos = core.multi_head.split_heads(positions, n_heads).astype(int)   # (H, T, Dh)
-    split_own = core.multi_head.split_heads(owner, n_heads).astype(int)
+    split_pos = core.multi_head.split_heads(positions, n_heads=n_heads).astype(int)  # (H, T, Dh)
+    split_own = core.multi_head.split_heads(owner, n_heads=n_heads).astype(int)
     fig, ax = plt.subplots(figsize=(12, 8.4))
     cell, gap = 0.32, 1.25
     mid = t * cell / 2

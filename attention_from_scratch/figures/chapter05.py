@@ -4,9 +4,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attention_from_scratch import core
-from attention_from_scratch.block_params import init_norm_params, with_prefix
-from attention_from_scratch.example import ENGLISH, SPANISH, embed
-from attention_from_scratch.plotting import heatmap
+from attention_from_scratch.book.example import ENGLISH, SPANISH, embed
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.common.params import (
+    init_feed_forward_params,
+    init_norm_params,
+    with_prefix,
+)
 
 PE_POSITIONS, PE_WIDTH = 64, 32
 SELF_SHARPNESS, CROSS_SHARPNESS = 1.5, 2.0
@@ -41,14 +45,14 @@ def translation_params(d_model=8, d_ff=16):
     norm = init_norm_params(d_model)
     encoder_params = {**with_prefix("attn", matching_head(d_model, SELF_SHARPNESS)),
                       **with_prefix("ln1", norm),
-                      **with_prefix("ffn", core.feed_forward.init_feed_forward_params(
+                      **with_prefix("ffn", init_feed_forward_params(
                           d_model, d_ff, rng=rng)),
                       **with_prefix("ln2", norm)}
     decoder_params = {**with_prefix("self_attn", matching_head(d_model, SELF_SHARPNESS)),
                       **with_prefix("ln1", norm),
                       **with_prefix("cross_attn", matching_head(d_model, CROSS_SHARPNESS)),
                       **with_prefix("ln2", norm),
-                      **with_prefix("ffn", core.feed_forward.init_feed_forward_params(
+                      **with_prefix("ffn", init_feed_forward_params(
                           d_model, d_ff, rng=rng)),
                       **with_prefix("ln3", norm)}
     return encoder_params, decoder_params
@@ -61,7 +65,8 @@ def translation_weights():
     its output is the memory of the decoder block, which reads the Spanish
     one (causal self-attention, then cross-attention to the memory). One
     head each. No positional encodings are added: the hand-set heads match
-    words by their features only, so the two "the" are the same vector.
+    words by their features only, so the two "the" differ only by the
+    embeddings' seeded noise.
 
     Returns
     -------

@@ -4,14 +4,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from attention_from_scratch.approximation import INPUT_KINDS, approximation_errors
-from attention_from_scratch.complexity import attention_peak_memory, self_attention_flops
-from attention_from_scratch.layer_comparison import (
+from attention_from_scratch.book.plotting import heatmap
+from attention_from_scratch.measure.approximation import INPUT_KINDS, approximation_errors
+from attention_from_scratch.measure.complexity import attention_peak_memory
+from attention_from_scratch.measure.flops import self_attention_flops
+from attention_from_scratch.measure.layer_comparison import (
     layers_to_connect_ends,
     reach,
     recurrent_steps,
 )
-from attention_from_scratch.plotting import heatmap
 
 MEMORY_SEED = 6
 MEMORY_LENGTHS = (512, 1024, 2048, 4096)   # the chapter measures these and continues further

@@ -10,11 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
+from attention_from_scratch.common.validate import (
     check_attention_inputs,
-    check_query_key,
-    check_same_shape,
+    check_gradient,
+    check_sequence_pair,
     check_weights_value,
 )
 from attention_from_scratch.steps.softmax import (
@@ -52,9 +51,7 @@ def scores_forward(q, k):
     Without the :math:`1/\\sqrt{D_k}` the scores of unit-variance ``q``
     and ``k`` have variance ``Dk`` and the softmax saturates (Chapter 2).
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    check_query_key(q, k)
+    q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=np.float64)
     scale = 1.0 / np.sqrt(q.shape[-1])
     scores = np.empty(q.shape[:-1] + k.shape[-2:-1])   # (..., T, S)
     for idx in np.ndindex(q.shape[:-2]):
@@ -68,8 +65,8 @@ def scores_backward(dscores, cache):
     ``dq = dscores k / sqrt(Dk)`` and ``dk = dscores^T q / sqrt(Dk)``.
     """
     q, k, scale = cache
-    dscores = as_float_array("dscores", dscores, dtype=np.float64)
-    check_same_shape("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
+    dscores = check_gradient("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)",
+                             dtype=np.float64)
     dq = np.empty_like(q)                              # (..., T, Dk)
     dk = np.empty_like(k)                              # (..., S, Dk)
     for idx in np.ndindex(q.shape[:-2]):
@@ -96,9 +93,7 @@ def weighted_sum_forward(weights, v):
     out : (..., T, Dv) ndarray, float64
     cache : WeightedSumCache
     """
-    weights = as_float_array("weights", weights, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    check_weights_value(weights, v)
+    weights, v = check_weights_value(weights, v, dtype=np.float64)
     out = np.empty(weights.shape[:-1] + v.shape[-1:])  # (..., T, Dv)
     for idx in np.ndindex(weights.shape[:-2]):
         out[idx] = weights[idx] @ v[idx]               # (T, Dv)
@@ -111,8 +106,8 @@ def weighted_sum_backward(dout, cache):
     ``dweights = dout v^T``; ``dv = weights^T dout`` sums over queries.
     """
     weights, v = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)")
+    dout = check_gradient("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)",
+                          dtype=np.float64)
     dweights = np.empty_like(weights)                  # (..., T, S)
     dv = np.empty_like(v)                              # (..., S, Dv)
     for idx in np.ndindex(weights.shape[:-2]):
@@ -170,10 +165,7 @@ def attention_forward(q, k, v, *, mask=None):
     >>> out.shape == (3, 5) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
     scores, scores_cache = scores_forward(q, k)                    # (..., T, S)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)                   # (..., T, S)

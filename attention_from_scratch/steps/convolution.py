@@ -12,12 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_convolution_inputs,
-    check_int,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_convolution_inputs, check_gradient
 
 
 class ConvolutionCache(NamedTuple):
@@ -56,11 +51,7 @@ def convolution_forward(x, w, b, *, dilation=1):
     >>> bool(np.array_equal(out[:, 0], x[:, 0] + 10 * shifted))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    w = as_float_array("w", w, dtype=np.float64)
-    b = as_float_array("b", b, dtype=np.float64)
-    check_convolution_inputs(x, w, b)
-    dilation = check_int("dilation", dilation)
+    x, w, b, dilation = check_convolution_inputs(x, w, b, dilation, dtype=np.float64)
     out = np.empty(x.shape[:-1] + w.shape[-1:])               # (..., T, D_out)
     for t in range(x.shape[-2]):
         total = np.broadcast_to(b, x.shape[:-2] + b.shape)    # (..., D_out)
@@ -79,8 +70,8 @@ def convolution_backward(dout, cache):
     gradient is the sum of what those outputs send back.
     """
     x, w, dilation = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, x.shape[:-1] + w.shape[-1:], "(..., T, D_out)")
+    dout = check_gradient("dout", dout, x.shape[:-1] + w.shape[-1:], "(..., T, D_out)",
+                          dtype=np.float64)
     d_in, d_out = w.shape[1:]
     dx, dw = np.zeros_like(x), np.zeros_like(w)
     for t in range(x.shape[-2]):

@@ -12,33 +12,23 @@ reads the source sentence. ``norm="pre"`` moves each LayerNorm onto the
 sub-layer's input, as in the encoder; the wrapping is
 :mod:`attention_from_scratch.steps.residual`. Parameters: ``self_attn.*``,
 ``ln1.*``, ``cross_attn.*``, ``ln2.*``, ``ffn.*``, ``ln3.*``
-(:mod:`attention_from_scratch.block_params`).
+(:mod:`attention_from_scratch.common.params`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_decoder_inputs,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import add_head_axis, decoder_self_mask
+from attention_from_scratch.common.params import (
     DECODER_LAYOUTS,
     check_norm,
-    init_norm_params,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.masks import causal_mask
-from attention_from_scratch.steps.feed_forward import (
-    feed_forward_backward,
-    feed_forward_forward,
-    init_feed_forward_params,
-)
+from attention_from_scratch.common.validate import check_params, check_sequence_pair
+from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
-    init_multi_head_params,
     multi_head_attention_backward,
     multi_head_attention_forward,
     self_multi_head_attention_backward,
@@ -57,16 +47,6 @@ class DecoderBlockCache(NamedTuple):
     ffn: ResidualCache          # feed-forward network with ln3
 
 
-def decoder_self_mask(t, self_mask=None):
-    """The causal ``(T, T)`` mask, AND the caller's mask if one is given.
-
-    A decoder must never see the future, so the block applies the causal
-    mask itself; ``self_mask`` can only take more away (padding).
-    """
-    causal = causal_mask(t)                                        # (T, T)
-    return causal if self_mask is None else causal & np.asarray(self_mask)
-
-
 def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_mask=None,
                           norm="post", activation="relu"):
     """One decoder block: masked self-attention, cross-attention, feed-forward.
@@ -83,7 +63,8 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     self_mask : bool array_like, keyword-only, optional
         Extra restriction on self-attention, ``(..., T, T)`` or
         ``(..., H, T, T)`` (e.g. ``padding_mask(lengths, T)``); always
-        combined with the causal mask.
+        combined with the causal mask. ``(..., T, T)`` is one mask per
+        sequence, even when ``B = H``.
     memory_mask : bool array_like, keyword-only, optional
         ``(..., T, S)`` or ``(..., H, T, S)``: which source positions may
         be read (``padding_mask(source_lengths, S)``).
@@ -102,21 +83,21 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_decoder_params
     >>> params = init_decoder_params(4, 6, rng=rng)
     >>> y, memory = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
     >>> out, cache = decoder_block_forward(y, memory, params, n_heads=2)
     >>> out.shape == (2, 3, 4)
     True
     """
-    y = as_float_array("y", y, dtype=np.float64)
-    memory = as_float_array("memory", memory, dtype=np.float64)
-    check_decoder_inputs(y, memory)
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=np.float64)
     check_norm(norm)
     params = check_params("params", params, DECODER_LAYOUTS, sizes={"D": y.shape[-1]},
                           dtype=np.float64)
     p = {name: sub_params(params, name)
          for name in ("self_attn", "ln1", "cross_attn", "ln2", "ffn", "ln3")}
-    mask = decoder_self_mask(y.shape[-2], self_mask)                   # (T, T) or (..., T, T)
+    mask = add_head_axis(decoder_self_mask(y.shape[-2], self_mask), y.ndim)   # (..., 1, T, T)
+    memory_mask = add_head_axis(memory_mask, y.ndim)
 
     def self_attention(u):
         return self_multi_head_attention_forward(u, p["self_attn"], n_heads=n_heads, mask=mask)
@@ -155,13 +136,3 @@ def decoder_block_backward(dout, cache):
     grads.update({**with_prefix("self_attn", dself), **with_prefix("cross_attn", dcross),
                   **with_prefix("ffn", dffn)})
     return dy, dmemory, grads
-
-
-def init_decoder_params(d_model, d_ff, *, rng):
-    """Parameters of one decoder block, with the keys of ``DECODER_LAYOUTS``."""
-    return {**with_prefix("self_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln1", init_norm_params(d_model)),
-            **with_prefix("cross_attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln2", init_norm_params(d_model)),
-            **with_prefix("ffn", init_feed_forward_params(d_model, d_ff, rng=rng)),
-            **with_prefix("ln3", init_norm_params(d_model))}

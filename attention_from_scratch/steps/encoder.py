@@ -16,28 +16,23 @@ The wrapping is :mod:`attention_from_scratch.steps.residual`. Parameters
 are one flat dict with prefixed keys, so the gradient checker and an
 optimiser see plain arrays: ``attn.w_q`` ... ``attn.b_o``, ``ln1.gamma``,
 ``ln1.beta``, ``ffn.w_1`` ... ``ffn.b_2``, ``ln2.gamma``, ``ln2.beta``
-(:mod:`attention_from_scratch.block_params`).
+(:mod:`attention_from_scratch.common.params`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import add_head_axis
+from attention_from_scratch.common.params import (
     ENCODER_LAYOUTS,
     check_norm,
-    init_norm_params,
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.steps.feed_forward import (
-    feed_forward_backward,
-    feed_forward_forward,
-    init_feed_forward_params,
-)
+from attention_from_scratch.common.validate import check_input_and_params
+from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
-    init_multi_head_params,
     self_multi_head_attention_backward,
     self_multi_head_attention_forward,
 )
@@ -64,8 +59,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     n_heads : int, keyword-only
         ``H``; must divide ``D``.
     mask : bool array_like, keyword-only, optional
-        ``(T, T)``, ``(..., T, T)`` or ``(..., H, T, T)``, as in
-        ``multi_head_attention_forward``; typically the padding mask
+        ``(T, T)``, ``(..., T, T)`` (one per sequence, even when
+        ``B = H``) or ``(..., H, T, T)``; typically the padding mask
         ``padding_mask(lengths, T)``. ``None``: every position sees every
         other (bidirectional).
     norm : {"post", "pre"}, keyword-only
@@ -88,16 +83,16 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_encoder_params
     >>> params = init_encoder_params(4, 6, rng=rng)
     >>> out, cache = encoder_block_forward(rng.normal(size=(2, 3, 4)), params, n_heads=2)
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out.mean(axis=-1), 0))   # post-norm
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x, params = check_input_and_params(x, params, ENCODER_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=np.float64)
     check_norm(norm)
-    params = check_params("params", params, ENCODER_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
+    mask = add_head_axis(mask, x.ndim)      # one mask per sequence
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):
@@ -128,18 +123,3 @@ def encoder_block_backward(dout, cache):
                 "ln1.gamma": dgamma1, "ln1.beta": dbeta1,
                 **with_prefix("ffn", dffn),
                 "ln2.gamma": dgamma2, "ln2.beta": dbeta2}
-
-
-def init_encoder_params(d_model, d_ff, *, rng):
-    """Parameters of one encoder block, with the keys of ``ENCODER_LAYOUTS``.
-
-    Parameters
-    ----------
-    d_model, d_ff : int
-        ``D`` and ``F`` (the original Transformer: ``F = 4 D``).
-    rng : numpy.random.Generator, keyword-only
-    """
-    return {**with_prefix("attn", init_multi_head_params(d_model, rng=rng)),
-            **with_prefix("ln1", init_norm_params(d_model)),
-            **with_prefix("ffn", init_feed_forward_params(d_model, d_ff, rng=rng)),
-            **with_prefix("ln2", init_norm_params(d_model))}

@@ -10,8 +10,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
-from attention_from_scratch.block_params import FFN_LAYOUTS
+from attention_from_scratch.common.params import FFN_LAYOUTS
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_choice,
+    check_input_and_params,
+)
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -84,18 +88,16 @@ def feed_forward_forward(x, params, *, activation="relu"):
 
     Examples
     --------
+    >>> from attention_from_scratch.common.params import init_feed_forward_params
     >>> params = init_feed_forward_params(4, 6, rng=np.random.default_rng(0))
     >>> x = np.random.default_rng(1).normal(size=(2, 3, 4))
     >>> out, cache = feed_forward_forward(x, params)
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out[1], feed_forward_forward(x[1], params)[0]))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 1, "(..., D)")
-    params = check_params("params", params, FFN_LAYOUTS, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
+                                       layout="(..., D)", dtype=np.float64)
+    check_choice("activation", activation, ACTIVATIONS)
     act_forward, _ = ACTIVATIONS[activation]
     hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
     hidden, act_cache = act_forward(hidden)                             # (..., F)
@@ -110,23 +112,3 @@ def feed_forward_backward(dout, cache):
     dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
     dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
     return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}
-
-
-def init_feed_forward_params(d_model, d_ff, *, rng):
-    """Weights ``N(0, 1 / D_in)``, biases zero: outputs of about unit variance.
-
-    Parameters
-    ----------
-    d_model, d_ff : int
-        ``D`` and ``F``.
-    rng : numpy.random.Generator, keyword-only
-
-    Returns
-    -------
-    params : dict
-        ``w_1`` (D, F), ``b_1`` (F,), ``w_2`` (F, D), ``b_2`` (D,), float64.
-    """
-    return {"w_1": rng.normal(size=(d_model, d_ff)) / np.sqrt(d_model),
-            "b_1": np.zeros(d_ff),
-            "w_2": rng.normal(size=(d_ff, d_model)) / np.sqrt(d_ff),
-            "b_2": np.zeros(d_model)}

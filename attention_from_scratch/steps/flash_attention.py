@@ -7,17 +7,19 @@ gradients as ``softmax(q k^T / sqrt(Dk)) v``, without ever holding the
 with an *online* softmax that keeps, per query row, only the running
 maximum and the running sum; the backward recomputes each tile of weights
 from the row's log-sum-exp instead of reading it from a stored matrix.
+A tile is ``(Tb, Sb)``: up to ``block_size`` queries by up to
+``block_size`` keys (Dao et al.'s ``B_r`` and ``B_c``; ``B`` is the batch
+in this package).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
+from attention_from_scratch.common.validate import (
     check_attention_inputs,
+    check_gradient,
     check_int,
-    check_same_shape,
 )
 
 
@@ -78,10 +80,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     >>> bool(np.allclose(out, attention_forward(q, k, v)[0]))
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    mask = check_attention_inputs(q, k, v, mask)
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
     block_size = check_int("block_size", block_size)
     t, s = q.shape[-2], k.shape[-2]
     if mask is not None:
@@ -91,15 +90,15 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     lse = np.zeros(q.shape[:-1])                              # (..., T)
     for idx in np.ndindex(q.shape[:-2]):
         for rows in tiles(t, block_size):
-            q_tile = q[idx][rows]                             # (Br, Dk)
+            q_tile = q[idx][rows]                             # (Tb, Dk)
             row_max = np.full(len(q_tile), -np.inf)           # m
             row_sum = np.zeros(len(q_tile))                   # l
-            acc = np.zeros((len(q_tile), v.shape[-1]))        # (Br, Dv)
+            acc = np.zeros((len(q_tile), v.shape[-1]))        # (Tb, Dv)
             shift = np.zeros(len(q_tile))
             for cols in tiles(s, block_size):
-                scores = q_tile @ k[idx][cols].T * scale      # (Br, Bc)
+                scores = q_tile @ k[idx][cols].T * scale      # (Tb, Sb)
                 if mask is not None:
-                    allowed = mask[idx][rows, cols]           # (Br, Bc)
+                    allowed = mask[idx][rows, cols]           # (Tb, Sb)
                     if not allowed.any():
                         continue                              # a fully masked tile costs nothing
                     scores = np.where(allowed, scores, -np.inf)
@@ -107,7 +106,7 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
                 # a row with nothing allowed yet keeps m = -inf; shift by 0 to avoid inf - inf
                 shift = np.where(np.isneginf(new_max), 0.0, new_max)
                 rescale = np.exp(row_max - shift)             # old terms were relative to old m
-                p = np.exp(scores - shift[:, None])           # (Br, Bc)
+                p = np.exp(scores - shift[:, None])           # (Tb, Sb)
                 row_sum = row_sum * rescale + p.sum(axis=1)
                 acc = acc * rescale[:, None] + p @ v[idx][cols]
                 row_max = new_max
@@ -127,25 +126,24 @@ def flash_attention_backward(dout, cache):
     equals ``rowsum(dout * out)``: a ``(T, Dv)`` product, no ``(T, S)``.
     """
     q, k, v, out, lse, mask, block_size, scale = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=np.float64)
     delta = (dout * out).sum(axis=-1)                         # (..., T)
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     t, s = q.shape[-2], k.shape[-2]
     for idx in np.ndindex(q.shape[:-2]):
         for cols in tiles(s, block_size):
             for rows in tiles(t, block_size):
-                scores = q[idx][rows] @ k[idx][cols].T * scale           # (Br, Bc)
+                scores = q[idx][rows] @ k[idx][cols].T * scale           # (Tb, Sb)
                 if mask is not None:
                     allowed = mask[idx][rows, cols]
                     if not allowed.any():
                         continue
                     scores = np.where(allowed, scores, -np.inf)
-                weights = np.exp(scores - lse[idx][rows][:, None])     # (Br, Bc)
-                dv[idx][cols] += weights.T @ dout[idx][rows]           # (Bc, Dv)
-                dweights = dout[idx][rows] @ v[idx][cols].T            # (Br, Bc)
+                weights = np.exp(scores - lse[idx][rows][:, None])     # (Tb, Sb)
+                dv[idx][cols] += weights.T @ dout[idx][rows]           # (Sb, Dv)
+                dweights = dout[idx][rows] @ v[idx][cols].T            # (Tb, Sb)
                 dscores = weights * (dweights - delta[idx][rows][:, None])
                 # q and k meet again in every tile: their gradients add up tile by tile
-                dq[idx][rows] += dscores @ k[idx][cols] * scale        # (Br, Dk)
-                dk[idx][cols] += dscores.T @ q[idx][rows] * scale      # (Bc, Dk)
+                dq[idx][rows] += dscores @ k[idx][cols] * scale        # (Tb, Dk)
+                dk[idx][cols] += dscores.T @ q[idx][rows] * scale      # (Sb, Dk)
     return dq, dk, dv

@@ -10,12 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_eps,
-    check_ndim,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_layer_norm_inputs
 
 
 class LayerNormCache(NamedTuple):
@@ -63,14 +58,7 @@ def layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     >>> bool(np.allclose(out.mean(axis=-1), 0) and np.allclose(out.var(axis=-1), 1, atol=1e-4))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    gamma = as_float_array("gamma", gamma, dtype=np.float64)
-    beta = as_float_array("beta", beta, dtype=np.float64)
-    eps = check_eps(eps)
-    check_ndim("x", x, 1, "(..., D)")
-    d = x.shape[-1]
-    check_same_shape("gamma", gamma, (d,), "(D,)")
-    check_same_shape("beta", beta, (d,), "(D,)")
+    x, gamma, beta, eps = check_layer_norm_inputs(x, gamma, beta, eps, dtype=np.float64)
     mean = x.mean(axis=-1, keepdims=True)                 # (..., 1)
     centered = x - mean                                   # (..., D)
     var = (centered ** 2).mean(axis=-1, keepdims=True)    # (..., 1)
@@ -90,8 +78,7 @@ def layer_norm_backward(dout, cache):
     ``dx = rstd * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))``.
     """
     x_hat, rstd, gamma = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, x_hat.shape, "(..., D)")
+    dout = check_gradient("dout", dout, x_hat.shape, "(..., D)", dtype=np.float64)
     d = x_hat.shape[-1]
     lead_axes = tuple(range(x_hat.ndim - 1))
     # forward was: out = x_hat * gamma + beta, gamma and beta shared by positions

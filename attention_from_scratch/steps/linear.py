@@ -9,11 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_linear_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_linear_inputs
 
 
 class LinearCache(NamedTuple):
@@ -50,10 +46,7 @@ def linear_forward(x, w, b):
     >>> out.shape == (2, 4) and np.array_equal(out[0], [1, 2, 3, 3])
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    w = as_float_array("w", w, dtype=np.float64)
-    b = as_float_array("b", b, dtype=np.float64)
-    check_linear_inputs(x, w, b)
+    x, w, b = check_linear_inputs(x, w, b, dtype=np.float64)
     out = x @ w + b                                  # (..., D_out)
     return out, LinearCache(x, w)
 
@@ -84,8 +77,7 @@ def linear_backward(dout, cache):
     """
     x, w = cache
     d_in, d_out = w.shape
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)")
+    dout = check_gradient("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)", dtype=np.float64)
     dx = dout @ w.T                                  # (..., D_in)
     x_rows = x.reshape(-1, d_in)                     # (N, D_in)
     dout_rows = dout.reshape(-1, d_out)              # (N, D_out)

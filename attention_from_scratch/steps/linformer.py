@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_projection_inputs
+from attention_from_scratch.common.validate import check_projection_inputs
 from attention_from_scratch.steps.attention import (
     AttentionCache,
     attention_backward,
@@ -67,12 +67,7 @@ def linformer_attention_forward(q, k, v, e, f):
     >>> bool(np.allclose(out, attention_forward(q, k, v)[0]))
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    e = as_float_array("e", e, dtype=np.float64)
-    f = as_float_array("f", f, dtype=np.float64)
-    check_projection_inputs(q, k, v, e, f)
+    q, k, v, e, f = check_projection_inputs(q, k, v, e, f, dtype=np.float64)
     k_low = np.empty(k.shape[:-2] + (len(e), k.shape[-1]))     # (..., R, Dk)
     v_low = np.empty(v.shape[:-2] + (len(f), v.shape[-1]))     # (..., R, Dv)
     for idx in np.ndindex(k.shape[:-2]):

@@ -12,11 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_same_shape,
-    check_window_attention_inputs,
-)
+from attention_from_scratch.common.validate import check_gradient, check_window_attention_inputs
 
 
 class LocalAttentionCache(NamedTuple):
@@ -53,11 +49,11 @@ def local_attention_forward(q, k, v, *, window):
 
     See Also
     --------
-    local_attention_backward, attention_from_scratch.masks.sliding_window_mask
+    local_attention_backward, attention_from_scratch.common.masks.sliding_window_mask
 
     Examples
     --------
-    >>> from attention_from_scratch.masks import sliding_window_mask
+    >>> from attention_from_scratch.common.masks import sliding_window_mask
     >>> from attention_from_scratch.steps.attention import attention_forward
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = rng.normal(size=(4, 2)), rng.normal(size=(6, 2)), rng.normal(size=(6, 3))
@@ -66,10 +62,7 @@ def local_attention_forward(q, k, v, *, window):
     >>> bool(np.allclose(out, masked)) and cache.weights.shape == (4, 3)
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    window = check_window_attention_inputs(q, k, v, window)
+    q, k, v, window = check_window_attention_inputs(q, k, v, window, dtype=np.float64)
     t, s = q.shape[-2], k.shape[-2]
     scale = 1.0 / np.sqrt(q.shape[-1])
     out = np.empty(q.shape[:-1] + v.shape[-1:])                 # (..., T, Dv)
@@ -92,8 +85,8 @@ def local_attention_backward(dout, cache):
     lies in up to ``window`` windows, so its gradients add.
     """
     q, k, v, weights, scale = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, q.shape[:-1] + v.shape[-1:], "(..., T, Dv)")
+    dout = check_gradient("dout", dout, q.shape[:-1] + v.shape[-1:], "(..., T, Dv)",
+                          dtype=np.float64)
     t, s, window = q.shape[-2], k.shape[-2], weights.shape[-1]
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     for idx in np.ndindex(q.shape[:-2]):

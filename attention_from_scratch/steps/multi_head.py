@@ -12,31 +12,25 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_int,
+from attention_from_scratch.common.params import ATTENTION_LAYOUTS
+from attention_from_scratch.common.validate import (
+    check_array,
     check_multi_head_inputs,
-    check_ndim,
-    check_params,
     check_same_input,
     check_same_shape,
+    check_split_heads_inputs,
 )
 from attention_from_scratch.steps.attention import attention_backward, attention_forward
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
 
-PARAM_SHAPES = {   # weights are (D_in, D_out): y = x @ w + b
-    "w_q": ("D", "D"), "b_q": ("D",), "w_k": ("D", "D"), "b_k": ("D",),
-    "w_v": ("D", "D"), "b_v": ("D",), "w_o": ("D", "D"), "b_o": ("D",),
-}
 
-
-def split_heads(x, n_heads):
+def split_heads(x, *, n_heads):
     """Cut the last axis into heads: ``(..., T, D) -> (..., H, T, Dh)``.
 
     Parameters
     ----------
     x : (..., T, D) array_like
-    n_heads : int
+    n_heads : int, keyword-only
         ``H``; must divide ``D``.
 
     Returns
@@ -52,16 +46,11 @@ def split_heads(x, n_heads):
     Examples
     --------
     >>> x = np.arange(12.0).reshape(2, 6)          # T = 2, D = 6
-    >>> split_heads(x, 3)[1].tolist()              # head 1: columns 2, 3
+    >>> split_heads(x, n_heads=3)[1].tolist()              # head 1: columns 2, 3
     [[2.0, 3.0], [8.0, 9.0]]
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
-    n_heads = check_int("n_heads", n_heads)
-    d_model = x.shape[-1]
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d_model}")
-    d_head = d_model // n_heads
+    x, n_heads = check_split_heads_inputs(x, n_heads, dtype=np.float64)
+    d_head = x.shape[-1] // n_heads
     heads = [x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)]   # H x (..., T, Dh)
     return np.stack(heads, axis=-3)                                        # (..., H, T, Dh)
 
@@ -82,8 +71,7 @@ def merge_heads(heads):
     --------
     split_heads : the inverse, and so the backward.
     """
-    heads = as_float_array("heads", heads, dtype=np.float64)
-    check_ndim("heads", heads, 3, "(..., H, T, Dh)")
+    heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=np.float64)
     return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-1)
 
 
@@ -104,7 +92,8 @@ def rows_fed_by(split, x, position, n_heads):
     x = np.array(x, dtype=np.float64)
     bumped = x.copy()
     bumped[..., position, :] += 1.0
-    changed = np.any(split(bumped, n_heads) != split(x, n_heads), axis=-1)   # (..., H, T)
+    changed = np.any(split(bumped, n_heads=n_heads) != split(x, n_heads=n_heads),
+                     axis=-1)                                                 # (..., H, T)
     changed = changed.reshape(-1, *changed.shape[-2:]).any(axis=0)           # (H, T)
     return [(int(h), int(t)) for h, t in np.argwhere(changed)]
 
@@ -116,7 +105,7 @@ class HeadsCache(NamedTuple):
 
 def split_heads_forward(x, *, n_heads):
     """``split_heads`` as a pair: ``(heads, HeadsCache)``."""
-    heads = split_heads(x, n_heads)
+    heads = split_heads(x, n_heads=n_heads)
     return heads, HeadsCache(heads.shape, n_heads)
 
 
@@ -135,22 +124,7 @@ def merge_heads_forward(heads):
 def merge_heads_backward(dout, cache):
     """``dheads = split_heads(dout, H)``."""
     check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
-    return split_heads(dout, cache.n_heads)
-
-
-def init_multi_head_params(d_model, *, rng):
-    """Random ``params``: weights ``N(0, 1/D)``, biases zero.
-
-    Unit-variance inputs give unit-variance projections. The shapes do not
-    depend on the number of heads: ``H`` only decides how the columns are
-    split.
-    """
-    d_model = check_int("d_model", d_model)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    std = 1.0 / np.sqrt(d_model)
-    return {key: rng.normal(scale=std, size=(d_model,) * 2) if key[0] == "w"
-            else np.zeros(d_model) for key in PARAM_SHAPES}
+    return split_heads(dout, n_heads=cache.n_heads)
 
 
 class MultiHeadAttentionCache(NamedTuple):
@@ -184,7 +158,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
         ``True`` = may attend. ``(T, S)`` or ``(..., T, S)`` (shared by
         the heads), or ``(..., H, T, S)`` (per head, size 1 where shared).
         With leading axes a per-head mask needs them: pass ``(H, T, S)``
-        as ``(1, H, T, S)`` for a batch ``(B, T, D)``.
+        as ``(1, H, T, S)`` for a batch ``(B, T, D)``. When ``B = H`` a
+        ``(B, T, S)`` mask could mean either and is refused
+        (``ValueError``): pass ``(B, 1, T, S)`` or ``(1, H, T, S)``.
 
     Returns
     -------
@@ -204,6 +180,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_multi_head_params
     >>> params = init_multi_head_params(6, rng=rng)
     >>> x_q, x_kv = rng.normal(size=(2, 3, 6)), rng.normal(size=(2, 4, 6))
     >>> out, cache = multi_head_attention_forward(x_q, x_kv, params,
@@ -211,17 +188,14 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None):
     >>> out.shape, cache.weights.shape
     ((2, 3, 6), (2, 3, 3, 4))
     """
-    x_q = as_float_array("x_q", x_q, dtype=np.float64)
-    x_kv = as_float_array("x_kv", x_kv, dtype=np.float64)
-    mask, _ = check_multi_head_inputs(x_q, x_kv, n_heads, mask)   # (..., H or 1, T, S)
-    p = check_params("params", params, PARAM_SHAPES, sizes={"D": x_q.shape[-1]},
-                     dtype=np.float64)
+    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
+                                                 layouts=ATTENTION_LAYOUTS, dtype=np.float64)
     q, q_cache = linear_forward(x_q, p["w_q"], p["b_q"])     # (..., T, D)
     k, k_cache = linear_forward(x_kv, p["w_k"], p["b_k"])    # (..., S, D)
     v, v_cache = linear_forward(x_kv, p["w_v"], p["b_v"])    # (..., S, D)
-    q = split_heads(q, n_heads)                              # (..., H, T, Dh)
-    k = split_heads(k, n_heads)                              # (..., H, S, Dh)
-    v = split_heads(v, n_heads)                              # (..., H, S, Dh)
+    q = split_heads(q, n_heads=n_heads)                      # (..., H, T, Dh)
+    k = split_heads(k, n_heads=n_heads)                      # (..., H, S, Dh)
+    v = split_heads(v, n_heads=n_heads)                      # (..., H, S, Dh)
     if mask is not None:                                     # one mask per head
         mask = np.broadcast_to(mask, (*mask.shape[:-3], n_heads, *mask.shape[-2:]))
     heads, head_caches = [], []
@@ -257,7 +231,7 @@ def multi_head_attention_backward(dout, cache):
         The keys and shapes of ``params``.
     """
     dconcat, dw_o, db_o = linear_backward(dout, cache.out)   # (..., T, D)
-    dheads = split_heads(dconcat, cache.n_heads)             # merge's backward: (..., H, T, Dh)
+    dheads = split_heads(dconcat, n_heads=cache.n_heads)   # merge's backward: (..., H, T, Dh)
     dq, dk, dv = [], [], []
     for h, head_cache in enumerate(cache.heads):
         dq_h, dk_h, dv_h = attention_backward(dheads[..., h, :, :], head_cache)

@@ -19,11 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_features_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_features_inputs, check_gradient
 
 
 class PerformerCache(NamedTuple):
@@ -68,7 +64,7 @@ def performer_attention_forward(q, k, v, *, features):
     v : (..., S, Dv) array_like
     features : (M, Dk) array_like, keyword-only
         Random directions ``W``, from
-        ``attention_from_scratch.approximation.random_features``. Drawn
+        ``attention_from_scratch.measure.approximation.random_features``. Drawn
         once and held fixed: not differentiated.
 
     Returns
@@ -82,7 +78,7 @@ def performer_attention_forward(q, k, v, *, features):
 
     Examples
     --------
-    >>> from attention_from_scratch.approximation import random_features
+    >>> from attention_from_scratch.measure.approximation import random_features
     >>> from attention_from_scratch.steps.attention import attention_forward
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = (0.5 * rng.normal(size=(n, 2)) for n in (3, 5, 5))
@@ -91,11 +87,7 @@ def performer_attention_forward(q, k, v, *, features):
     >>> bool(np.allclose(out, attention_forward(q, k, v)[0], atol=0.02))
     True
     """
-    q = as_float_array("q", q, dtype=np.float64)
-    k = as_float_array("k", k, dtype=np.float64)
-    v = as_float_array("v", v, dtype=np.float64)
-    features = as_float_array("features", features, dtype=np.float64)
-    check_features_inputs(q, k, v, features)
+    q, k, v, features = check_features_inputs(q, k, v, features, dtype=np.float64)
     scale = q.shape[-1] ** -0.25                 # q . k / sqrt(Dk) = (q scale) . (k scale)
     q_scaled, k_scaled = q * scale, k * scale
     m = len(features)
@@ -123,8 +115,7 @@ def performer_attention_backward(dout, cache):
     ``den = phi(q) k_sum``; read bottom-up.
     """
     q_scaled, k_scaled, v, features, q_feat, k_feat, kv, k_sum, out, den = cache
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, out.shape, "(..., T, Dv)")
+    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=np.float64)
     scale = q_scaled.shape[-1] ** -0.25
     dq, dk, dv = np.empty_like(q_scaled), np.empty_like(k_scaled), np.empty_like(v)
     for idx in np.ndindex(q_scaled.shape[:-2]):

@@ -14,11 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_ndim,
+from attention_from_scratch.common.validate import (
+    check_array,
+    check_gradient,
     check_positional_arguments,
-    check_same_shape,
 )
 
 
@@ -102,8 +101,7 @@ def positional_encoding_forward(x, *, offset=0, base=10000.0):
     >>> bool(np.array_equal(out[1], sinusoidal_encoding(3, 4)))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
+    x = check_array("x", x, 2, "(..., T, D)", dtype=np.float64)
     *_, t, d = x.shape
     out = x + sinusoidal_encoding(t, d, offset=offset, base=base)   # (..., T, D)
     return out, PositionalEncodingCache(x.shape)
@@ -114,6 +112,5 @@ def positional_encoding_backward(dout, cache):
 
     The encodings are constants, so ``d(x + PE)/dx`` is the identity.
     """
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, cache.shape, "(..., T, D)")
+    dout = check_gradient("dout", dout, cache.shape, "(..., T, D)", dtype=np.float64)
     return dout.copy()

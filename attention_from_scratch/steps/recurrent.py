@@ -12,11 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_recurrent_inputs,
-    check_same_shape,
-)
+from attention_from_scratch.common.validate import check_gradient, check_recurrent_inputs
 
 
 class RecurrentCache(NamedTuple):
@@ -58,11 +54,7 @@ def recurrent_forward(x, w_x, w_h, b):
     >>> bool(np.array_equal(h[:2], h_first_two))   # the future never changes the past
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    w_x = as_float_array("w_x", w_x, dtype=np.float64)
-    w_h = as_float_array("w_h", w_h, dtype=np.float64)
-    b = as_float_array("b", b, dtype=np.float64)
-    check_recurrent_inputs(x, w_x, w_h, b)
+    x, w_x, w_h, b = check_recurrent_inputs(x, w_x, w_h, b, dtype=np.float64)
     t_len, d_h = x.shape[-2], w_x.shape[1]
     h = np.empty(x.shape[:-1] + (d_h,))                      # (..., T, Dh)
     for idx in np.ndindex(x.shape[:-2]):
@@ -81,8 +73,7 @@ def recurrent_backward(dh, cache):
     step through ``W_h``, so the two add.
     """
     x, w_x, w_h, h = cache
-    dh = as_float_array("dh", dh, dtype=np.float64)
-    check_same_shape("dh", dh, h.shape, "(..., T, Dh)")
+    dh = check_gradient("dh", dh, h.shape, "(..., T, Dh)", dtype=np.float64)
     dx = np.empty_like(x)
     dw_x, dw_h, db = np.zeros_like(w_x), np.zeros_like(w_h), np.zeros(w_x.shape[1])
     for idx in np.ndindex(x.shape[:-2]):

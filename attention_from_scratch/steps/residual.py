@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_same_shape
-from attention_from_scratch.block_params import check_norm
+from attention_from_scratch.common.params import check_norm
+from attention_from_scratch.common.validate import as_float_array, check_same_shape
 from attention_from_scratch.steps.layer_norm import (
     LayerNormCache,
     layer_norm_backward,

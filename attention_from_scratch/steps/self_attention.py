@@ -11,53 +11,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import as_float_array, check_ndim, check_params
+from attention_from_scratch.common.params import SELF_ATTENTION_LAYOUTS
+from attention_from_scratch.common.validate import check_input_and_params
 from attention_from_scratch.steps.attention import (
     AttentionCache,
     attention_backward,
     attention_forward,
 )
 from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
-
-PARAM_SHAPES = {   # weights are (D_in, D_out): y = x @ w + b
-    "w_q": ("D", "Dk"), "b_q": ("Dk",),
-    "w_k": ("D", "Dk"), "b_k": ("Dk",),
-    "w_v": ("D", "Dv"), "b_v": ("Dv",),
-}
-
-
-def init_self_attention_params(d_model, d_k, d_v, *, rng):
-    """Random projections for ``self_attention_forward``.
-
-    Parameters
-    ----------
-    d_model, d_k, d_v : int
-        ``D``, ``Dk`` and ``Dv``.
-    rng : numpy.random.Generator, keyword-only
-
-    Returns
-    -------
-    params : dict of str -> ndarray, float64
-        Weights drawn from ``N(0, 1 / D)``, so a unit-variance ``x``
-        gives unit-variance queries, keys and values; biases zero.
-
-    Examples
-    --------
-    >>> params = init_self_attention_params(8, 4, 3, rng=np.random.default_rng(0))
-    >>> params["w_q"].shape, params["b_v"].shape
-    ((8, 4), (3,))
-    """
-    for name, value in (("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    std = 1.0 / np.sqrt(d_model)
-    return {
-        "w_q": rng.normal(scale=std, size=(d_model, d_k)), "b_q": np.zeros(d_k),
-        "w_k": rng.normal(scale=std, size=(d_model, d_k)), "b_k": np.zeros(d_k),
-        "w_v": rng.normal(scale=std, size=(d_model, d_v)), "b_v": np.zeros(d_v),
-    }
 
 
 class SelfAttentionCache(NamedTuple):
@@ -105,15 +66,14 @@ def self_attention_forward(x, params, *, mask=None):
     Examples
     --------
     >>> rng = np.random.default_rng(0)
+    >>> from attention_from_scratch.common.params import init_self_attention_params
     >>> params = init_self_attention_params(5, 2, 3, rng=rng)
     >>> out, cache = self_attention_forward(rng.normal(size=(4, 5)), params)
     >>> out.shape == (4, 3) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    check_ndim("x", x, 2, "(..., T, D)")
-    params = check_params("params", params, PARAM_SHAPES, sizes={"D": x.shape[-1]},
-                          dtype=np.float64)
+    x, params = check_input_and_params(x, params, SELF_ATTENTION_LAYOUTS, min_ndim=2,
+                                       layout="(..., T, D)", dtype=np.float64)
     q, q_cache = linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
     k, k_cache = linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
     v, v_cache = linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)

@@ -8,12 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_axis,
-    check_same_shape,
-    check_softmax_input,
-)
+from attention_from_scratch.common.validate import check_gradient, check_softmax_inputs
 
 
 class SoftmaxCache(NamedTuple):
@@ -54,9 +49,7 @@ def softmax_forward(x, *, axis=-1):
     >>> bool(np.allclose(y.sum(axis=-1), 1.0) and np.isfinite(y).all())
     True
     """
-    x = as_float_array("x", x, dtype=np.float64)
-    axis = check_axis("axis", axis, x.ndim)
-    check_softmax_input(x)
+    x, axis = check_softmax_inputs(x, axis, dtype=np.float64)
     row_max = x.max(axis=axis, keepdims=True)      # x's shape, 1 along axis
     row_max[np.isneginf(row_max)] = 0.0   # an all -inf row: exp gives zeros
     e = np.exp(x - row_max)
@@ -101,8 +94,7 @@ def softmax_backward(dy, cache):
     :math:`y \\odot (dy - \\langle dy, y \\rangle)` used by ``core``.
     """
     y, axis = cache
-    dy = as_float_array("dy", dy, dtype=np.float64)
-    check_same_shape("dy", dy, y.shape, "(...) like the forward's output")
+    dy = check_gradient("dy", dy, y.shape, "(...) like the forward's output", dtype=np.float64)
     y_rows = np.moveaxis(y, axis, -1)                # (..., N)
     dy_rows = np.moveaxis(dy, axis, -1)              # (..., N)
     dx_rows = np.empty_like(y_rows)

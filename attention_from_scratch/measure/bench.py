@@ -6,7 +6,7 @@ version and next to the machine's own matrix-multiply throughput (a large
 square ``np.matmul``), all measured in the same run.
 
 FLOPs are counted explicitly, 2 per multiply-add, for the matrix products
-only (:func:`attention_flops`); the softmax, the mask, the bias additions
+only (``measure.flops.multi_head_matmul_flops``); the softmax, the mask, the bias additions
 and the copies are real work but are not counted. The causal mask does not
 change the count: the masked scores are computed and then discarded.
 
@@ -38,49 +38,15 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch import core, steps
-from attention_from_scratch.masks import causal_mask
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import init_multi_head_params
+from attention_from_scratch.measure.flops import head_product_flops, multi_head_matmul_flops
 
 SIZES = ((8, 128, 256, 8), (4, 512, 512, 8))     # (B, T, D, H)
 STEPS_SIZES = ((8, 128, 256, 8),)                # steps builds one softmax Jacobian per row
 DTYPES = (np.float32, np.float64)
 TARGET = ((4, 512, 512, 8), "float32", 0.65)     # core forward+backward, fraction of matmul
 DISAGREE = 0.15   # matmul rates of two sizes further apart than this: other work ran
-
-
-def attention_flops(b, t, d, n_heads, *, s=None):
-    """Matmul FLOPs of multi-head attention: ``(forward, backward)``.
-
-    Forward: the projections ``x_q @ W_Q`` and ``concat @ W_O``
-    (``2 B T D^2`` each), ``x_kv @ W_K`` and ``x_kv @ W_V`` (``2 B S D^2``
-    each); in each of the ``H`` heads the scores ``q k^T`` and the weighted
-    sum ``weights @ v``, ``2 B T S Dh`` each. ``H Dh = D``, so the heads
-    together cost ``4 B T S D`` whatever ``H``. Backward: every product
-    ``a @ b`` has two gradient products, ``dout @ b^T`` and ``a^T @ dout``,
-    of the same size: twice the forward.
-
-    Examples
-    --------
-    >>> attention_flops(1, 2, 4, 2, s=3)       # B, T, D, H; S = 3
-    (416, 832)
-    """
-    s = t if s is None else s
-    if d % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide D = {d}")
-    d_head = d // n_heads
-    projections = 2 * (2 * b * t * d * d) + 2 * (2 * b * s * d * d)   # Q and O; K and V
-    heads = n_heads * 2 * (2 * b * t * s * d_head)                    # scores, weighted sum
-    forward = projections + heads
-    return forward, 2 * forward
-
-
-def head_product_flops(b, t, d, *, s=None):
-    """FLOPs of the six per-head products of a forward and backward.
-
-    Scores and weighted sum, ``2 B T S D`` each over all heads, and their
-    four gradient products: ``12 B T S D``.
-    """
-    s = t if s is None else s
-    return 6 * 2 * b * t * s * d
 
 
 def _heads(y, part):
@@ -211,9 +177,9 @@ def _jobs(size, dtype, steps_sizes, rng, *, repeats, steps_repeats, square):
     b, t, d, n_heads = size
     x = rng.standard_normal((b, t, d)).astype(dtype)
     params = {key: value.astype(dtype) for key, value in
-              core.multi_head.init_multi_head_params(d, rng=rng).items()}
+              init_multi_head_params(d, rng=rng).items()}
     dout = rng.standard_normal((b, t, d)).astype(dtype)
-    forward, backward = attention_flops(b, t, d, n_heads)
+    forward, backward = multi_head_matmul_flops(b, t, d, n_heads)
     both = (forward, forward + backward)
     jobs = [_Job("np.matmul", "none", np.matmul, None, tuple(square), {},
                  (None, 2 * square.shape[-1] ** 3), repeats)]

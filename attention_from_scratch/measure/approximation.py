@@ -16,9 +16,9 @@
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, linformer, local_attention, performer
-from attention_from_scratch.masks import causal_mask
 
 
 def random_features(m, d_k, *, rng, orthogonal=True):

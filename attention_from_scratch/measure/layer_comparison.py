@@ -8,7 +8,7 @@ random weights, mapping ``(T, D)`` to ``(T, D)``. The path length is
 when the backward pass sends a non-zero gradient from ``i`` to ``j``
 (:func:`reach`). The sequential operations are measured as the rounds of
 all-positions-at-once computation the outputs need
-(:func:`sequential_rounds`). The work is counted (:func:`layer_flops`).
+(:func:`sequential_rounds`). The work is counted (``measure.flops.layer_flops``).
 
 All layers are causal (output ``i`` may only use inputs ``<= i``), so the
 question "how many layers until the last output hears the first input?"
@@ -19,12 +19,10 @@ import math
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, convolution, local_attention, recurrent
-from attention_from_scratch.masks import causal_mask
-
-LAYER_KINDS = ("self-attention", "recurrent", "convolution", "dilated convolution",
-               "restricted self-attention")
+from attention_from_scratch.measure.flops import LAYER_KINDS
 
 
 def _recurrent_weights(d, rng):
@@ -244,30 +242,6 @@ def sequential_rounds(kind, t, *, width=3, d=4, seed=0):
             raise RuntimeError(f"{kind}: outputs still unknown after {t} rounds")
         outputs, rounds = one_round(outputs), rounds + 1
     return rounds, outputs
-
-
-def layer_flops(kind, t, d, *, width=3):
-    """Matmul FLOPs of one layer as implemented in ``core`` (Table 1's first column).
-
-    ``self-attention``: ``4 T^2 D``; ``recurrent``: ``4 T D^2`` (``x W_x``
-    and ``h W_h``); convolutions: ``2 K T D^2``; ``restricted
-    self-attention``: ``4 T r D`` for the exact window (the blocked
-    ``core`` version computes twice that, the price of using matmuls).
-
-    Examples
-    --------
-    >>> layer_flops("self-attention", 8, 2) == 4 * 8**2 * 2
-    True
-    """
-    t, d, width = (check_int(n, v) for n, v in (("t", t), ("d", d),
-                                                          ("width", width)))
-    counts = {"self-attention": 4 * t * t * d, "recurrent": 4 * t * d * d,
-              "convolution": 2 * width * t * d * d,
-              "dilated convolution": 2 * width * t * d * d,
-              "restricted self-attention": 4 * t * width * d}
-    if kind not in counts:
-        raise ValueError(f"kind must be one of {LAYER_KINDS}, got {kind!r}")
-    return counts[kind]
 
 
 def predicted_layers_to_connect(kind, t, *, width=3):

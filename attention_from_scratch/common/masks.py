@@ -17,7 +17,7 @@ Examples
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.validate import check_int
 
 
 def _query_positions(t, s):
@@ -160,3 +160,41 @@ def sliding_window_mask(t, window, s=None):
     query_positions = _query_positions(t, s)                          # (T, 1)
     keys = np.arange(s)[None, :]                                      # (1, S)
     return causal_mask(t, s) & (keys > query_positions - window)      # (T, S)
+
+
+def decoder_self_mask(t, self_mask=None):
+    """The causal ``(T, T)`` mask, AND the caller's mask if one is given.
+
+    A decoder must never see the future, so the block applies the causal
+    mask itself; ``self_mask`` can only take more away (padding).
+
+    Examples
+    --------
+    >>> decoder_self_mask(2, np.array([True, False])).tolist()
+    [[True, False], [True, False]]
+    """
+    causal = causal_mask(t)                                        # (T, T)
+    return causal if self_mask is None else causal & np.asarray(self_mask)
+
+
+def add_head_axis(mask, ndim):
+    """A block's ``(..., T, S)`` mask is one per sequence: make it ``(..., 1, T, S)``.
+
+    Multi-head attention refuses a ``(B, T, S)`` mask when ``B = H``
+    (one per sequence or one per head?); the blocks take their masks per
+    sequence (padding), so they say so with a head axis of size 1.
+    ``ndim`` is the number of axes of the block's input ``(..., T, D)``;
+    a ``(T, S)`` mask, or one that already has the head axis, is
+    returned as it is.
+
+    Examples
+    --------
+    >>> add_head_axis(padding_mask([1, 2], 2), 3).shape      # (B, 1, S) for (B, T, D)
+    (2, 1, 1, 2)
+    >>> add_head_axis(causal_mask(3), 3).shape
+    (3, 3)
+    """
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    return mask[..., None, :, :] if 2 < mask.ndim == ndim else mask

@@ -20,18 +20,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch._validate import (
-    as_float_array,
-    check_int,
-    check_ndim,
-    check_params,
-)
-from attention_from_scratch.block_params import (
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
     ATTENTION_LAYOUTS,
     ENCODER_LAYOUTS,
     NORM_LAYOUTS,
     check_norm,
     sub_params,
+)
+from attention_from_scratch.common.validate import (
+    as_float_array,
+    check_int,
+    check_ndim,
+    check_params,
 )
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.core.encoder import encoder_block_forward
@@ -40,7 +41,6 @@ from attention_from_scratch.core.layer_norm import layer_norm_forward
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
 from attention_from_scratch.core.positional_encoding import positional_encoding_forward
 from attention_from_scratch.core.residual import residual_forward
-from attention_from_scratch.masks import causal_mask
 
 
 class LayerKV(NamedTuple):
@@ -162,8 +162,9 @@ def cached_attention(x_new, params, layer_kv=None, *, n_heads):
     --------
     Two calls give the rows of one causal pass:
 
+    >>> from attention_from_scratch.common.params import init_multi_head_params
     >>> from attention_from_scratch.core.multi_head import (
-    ...     init_multi_head_params, self_multi_head_attention_forward)
+    ...     self_multi_head_attention_forward)
     >>> rng = np.random.default_rng(0)
     >>> params, x = init_multi_head_params(4, rng=rng), rng.normal(size=(5, 4))
     >>> first, kv = cached_attention(x[:3], params, n_heads=2)
@@ -179,9 +180,9 @@ def cached_attention(x_new, params, layer_kv=None, *, n_heads):
     check_ndim("x_new", x_new, 2, "(..., T_new, D)")
     params = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_new.shape[-1]},
                           dtype=x_new.dtype)
-    q = split_heads(x_new @ params["w_q"] + params["b_q"], n_heads)      # (..., H, T_new, Dh)
-    k = split_heads(x_new @ params["w_k"] + params["b_k"], n_heads)      # (..., H, T_new, Dh)
-    v = split_heads(x_new @ params["w_v"] + params["b_v"], n_heads)      # (..., H, T_new, Dh)
+    q = split_heads(x_new @ params["w_q"] + params["b_q"], n_heads=n_heads)   # (..., H, T_new, Dh)
+    k = split_heads(x_new @ params["w_k"] + params["b_k"], n_heads=n_heads)   # (..., H, T_new, Dh)
+    v = split_heads(x_new @ params["w_v"] + params["b_v"], n_heads=n_heads)   # (..., H, T_new, Dh)
     if layer_kv is not None:
         _check_layer_kv("layer_kv", layer_kv, x_new.shape, n_heads)
         k = np.concatenate([layer_kv.k, k], axis=-2)                     # (..., H, S, Dh)
@@ -297,41 +298,3 @@ def generate(prompt, embeddings, layers, n_new, *, n_heads, use_cache=True, norm
         tokens = np.concatenate([tokens, next_token[:, None]], axis=-1)
         x_new = embeddings[next_token][:, None]                   # (B, 1, D)
     return tokens
-
-
-def multiply_adds_per_token(n, *, d_model, d_ff, n_layers, cached):
-    """Multiply-adds of the matrix products that produce the output at position ``n``.
-
-    Parameters
-    ----------
-    n : int
-        1-based position of the token being produced: it attends to ``n``
-        positions.
-    d_model, d_ff, n_layers : int, keyword-only
-    cached : bool, keyword-only
-        With a KV cache only the new position is computed; without, the
-        whole causal pass over ``n`` positions is run again.
-
-    Returns
-    -------
-    count : int
-
-    Notes
-    -----
-    Per layer and per position: four ``(D, D)`` projections, ``4 D^2``,
-    and the feed-forward network, ``2 D F``. Attention of one query over
-    ``n`` keys: ``n D`` for the scores and ``n D`` for the weighted sum,
-    summed over the heads. Without the cache all ``n x n`` scores are
-    computed, masked ones included (that is what a full pass does).
-    Layer norms, biases and the softmax are ``O(D)`` per position and
-    left out.
-
-    Examples
-    --------
-    >>> multiply_adds_per_token(3, d_model=2, d_ff=4, n_layers=1, cached=True)
-    44
-    """
-    per_position = 4 * d_model ** 2 + 2 * d_model * d_ff
-    if cached:
-        return n_layers * (per_position + 2 * n * d_model)
-    return n_layers * (n * per_position + 2 * n * n * d_model)

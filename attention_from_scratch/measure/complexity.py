@@ -1,7 +1,7 @@
 """Count, then measure: what attention costs (Chapter 6).
 
-Analytic counts of floating-point operations (FLOPs) and memory for one
-self-attention layer, and three small measuring tools: the best CPU time
+Three small measuring tools (the counts they are compared with are in
+``measure.flops``): the best CPU time
 of a call, the peak memory a call allocates (with the standard library's
 ``tracemalloc``, which NumPy reports its array buffers to), and the slope
 of a straight-line fit in log-log axes, which reads an exponent off a set
@@ -18,74 +18,8 @@ import tracemalloc
 
 import numpy as np
 
-from attention_from_scratch._validate import check_int
+from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, flash_attention, linear
-
-
-def attention_flops(t, s, d_k, d_v):
-    """Matmul FLOPs of bare attention ``softmax(q k^T / sqrt(Dk)) v``.
-
-    Parameters
-    ----------
-    t, s, d_k, d_v : int
-        Queries ``T``, keys ``S`` and the widths ``Dk``, ``Dv``.
-
-    Returns
-    -------
-    flops : int
-        ``2 T S Dk`` for the scores plus ``2 T S Dv`` for the weighted sum.
-
-    Examples
-    --------
-    >>> attention_flops(6, 4, 2, 5) == 2 * attention_flops(3, 4, 2, 5)   # linear in T
-    True
-    """
-    t, s, d_k, d_v = (check_int(name, value) for name, value in
-                      (("t", t), ("s", s), ("d_k", d_k), ("d_v", d_v)))
-    return 2 * t * s * d_k + 2 * t * s * d_v
-
-
-def self_attention_flops(t, d):
-    """Matmul FLOPs of one self-attention layer, split into its parts.
-
-    Parameters
-    ----------
-    t : int
-        Sequence length ``T``.
-    d : int
-        Model width ``D``; all heads together (``H`` heads of width
-        ``D / H`` cost the same as one head of width ``D``, Chapter 4).
-
-    Returns
-    -------
-    flops : dict of int
-        ``"projections"``: queries, keys, values and output, ``4 * 2 T D^2``;
-        ``"attention"``: scores and weighted sum, ``2 * 2 T^2 D``.
-
-    Examples
-    --------
-    >>> f = self_attention_flops(1024, 64)
-    >>> f["attention"] > f["projections"]     # T > 2 D: attention dominates
-    True
-    """
-    t, d = check_int("t", t), check_int("d", d)
-    return {"projections": 8 * t * d * d, "attention": attention_flops(t, t, d, d)}
-
-
-def attention_weights_bytes(t, s, *, n_heads=1, itemsize=4):
-    """Bytes of the ``(H, T, S)`` attention weights a standard layer stores.
-
-    Examples
-    --------
-    >>> one_head = attention_weights_bytes(1024, 1024)
-    >>> attention_weights_bytes(2048, 2048) == 4 * one_head        # quadratic in T
-    True
-    >>> attention_weights_bytes(1024, 1024, n_heads=8) == 8 * one_head
-    True
-    """
-    t, s = check_int("t", t), check_int("s", s)
-    n_heads = check_int("n_heads", n_heads)
-    return n_heads * t * s * check_int("itemsize", itemsize)
 
 
 def best_times(fns, *, repeat=5, min_seconds=0.01):

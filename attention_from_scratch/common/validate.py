@@ -1,0 +1,417 @@
+"""Input checks shared by ``steps`` and ``core``: one call per public pair.
+
+A public forward checks and converts all its inputs in one call at its
+top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)``, and a
+backward its upstream gradient in one, ``dout = check_gradient(...)``.
+A wrong shape fails with a message naming the argument, the shape
+expected and the shape given, instead of broadcasting into a wrong
+answer.
+
+``dtype``: ``steps`` passes ``np.float64``; ``core`` passes ``None``,
+which keeps the first array's float32 or float64 and converts the other
+arrays to it.
+"""
+
+import numpy as np
+
+
+def as_float_array(name, x, *, dtype=None):
+    """Return ``x`` as a floating-point array, or raise ``TypeError``.
+
+    Integers are converted exactly (to float64); booleans, complex numbers,
+    strings and objects are refused. ``dtype`` forces the result's dtype;
+    otherwise float32 and float64 are kept as they are.
+    """
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(
+            f"{name} must be a real numeric array, got dtype {arr.dtype}"
+        )
+    if dtype is not None:
+        return arr.astype(dtype, copy=False)
+    if kind in "iu" or arr.dtype not in (np.float32, np.float64):
+        # float16 and integers compute in float64: no silent truncation.
+        return arr.astype(np.float64)
+    return arr
+
+
+def _as_float_arrays(named, dtype):
+    """Convert ``[(name, x), ...]``: the first to ``dtype`` (or float32 or
+    float64 as given), the others to the first one's dtype."""
+    (first_name, first), *rest = named
+    first = as_float_array(first_name, first, dtype=dtype)
+    return [first] + [as_float_array(name, x, dtype=first.dtype) for name, x in rest]
+
+
+def check_ndim(name, x, min_ndim, layout):
+    """Raise ``ValueError`` unless ``x`` has at least ``min_ndim`` axes."""
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have shape {layout}, got shape {x.shape}"
+        )
+
+
+def check_array(name, x, min_ndim, layout, *, dtype):
+    """``x`` converted, with at least ``min_ndim`` axes (``layout`` in messages)."""
+    x = as_float_array(name, x, dtype=dtype)
+    check_ndim(name, x, min_ndim, layout)
+    return x
+
+
+def check_same_shape(name, x, expected_shape, layout):
+    """Raise ``ValueError`` unless ``x.shape == expected_shape``."""
+    if x.shape != tuple(expected_shape):
+        raise ValueError(
+            f"{name} must have shape {layout} = {tuple(expected_shape)}, "
+            f"got shape {x.shape}"
+        )
+
+
+def check_gradient(name, d, expected_shape, layout, *, dtype):
+    """An upstream gradient converted to ``dtype``, of the forward output's shape."""
+    d = as_float_array(name, d, dtype=dtype)
+    check_same_shape(name, d, expected_shape, layout)
+    return d
+
+
+def check_int(name, value, *, minimum=1):
+    """Return ``value`` as an int ``>= minimum`` (a count, a size, a window).
+
+    A float, even a whole one, is a ``TypeError``: ``T = 2.0`` is more
+    likely a bug upstream than a length.
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(name, value):
+    """Return ``value`` as a positive float, or raise ``ValueError``."""
+    if not np.isscalar(value) or not np.isreal(value) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_mask(mask, scores_shape, layout, *, given=None):
+    """A boolean mask that broadcasts to ``scores_shape``, or an error.
+
+    The one broadcast rule for every mask; ``given`` is the shape the
+    caller passed, when the mask was reshaped before this check.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(
+            f"mask must be a boolean array (True = may attend), got dtype {mask.dtype}"
+        )
+    try:
+        fits = np.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"mask must broadcast to the scores' shape {layout} = {scores_shape}, "
+            f"got shape {mask.shape if given is None else given}"
+        )
+    return mask
+
+
+def check_sequence_pair(name, x, other_name, other, *, width, dtype):
+    """``x (..., T, W)`` and ``other (..., S, W)``, converted.
+
+    The two sequences may differ in length only: same leading axes, same
+    width ``W`` (named ``width`` in the messages), nothing broadcast.
+    """
+    x, other = _as_float_arrays([(name, x), (other_name, other)], dtype)
+    check_ndim(name, x, 2, f"(..., T, {width})")
+    check_ndim(other_name, other, 2, f"(..., S, {width})")
+    lead, w = x.shape[:-2], x.shape[-1]
+    if other.shape[:-2] != lead or other.shape[-1] != w:
+        raise ValueError(
+            f"{other_name} must have shape (..., S, {width}) = {lead + ('S', w)} to "
+            f"match {name} of shape {x.shape}, got shape {other.shape}"
+        )
+    return x, other
+
+
+def check_softmax_inputs(x, axis, *, dtype):
+    """``x`` converted, free of NaN and ``+inf`` (``-inf`` is a masked
+    entry), and ``axis`` as a non-negative int."""
+    x = as_float_array("x", x, dtype=dtype)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis={axis} is out of range for an array with {x.ndim} axes")
+    if np.isnan(x).any() or np.isposinf(x).any():
+        raise ValueError("x contains NaN or +inf; only -inf (masked) is allowed")
+    return x, int(axis) % x.ndim
+
+
+def check_linear_inputs(x, w, b, *, dtype):
+    """``x (..., D_in)``, ``w (D_in, D_out)``, ``b (D_out,)``, converted."""
+    x, w, b = _as_float_arrays([("x", x), ("w", w), ("b", b)], dtype)
+    check_ndim("x", x, 1, "(..., D_in)")
+    if w.ndim != 2:
+        raise ValueError(f"w must have shape (D_in, D_out), got shape {w.shape}")
+    d_in, d_out = w.shape
+    if x.shape[-1] != d_in:
+        raise ValueError(
+            f"x must have shape (..., D_in) with D_in = {d_in} (rows of w), "
+            f"got shape {x.shape}"
+        )
+    check_same_shape("b", b, (d_out,), "(D_out,)")
+    return x, w, b
+
+
+def check_weights_value(weights, v, *, dtype):
+    """``weights (..., T, S)`` and ``v (..., S, Dv)``, converted."""
+    weights, v = _as_float_arrays([("weights", weights), ("v", v)], dtype)
+    check_ndim("weights", weights, 2, "(..., T, S)")
+    lead_s = weights.shape[:-2] + weights.shape[-1:]
+    check_ndim("v", v, 2, "(..., S, Dv)")
+    if v.shape[:-1] != lead_s:
+        raise ValueError(
+            f"v must have shape (..., S, Dv) = {lead_s + ('Dv',)} to match "
+            f"the keys, got shape {v.shape}"
+        )
+    return weights, v
+
+
+def check_attention_inputs(q, k, v, mask, *, dtype):
+    """``q (..., T, Dk)``, ``k (..., S, Dk)``, ``v (..., S, Dv)``, converted,
+    and the mask as a boolean array broadcastable to ``(..., T, S)`` (or
+    ``None``)."""
+    q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=dtype)
+    v = check_array("v", v, 2, "(..., S, Dv)", dtype=q.dtype)
+    if v.shape[:-1] != k.shape[:-1]:
+        raise ValueError(
+            f"v must have shape (..., S, Dv) = {k.shape[:-1] + ('Dv',)} to "
+            f"match k of shape {k.shape}, got shape {v.shape}"
+        )
+    if mask is not None:
+        mask = check_mask(mask, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)")
+    return q, k, v, mask
+
+
+def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype):
+    """``x (..., D)``, ``gamma (D,)``, ``beta (D,)`` converted; ``eps > 0``."""
+    x, gamma, beta = _as_float_arrays([("x", x), ("gamma", gamma), ("beta", beta)], dtype)
+    check_ndim("x", x, 1, "(..., D)")
+    check_same_shape("gamma", gamma, x.shape[-1:], "(D,)")
+    check_same_shape("beta", beta, x.shape[-1:], "(D,)")
+    return x, gamma, beta, check_positive("eps", eps)
+
+
+def check_params(name, params, layouts, *, sizes, dtype):
+    """Check a parameter dict against symbolic shapes; return it converted.
+
+    Parameters
+    ----------
+    name : str
+        How the dict is called in messages (``"params"``).
+    params : dict of array_like
+    layouts : dict of tuple of str
+        Key -> shape letters, e.g. ``{"w_1": ("D", "F"), "b_1": ("F",)}``.
+        A letter not in ``sizes`` is fixed by the first array that has it.
+    sizes : dict of int
+        Letters already known, e.g. ``{"D": x.shape[-1]}``.
+    dtype : numpy dtype
+        Every array is converted to it.
+
+    Returns
+    -------
+    checked : dict of ndarray
+        A new dict; the caller's arrays are never modified.
+
+    A missing, unexpected or mis-shaped key raises ``ValueError`` naming
+    the key; a non-dict raises ``TypeError``.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of arrays, got {type(params).__name__}")
+    missing = [key for key in layouts if key not in params]
+    unexpected = sorted(key for key in params if key not in layouts)
+    if missing or unexpected:
+        problem = (f"is missing key {missing[0]!r}" if missing
+                   else f"has unexpected key {unexpected[0]!r}")
+        raise ValueError(f"{name} {problem}; expected keys {sorted(layouts)}")
+    sizes = dict(sizes)
+    checked = {}
+    for key, letters in layouts.items():
+        label = f"{name}[{key!r}]"
+        array = as_float_array(label, params[key], dtype=dtype)
+        if array.ndim == len(letters):
+            for letter, size in zip(letters, array.shape, strict=True):
+                sizes.setdefault(letter, size)
+        expected = tuple(sizes.get(letter, letter) for letter in letters)
+        layout = f"({', '.join(letters)}{',' if len(letters) == 1 else ''})"
+        check_same_shape(label, array, expected, layout)
+        checked[key] = array
+    return checked
+
+
+def check_input_and_params(x, params, layouts, *, min_ndim, layout, dtype):
+    """``x`` with at least ``min_ndim`` axes and ``params`` against
+    ``layouts`` (``D`` = the width of ``x``), both converted."""
+    x = check_array("x", x, min_ndim, layout, dtype=dtype)
+    return x, check_params("params", params, layouts, sizes={"D": x.shape[-1]},
+                           dtype=x.dtype)
+
+
+def check_choice(name, value, choices):
+    """Refuse ``value`` unless it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_positional_arguments(t, d, offset, base):
+    """Check the arguments of ``sinusoidal_encoding``; return them cleaned."""
+    t = check_int("t", t, minimum=0)
+    d = check_int("d", d, minimum=2)
+    if d % 2:
+        raise ValueError(
+            f"d must be even: the encoding has one sine and one cosine per "
+            f"frequency, got d = {d}"
+        )
+    offset = check_int("offset", offset, minimum=0)
+    if not np.isscalar(base) or not np.isreal(base) or not base > 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    return t, d, offset, float(base)
+
+
+def check_split_heads_inputs(x, n_heads, *, dtype):
+    """``x (..., T, D)`` converted and ``n_heads``, which must divide ``D``."""
+    x = check_array("x", x, 2, "(..., T, D)", dtype=dtype)
+    n_heads = check_int("n_heads", n_heads)
+    if x.shape[-1] % n_heads:
+        raise ValueError(f"n_heads = {n_heads} must divide D = {x.shape[-1]}")
+    return x, n_heads
+
+
+def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, *, layouts, dtype):
+    """Check and convert the inputs of ``multi_head_attention_forward``.
+
+    ``x_q`` is ``(..., T, D)``, ``x_kv`` is ``(..., S, D)`` with the same
+    leading axes, ``n_heads`` divides ``D``, ``params`` match ``layouts``.
+    The mask may be ``(T, S)`` (shared by every sequence and head),
+    ``(..., T, S)`` (one per sequence, shared by the heads) or
+    ``(..., H, T, S)`` (one per head), with size-1 axes where it is
+    shared. Any other number of axes is refused, so a mask can never
+    broadcast its batch axis onto the heads. A mask of as many axes as
+    ``(..., T, S)`` whose axis before ``T`` has size ``H``, where the
+    batch's last axis has size ``H`` too, could be either: it is refused
+    with the two shapes that say which.
+
+    Returns ``x_q, x_kv, params`` converted and the mask as a boolean
+    array with a head axis, broadcastable to ``(..., H, T, S)`` (or
+    ``None``).
+    """
+    x_q, x_kv = check_sequence_pair("x_q", x_q, "x_kv", x_kv, width="D", dtype=dtype)
+    lead, d_model = x_q.shape[:-2], x_q.shape[-1]
+    n_heads = check_int("n_heads", n_heads)
+    if d_model % n_heads:
+        raise ValueError(
+            f"n_heads = {n_heads} must divide the model width D = {d_model}: "
+            f"each head gets Dh = D / H columns"
+        )
+    params = check_params("params", params, layouts, sizes={"D": d_model}, dtype=x_q.dtype)
+    if mask is None:
+        return x_q, x_kv, params, None
+    mask = np.asarray(mask)
+    t, s = x_q.shape[-2], x_kv.shape[-2]
+    scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
+    if mask.ndim not in (2, len(lead) + 2, len(lead) + 3):
+        raise ValueError(
+            f"mask must have shape (T, S), (..., T, S) or (..., H, T, S) with "
+            f"(..., H, T, S) = {scores_shape}, got shape {mask.shape}"
+        )
+    if (mask.ndim == len(lead) + 2 and lead and n_heads > 1
+            and mask.shape[-3] == lead[-1] == n_heads):
+        raise ValueError(
+            f"mask of shape {mask.shape} is ambiguous: its axis before (T, S) has size "
+            f"{n_heads}, both the batch's last axis and H; pass "
+            f"{lead + (1, t, s)} for one mask per sequence or "
+            f"{lead[:-1] + (1, n_heads, t, s)} for one mask per head"
+        )
+    given = mask.shape
+    if mask.ndim < len(lead) + 3:
+        mask = mask[..., None, :, :]            # the same mask for every head
+    mask = check_mask(mask, scores_shape, "(..., H, T, S)", given=given)
+    return x_q, x_kv, params, mask
+
+
+def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):
+    """``x (..., T, D_in)``, ``w_x (D_in, Dh)``, ``w_h (Dh, Dh)``, ``b (Dh,)``, converted."""
+    x, w_x, w_h, b = _as_float_arrays([("x", x), ("w_x", w_x), ("w_h", w_h), ("b", b)],
+                                      dtype)
+    check_ndim("x", x, 2, "(..., T, D_in)")
+    x, w_x, b = check_linear_inputs(x, w_x, b, dtype=x.dtype)
+    d_h = w_x.shape[1]
+    check_same_shape("w_h", w_h, (d_h, d_h), "(Dh, Dh)")
+    return x, w_x, w_h, b
+
+
+def check_convolution_inputs(x, w, b, dilation, *, dtype):
+    """``x (..., T, D_in)``, ``w (K, D_in, D_out)``, ``b (D_out,)``,
+    converted, and ``dilation`` as an int."""
+    x, w, b = _as_float_arrays([("x", x), ("w", w), ("b", b)], dtype)
+    check_ndim("x", x, 2, "(..., T, D_in)")
+    if w.ndim != 3:
+        raise ValueError(f"w must have shape (K, D_in, D_out), got shape {w.shape}")
+    k, d_in, d_out = w.shape
+    if x.shape[-1] != d_in:
+        raise ValueError(f"x must have shape (..., T, D_in) with D_in = {d_in} "
+                         f"(w.shape[1]), got shape {x.shape}")
+    check_same_shape("b", b, (d_out,), "(D_out,)")
+    return x, w, b, check_int("dilation", dilation)
+
+
+def check_window_attention_inputs(q, k, v, window, *, dtype):
+    """Local attention's inputs (``S >= T``), converted; ``window`` an int."""
+    q, k, v, _ = check_attention_inputs(q, k, v, None, dtype=dtype)
+    if k.shape[-2] < q.shape[-2]:
+        raise ValueError(f"k must have at least T = {q.shape[-2]} positions (the queries "
+                         f"are the last T of the S keys), got shape {k.shape}")
+    return q, k, v, check_int("window", window)
+
+
+def check_projection_inputs(q, k, v, e, f, *, dtype):
+    """Low-rank attention's inputs, converted: ``e`` and ``f`` are ``(R, S)``."""
+    q, k, v, _ = check_attention_inputs(q, k, v, None, dtype=dtype)
+    e, f = _as_float_arrays([("e", e), ("f", f)], q.dtype)
+    s = k.shape[-2]
+    if e.ndim != 2 or e.shape[1] != s:
+        raise ValueError(f"e must have shape (R, S) with S = {s} (the keys), "
+                         f"got shape {e.shape}")
+    check_same_shape("f", f, e.shape, "(R, S) like e")
+    return q, k, v, e, f
+
+
+def check_features_inputs(q, k, v, features, *, dtype):
+    """Random-feature attention's inputs, converted: ``features (M, Dk)``."""
+    q, k, v, _ = check_attention_inputs(q, k, v, None, dtype=dtype)
+    features = as_float_array("features", features, dtype=q.dtype)
+    d_k = q.shape[-1]
+    if features.ndim != 2 or features.shape[1] != d_k:
+        raise ValueError(f"features must have shape (M, Dk) with Dk = {d_k}, "
+                         f"got shape {features.shape}")
+    return q, k, v, features
+
+
+def check_same_input(x_q, x_kv):
+    """Raise ``ValueError`` unless a multi-head cache is self-attention's.
+
+    ``dx = dx_q + dx_kv`` is the gradient of one ``x`` only when the
+    queries and the keys/values were computed from the same values.
+    """
+    if x_q is x_kv or (x_q.shape == x_kv.shape and np.array_equal(x_q, x_kv)):
+        return
+    raise ValueError(
+        "self_multi_head_attention_backward needs the cache of a self-attention "
+        f"forward (x_q equal to x_kv); this cache has x_q of shape {x_q.shape} and "
+        f"x_kv of shape {x_kv.shape}"
+        + (" with different values" if x_q.shape == x_kv.shape else "")
+        + ": use multi_head_attention_backward, which returns dx_q and dx_kv"
+    )

@@ -1,0 +1,1 @@
+"""Running trained blocks: KV-cache decoding (``decoding``)."""
