@@ -1,18 +1,11 @@
 """Test-run set-up shared by the unit tests, the doctests and nbval."""
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# The chapters save their figures as they run; in a test run (kernels inherit this
-# environment) they go to a temporary folder, so figures/ stays as committed even
-# where another matplotlib version would write different bytes.
-_FIGURES_TMP = tempfile.mkdtemp(prefix="attention-figures-")
-os.environ.setdefault("ATTENTION_FIGURES_DIR", _FIGURES_TMP)
 
 
 def pytest_configure(config):
@@ -30,5 +23,26 @@ def pytest_configure(config):
     import matplotlib.font_manager  # noqa: F401
 
 
-def pytest_unconfigure(config):
-    shutil.rmtree(_FIGURES_TMP, ignore_errors=True)
+# Running the suite must leave figures/ as it was: chapters show their figures
+# inline, and only `python -m attention_from_scratch figures` writes there. Every
+# chapter runs under nbval in the same session, so a chapter that saved a figure
+# would fail the run here.
+_FIGURES = ROOT / "figures"
+_figures_at_start = {}
+
+
+def _figures_state():
+    return {p.name: p.read_bytes() for p in sorted(_FIGURES.iterdir())}
+
+
+def pytest_sessionstart(session):
+    _figures_at_start.update(_figures_state())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _figures_state() != _figures_at_start:
+        session.exitstatus = 1
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line("FAILED: the test run changed files in figures/", red=True)

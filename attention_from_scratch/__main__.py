@@ -24,12 +24,11 @@ def main(argv=None):
     figures = commands.add_parser(
         "figures",
         help="regenerate every figure in figures/ (deterministic)",
-        description="Regenerate every figure of the book with fixed seeds. PNG and "
-                    "SVG files come out byte-identical run after run.",
+        description="Regenerate every figure of the book with fixed seeds, SVG files "
+                    "with a fixed hash salt and no date, PNG files with no software tag.",
     )
     figures.add_argument("--out", default=None,
-                         help="directory to write to (default: $ATTENTION_FIGURES_DIR if set, "
-                              "else the repository's figures/)")
+                         help="directory to write to (default: the repository's figures/)")
     bench = commands.add_parser(
         "bench",
         help="time core multi-head attention against steps and np.matmul (~15 s)",

@@ -92,3 +92,71 @@ def test_a_mistake_already_ruled_out_gives_no_hint():
         check_exercise("double", right_then_wrong, reference, cases,
                        mistakes=[(squared_only_on_first_case, "you squared")])
     assert "squared" not in str(caught.value)
+
+
+def test_every_failure_is_an_exercise_error_naming_the_exercise():
+    from attention_from_scratch.exercises import ExerciseError
+
+    with pytest.raises(ExerciseError) as caught:
+        check_exercise("Exercise 7 (double)", lambda x: 3 * x, reference, CASES)
+    assert caught.value.exercise == "Exercise 7 (double)"
+    assert caught.value.message.startswith("output 0 is wrong on case 1")
+
+
+def test_a_forward_pair_returned_whole_is_named_before_anything_else():
+    from typing import NamedTuple
+
+    class Cache(NamedTuple):
+        x: np.ndarray
+        axis: int
+
+    with pytest.raises(AssertionError, match=r"double: your function returned a tuple of 2 "
+                                             r"items \(ndarray, Cache\), where one array "
+                                             r"belongs.*\(out, cache\)"):
+        check_exercise("double", lambda x: (2 * x, Cache(x, -1)), reference, CASES)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (lambda x: (2 * x, ("cache",)) @ np.eye(x.shape[-1]), "a tuple or list was used"),
+    (lambda x: (2 * x, x).T, "a tuple or list was used"),
+    (lambda x: None * x, "a value was None"),
+])
+def test_a_wrong_type_inside_the_answer_is_named_first(body, says):
+    with pytest.raises(AssertionError, match=f"double: {says}"):
+        check_exercise("double", body, reference, CASES)
+
+
+def test_a_crash_quotes_the_learners_line():
+    def crashes(x):
+        doubled = 2 * x
+        return doubled @ np.ones((7, 7))
+
+    with pytest.raises(AssertionError) as caught:
+        check_exercise("double", crashes, reference, CASES)
+    assert caught.value.message.endswith(
+        "It happened in `crashes`, at `return doubled @ np.ones((7, 7))`.")
+
+
+def test_floating_point_warnings_do_not_crash_the_check():
+    # 0/0 warns (an error under this suite's settings); the NaN it leaves is judged
+    cases = [(np.array([0.0, 1.0]),)]
+    with pytest.raises(AssertionError, match="output 0 holds NaN on case 1"):
+        check_exercise("half", lambda x: x / x * x / 2, lambda x: x / 2, cases)
+    with pytest.raises(AssertionError, match="you divided by zero"):
+        check_exercise("half", lambda x: x / 0, lambda x: x / 2, cases,
+                       mistakes=[(lambda x: x / 0, "you divided by zero")])
+
+
+def test_a_probe_names_a_mistake_that_only_runs_when_sizes_coincide():
+    def add_mean(x, b):
+        return x + b.mean()
+
+    def add_all(x, b):                    # runs only when b is as wide as x
+        return x + b
+
+    cases = [(np.ones((2, 3)), np.arange(4.0))]
+    with pytest.raises(AssertionError, match="your function raised ValueError"):
+        check_exercise("bias", add_all, add_mean, cases, mistakes=[(add_all, "add its mean")])
+    with pytest.raises(AssertionError, match="^bias: add its mean$"):
+        check_exercise("bias", add_all, add_mean, cases, mistakes=[(add_all, "add its mean")],
+                       probes=[(np.ones((2, 4)), np.arange(4.0))])

@@ -8,7 +8,7 @@ from attention_from_scratch.exercises import chapter00 as ex
 
 def test_central_difference(capsys):
     ex.check_central_difference(ex.central_difference)
-    assert "✓ central_difference" in capsys.readouterr().out
+    assert "✓ Exercise 1 (central_difference)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="forward difference"):
         ex.check_central_difference(lambda f, x, eps: (f(x + eps) - f(x)) / eps)
     with pytest.raises(AssertionError, match="divide by 2\\*eps"):
@@ -19,7 +19,7 @@ def test_central_difference(capsys):
 
 def test_linear_backward(capsys):
     ex.check_linear_backward(ex.linear_backward_reference)
-    assert "✓ linear backward" in capsys.readouterr().out
+    assert "✓ Exercise 2 (linear backward)" in capsys.readouterr().out
 
     def averaged(dout, x, w):
         n = x.size // x.shape[-1]
@@ -39,13 +39,13 @@ def test_linear_backward(capsys):
         ex.check_linear_backward(averaged)
     with pytest.raises(AssertionError, match="shape"):
         ex.check_linear_backward(db_not_summed_over_batch)
-    with pytest.raises(AssertionError, match="linear backward: output 0"):
+    with pytest.raises(AssertionError, match=r"Exercise 2 \(linear backward\): output 0"):
         ex.check_linear_backward(dx_without_transpose)
 
 
 def test_fixed_softmax_backward(capsys):
     ex.check_fixed_softmax_backward(ex.fixed_softmax_backward)
-    assert "✓ fixed softmax backward" in capsys.readouterr().out
+    assert "✓ Exercise 3 (fixed softmax backward)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="still the buggy version"):
         ex.check_fixed_softmax_backward(ex.buggy_softmax_backward)
     with pytest.raises(AssertionError, match="only the diagonal"):

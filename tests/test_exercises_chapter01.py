@@ -18,10 +18,11 @@ def softmax_rows(scores):
 
 def test_soft_lookup(capsys):
     ex.check_soft_lookup(stub)
-    assert capsys.readouterr().out.strip() == "soft lookup: not attempted yet"
+    assert capsys.readouterr().out.strip() == "Exercise 1 (soft lookup): not attempted yet"
     ex.check_soft_lookup(ex.soft_lookup)
     ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T) @ v)   # written independently
-    assert capsys.readouterr().out.count("✓ soft lookup: correct on 3 hidden cases") == 2
+    passed = "✓ Exercise 1 (soft lookup): correct on 3 hidden cases"
+    assert capsys.readouterr().out.count(passed) == 2
 
     def hard(q, k, v):
         return np.eye(len(k))[np.argmax(q @ k.T, axis=1)] @ v
@@ -45,7 +46,7 @@ def test_soft_lookup(capsys):
         ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T / len(k)) @ v)
     with pytest.raises(AssertionError, match="already sum to 1"):
         ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T) @ v / len(v))
-    with pytest.raises(AssertionError, match="soft lookup: output 0 is wrong"):
+    with pytest.raises(AssertionError, match=r"Exercise 1 \(soft lookup\): output 0 is wrong"):
         ex.check_soft_lookup(lambda q, k, v: softmax_rows(q @ k.T / 2) @ v)   # unplanted
 
 
@@ -67,13 +68,13 @@ def test_the_soft_lookup_is_attention_without_the_scale(rng):
 
 def test_project_qkv(capsys):
     ex.check_project_qkv(stub)
-    assert capsys.readouterr().out.strip() == "project q, k, v: not attempted yet"
+    assert capsys.readouterr().out.strip() == "Exercise 2 (project q, k, v): not attempted yet"
 
     def by_hand(x, p):
         return (x @ p["w_q"] + p["b_q"], x @ p["w_k"] + p["b_k"], x @ p["w_v"] + p["b_v"])
 
     ex.check_project_qkv(by_hand)
-    assert "✓ project q, k, v: correct on 3 hidden cases" in capsys.readouterr().out
+    assert "✓ Exercise 2 (project q, k, v): correct on 3 hidden cases" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="the biases are missing"):
         ex.check_project_qkv(lambda x, p: (x @ p["w_q"], x @ p["w_k"], x @ p["w_v"]))
     with pytest.raises(AssertionError, match="keys were made with the query weights"):
@@ -83,10 +84,11 @@ def test_project_qkv(capsys):
         ex.check_project_qkv(lambda x, p: (lambda q, k, v: (q, v, k))(*by_hand(x, p)))
     with pytest.raises(AssertionError, match="not x itself"):
         ex.check_project_qkv(lambda x, p: (x, x, x @ p["w_v"] + p["b_v"]))
-    with pytest.raises(AssertionError, match=r"^project q, k, v: v is missing its bias: "
-                                             r"v = x @ w_v \+ b_v$"):
+    with pytest.raises(AssertionError, match=r"^Exercise 2 \(project q, k, v\): v is missing "
+                                             r"its bias: v = x @ w_v \+ b_v$"):
         ex.check_project_qkv(lambda x, p: (*by_hand(x, p)[:2], x @ p["w_v"]))
-    with pytest.raises(AssertionError, match=r"^project q, k, v: k is missing its bias"):
+    with pytest.raises(AssertionError, match=r"^Exercise 2 \(project q, k, v\): k is missing "
+                                             r"its bias"):
         ex.check_project_qkv(lambda x, p: (by_hand(x, p)[0], x @ p["w_k"], by_hand(x, p)[2]))
     with pytest.raises(AssertionError, match="q and v are missing their biases: "
                                              r"q = x @ w_q \+ b_q, v = x @ w_v \+ b_v"):
@@ -94,17 +96,17 @@ def test_project_qkv(capsys):
     with pytest.raises(AssertionError, match=r"NumPy refused the shapes.*x @ w_q \+ b_q is "
                                              r"\(B, T, Dk\)"):
         ex.check_project_qkv(lambda x, p: (p["w_q"] @ x, p["w_k"] @ x, p["w_v"] @ x))
-    with pytest.raises(AssertionError, match="project q, k, v: output 2 is wrong"):
+    with pytest.raises(AssertionError, match=r"Exercise 2 \(project q, k, v\): output 2 is wrong"):
         ex.check_project_qkv(lambda x, p: (*by_hand(x, p)[:2], x @ p["w_v"] - p["b_v"]))
 
 
 def test_self_attention_dx(capsys):
     ex.check_self_attention_dx(stub)
-    assert capsys.readouterr().out.strip() == "self-attention dx: not attempted yet"
+    assert capsys.readouterr().out.strip() == "Exercise 3 (self-attention dx): not attempted yet"
     ex.check_self_attention_dx(
         lambda dq, dk, dv, p: np.concatenate([dq, dk, dv], axis=-1)
         @ np.concatenate([p["w_q"], p["w_k"], p["w_v"]], axis=1).T)   # one fused matmul
-    assert "✓ self-attention dx: correct on 3 hidden cases" in capsys.readouterr().out
+    assert "✓ Exercise 3 (self-attention dx): correct on 3 hidden cases" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="only the query path"):
         ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T)
     with pytest.raises(AssertionError, match="the value path is missing"):

@@ -34,7 +34,7 @@ def test_scaled_scores(capsys):
     ex.check_scaled_scores(ex.scaled_scores)
     ex.check_scaled_scores(lambda q, k: np.einsum("...td,...sd->...ts", q, k)
                            / np.sqrt(k.shape[-1]))
-    assert capsys.readouterr().out.count("✓ scaled scores") == 2
+    assert capsys.readouterr().out.count("✓ Exercise 1 (scaled scores)") == 2
     with pytest.raises(AssertionError, match="forgot the scale"):
         ex.check_scaled_scores(lambda q, k: q @ swap(k))
     with pytest.raises(AssertionError, match="divided by Dk"):
@@ -96,7 +96,7 @@ def test_scaled_scores_reference_is_the_steps_function():
 def test_attention_dv(capsys):
     ex.check_attention_dv(ex.attention_dv)
     ex.check_attention_dv(lambda dout, q, k, v: swap(weights_of(q, k)) @ dout)
-    assert capsys.readouterr().out.count("✓ attention dv") == 2
+    assert capsys.readouterr().out.count("✓ Exercise 2 (attention dv)") == 2
     with pytest.raises(AssertionError, match="transpose the weights"):
         ex.check_attention_dv(lambda dout, q, k, v: weights_of(q, k) @ dout)
     with pytest.raises(AssertionError, match=r"your dv is \(Dv, S\)"):
@@ -122,7 +122,7 @@ def test_attention_dq_dk(capsys):
         return dscores @ k * scale, swap(dscores) @ q * scale
 
     ex.check_attention_dq_dk(by_hand)
-    assert capsys.readouterr().out.count("✓ attention dq, dk") == 2
+    assert capsys.readouterr().out.count("✓ Exercise 3 (attention dq, dk)") == 2
 
     def variant(dscores_of, scale_of=lambda q: 1 / np.sqrt(q.shape[-1])):
         def attempt(dout, q, k, v):
@@ -161,7 +161,7 @@ def test_additive_scores(capsys):
         return scores
 
     ex.check_additive_scores(with_loops)
-    assert capsys.readouterr().out.count("✓ additive scores") == 2
+    assert capsys.readouterr().out.count("✓ Exercise 4 (additive scores)") == 2
     with pytest.raises(AssertionError, match="tanh must act on the sum"):
         ex.check_additive_scores(
             lambda q, k, w_1, w_2, v_a: (np.tanh(q @ w_1) @ v_a)[..., :, None]

@@ -41,12 +41,15 @@ def not_attempted(*args):
     raise NotImplementedError
 
 
+MASKED_ATTENTION = "Exercise 4 (fixed masked attention)"
+
+
 @pytest.mark.parametrize(("check", "solution", "label"), [
-    (ex.check_causal_mask, solution_causal_mask, "causal mask"),
-    (ex.check_padding_mask, solution_padding_mask, "padding mask"),
-    (ex.check_decoder_mask, solution_decoder_mask, "decoder mask"),
-    (ex.check_fixed_masked_attention, solution_masked_attention, "fixed masked attention"),
-    (ex.check_fixed_masked_attention, ex.fixed_masked_attention, "fixed masked attention"),
+    (ex.check_causal_mask, solution_causal_mask, "Exercise 1 (causal mask)"),
+    (ex.check_padding_mask, solution_padding_mask, "Exercise 2 (padding mask)"),
+    (ex.check_decoder_mask, solution_decoder_mask, "Exercise 3 (decoder mask)"),
+    (ex.check_fixed_masked_attention, solution_masked_attention, MASKED_ATTENTION),
+    (ex.check_fixed_masked_attention, ex.fixed_masked_attention, MASKED_ATTENTION),
 ])
 def test_solutions_pass_and_stubs_are_not_attempted(capsys, check, solution, label):
     check(solution)
@@ -85,7 +88,7 @@ def test_causal_mask_accepts_a_right_answer_that_mentions_the_shortcuts(capsys):
 
     ex.check_causal_mask(documented)
     ex.check_causal_mask(tri_is_only_a_variable)
-    assert capsys.readouterr().out.count("✓ causal mask") == 2
+    assert capsys.readouterr().out.count("✓ Exercise 1 (causal mask)") == 2
 
 
 def test_causal_mask_rejects_planted_mistakes():
@@ -249,7 +252,7 @@ def test_the_right_answer_passes_computed_in_float32(capsys):
         return out
 
     ex.check_fixed_masked_attention(in_float32)
-    assert capsys.readouterr().out.startswith("✓ fixed masked attention: correct on 5")
+    assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on 5")
 
 
 def test_the_hidden_cases_hold_what_their_docstring_says():

@@ -21,12 +21,12 @@ def my_merge_heads(heads):
                                    core.multi_head.split_heads])
 def test_split_heads_accepts(capsys, right):
     ex.check_split_heads(right)
-    assert "✓ split_heads: correct on 3 hidden cases" in capsys.readouterr().out
+    assert "✓ Exercise 1 (split_heads): correct on 3 hidden cases" in capsys.readouterr().out
 
 
 def test_split_heads_rejects(capsys):
     ex.check_split_heads(lambda x, n_heads: (_ for _ in ()).throw(NotImplementedError))
-    assert "split_heads: not attempted yet" in capsys.readouterr().out
+    assert "Exercise 1 (split_heads): not attempted yet" in capsys.readouterr().out
 
     def straight(x, n_heads):
         *lead, t, d = x.shape
@@ -66,7 +66,7 @@ def test_split_heads_returning_a_list_gets_its_own_hint():
 def test_merge_heads(capsys):
     for right in (my_merge_heads, steps.multi_head.merge_heads, core.multi_head.merge_heads):
         ex.check_merge_heads(right)
-        assert "✓ merge_heads" in capsys.readouterr().out
+        assert "✓ Exercise 1 (merge_heads)" in capsys.readouterr().out
 
     def straight(heads):
         *lead, h, t, d_head = heads.shape
@@ -102,7 +102,7 @@ def test_output_projection_backward(capsys):
 
     for right in (ex.output_projection_backward, mine):
         ex.check_output_projection_backward(right)
-        assert "✓ output projection backward" in capsys.readouterr().out
+        assert "✓ Exercise 2 (output projection backward)" in capsys.readouterr().out
 
     def not_split(dout, heads, w_o):
         _, dw_o, db_o = mine(dout, heads, w_o)
@@ -146,7 +146,7 @@ def test_multi_head_cost(capsys):
 
     for right in (ex.multi_head_cost, mine):
         ex.check_multi_head_cost(right)
-        assert "✓ multi-head cost" in capsys.readouterr().out
+        assert "✓ Exercise 3 (multi-head cost)" in capsys.readouterr().out
 
     with pytest.raises(AssertionError, match="do not multiply the parameters"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (h * mine(b, t, s, d, h)[0],

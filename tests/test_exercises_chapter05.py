@@ -20,7 +20,7 @@ def test_sinusoidal_encoding(capsys):
         return pe
 
     ex.check_sinusoidal_encoding(written_out)
-    assert "✓ sinusoidal encoding" in capsys.readouterr().out
+    assert "✓ Exercise 1 (sinusoidal encoding)" in capsys.readouterr().out
 
     def swapped(t, d):
         return written_out(t, d)[:, [j + 1 if j % 2 == 0 else j - 1 for j in range(d)]]
@@ -69,7 +69,7 @@ def test_sinusoidal_encoding_as_a_list(capsys):
                 for p in range(t)]
 
     ex.check_sinusoidal_encoding(as_rows)
-    assert "✓ sinusoidal encoding" in capsys.readouterr().out
+    assert "✓ Exercise 1 (sinusoidal encoding)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match=r"return one array of shape \(T, D\); "
                                              "got a list"):
         ex.check_sinusoidal_encoding(lambda t, d: [np.zeros(d)] * (t - 1) + [np.zeros(d + 1)])
@@ -88,7 +88,7 @@ def test_layer_norm_backward(capsys):
         return dx, (dout * x_hat).sum(axis=axes), dout.sum(axis=axes)
 
     ex.check_layer_norm_backward(closed_form)
-    assert "✓ layer norm backward" in capsys.readouterr().out
+    assert "✓ Exercise 2 (layer norm backward)" in capsys.readouterr().out
 
     def direct_only(dout, x, gamma, eps):
         _, dgamma, dbeta = closed_form(dout, x, gamma, eps)
@@ -128,7 +128,7 @@ def layer_norm_variant(*, sign=-1.0, reduce=np.mean, ddof=0, dgamma_with_x_hat=T
 
 def test_layer_norm_backward_more_planted_mistakes(capsys):
     ex.check_layer_norm_backward(layer_norm_variant())
-    assert "✓ layer norm backward" in capsys.readouterr().out
+    assert "✓ Exercise 2 (layer norm backward)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="the variance's term has the wrong sign"):
         ex.check_layer_norm_backward(layer_norm_variant(sign=+1.0))
     with pytest.raises(AssertionError, match="bring means, not sums"):
@@ -145,7 +145,7 @@ def test_cross_attention(capsys):
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
     ex.check_cross_attention(right)
-    assert "✓ cross-attention" in capsys.readouterr().out
+    assert "✓ Exercise 3 (cross-attention)" in capsys.readouterr().out
 
     def unmasked(h, memory, params, memory_lengths, n_heads):
         return multi_head_attention_forward(h, memory, params, n_heads=n_heads)[0]

@@ -4,7 +4,6 @@ Figures are saved deterministically: PNG for heatmaps (byte-identical run
 to run), SVG for line plots with a fixed hash salt and no date.
 """
 
-import os
 from pathlib import Path
 
 import matplotlib as mpl
@@ -14,16 +13,8 @@ FIGURES_DIR = Path(__file__).resolve().parents[2] / "figures"
 
 
 def save_figure(fig, name, directory=None):
-    """Save ``fig`` as ``directory/name``; return the path.
-
-    The default directory is ``$ATTENTION_FIGURES_DIR`` when set (the test
-    run points it at a temporary folder, so running the chapters there
-    leaves ``figures/`` untouched whatever the matplotlib version), else
-    the repository's ``figures/``.
-    """
-    if directory is None:
-        directory = os.environ.get("ATTENTION_FIGURES_DIR") or FIGURES_DIR
-    directory = Path(directory)
+    """Save ``fig`` as ``directory/name`` (default ``figures/``); return the path."""
+    directory = Path(directory) if directory is not None else FIGURES_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     if path.suffix == ".svg":

@@ -6,24 +6,111 @@ random cases against the package's reference and
 
 - prints ``not attempted yet`` while the stub raises ``NotImplementedError``,
 - prints a pass line when every case matches,
-- raises ``AssertionError`` with a specific hint when one does not. When the
-  wrong answer equals a known mistake (a planted wrong implementation), the
-  hint names that mistake.
+- raises :class:`ExerciseError` (an ``AssertionError``) with a specific
+  hint when one does not. When the wrong answer equals a known mistake (a
+  planted wrong implementation), the hint names that mistake.
+
+An :class:`ExerciseError` shows itself, in Jupyter and in nbval's report,
+as one short block: the exercise, what went wrong and the hint. The
+checker's source and its hidden cases stay off the screen.
 """
 
 import copy
 import inspect
 import numbers
+import textwrap
+import traceback
 import types
+from pathlib import Path
 
 import numpy as np
 
 from attention_from_scratch.checking.gradcheck import flat_arrays
 
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+class ExerciseError(AssertionError):
+    """A wrong answer: which exercise, and the hint.
+
+    IPython shows an exception through its ``_render_traceback_`` method
+    when it has one, and nbval reports what IPython showed; so a learner
+    sees the block below, not the checker's code.
+
+    Examples
+    --------
+    >>> error = ExerciseError("Exercise 1 (double)", "you squared")
+    >>> str(error)
+    'Exercise 1 (double): you squared'
+    >>> print("\\n".join(error._render_traceback_()))
+    ✗ Exercise 1 (double) is not right yet
+      you squared
+    """
+
+    def __init__(self, exercise, message):
+        super().__init__(f"{exercise}: {message}")
+        self.exercise = exercise
+        self.message = message
+
+    def _render_traceback_(self):
+        lines = [f"✗ {self.exercise} is not right yet"]
+        for paragraph in self.message.split("\n"):
+            lines += textwrap.wrap(paragraph, 88, initial_indent="  ", subsequent_indent="  ",
+                                   break_on_hyphens=False) or [""]
+        return lines
+
+
+def wrong_type_hint(error):
+    """The hint for an exception that says a value had the wrong type, or None.
+
+    NumPy meets a tuple where an array belongs most often because a
+    forward function's ``(out, cache)`` was used whole; it says so in
+    words about sequences and inhomogeneous shapes, which read like a
+    shape problem. This names the real one.
+    """
+    text = str(error)
+    if isinstance(error, ValueError) and ("inhomogeneous" in text
+                                          or "setting an array element with a sequence" in text):
+        found = "a tuple or list was used where an array belongs"
+    elif isinstance(error, (TypeError, AttributeError)) and ("'tuple'" in text
+                                                             or "'list'" in text):
+        found = "a tuple or list was used where an array belongs"
+    elif isinstance(error, (TypeError, AttributeError)) and "'NoneType'" in text:
+        return ("a value was None where an array belongs: does a helper function of yours "
+                "end without `return`?")
+    else:
+        return None
+    return (f"{found}. The package's forward functions return a pair (out, cache): unpack "
+            "it, e.g. `weights, _ = softmax_forward(scores)`, and use the array. (The error "
+            f"was: {text})")
+
+
+def _where_in_your_code(error):
+    """Which function of the learner's raised, and its line; '' if unknown.
+
+    The last frame of the traceback outside this package and outside
+    installed libraries (NumPy's own frames) is the learner's.
+    """
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)
+              and "site-packages" not in frame.filename
+              and not frame.filename.startswith("<frozen")]
+    if not frames or not frames[-1].line:
+        return ""
+    frame = frames[-1]
+    return f"It happened in `{frame.name}`, at `{frame.line.strip()}`."
+
+
+def _describe_value(value):
+    if isinstance(value, tuple | list):
+        kinds = ", ".join(type(v).__name__ for v in value[:4])
+        return f"a {type(value).__name__} of {len(value)} items ({kinds})"
+    return f"a {type(value).__name__}"
+
 
 def _same(got, expected, rtol, atol):
-    return len(got) == len(expected) and all(
-        g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol)
+    return got is not None and expected is not None and len(got) == len(expected) and all(
+        g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
         for g, e in zip(got, expected, strict=True)
     )
 
@@ -39,56 +126,114 @@ def _describe(reference, args):
     return f"input shapes {[np.shape(a) for a in args if not isinstance(a, dict)]}"
 
 
-def check_exercise(name, attempt, reference, cases, *, mistakes=(),
+def _outputs(function, args):
+    """``flat_arrays(function(*args))`` on a copy of ``args``; None if it raises.
+
+    A planted mistake may not run on every case (a shape that only fits
+    when two sizes coincide): then it is simply not the attempt's mistake.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            return flat_arrays(function(*copy.deepcopy(args)))
+    except Exception:                        # noqa: BLE001 - any failure rules it out
+        return None
+
+
+def _crash_hint(attempt, reference, probes, mistakes, rtol, atol):
+    """Name a mistake from a probe case on which the crashing attempt runs."""
+    for args in probes:
+        try:
+            with np.errstate(all="ignore"):
+                got = flat_arrays(attempt(*copy.deepcopy(args)))
+        except Exception:                    # noqa: BLE001 - it crashes here too
+            continue
+        if _same(got, _outputs(reference, args), rtol, atol):
+            continue
+        for wrong, hint in mistakes:
+            if _same(got, _outputs(wrong, args), rtol, atol):
+                return hint
+    return None
+
+
+def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                    rtol=1e-6, atol=1e-9):
     """Check ``attempt`` against ``reference`` on every case.
 
     Parameters
     ----------
     name : str
-        The exercise, as the learner sees it.
+        The exercise, as the learner sees it: its number and name,
+        e.g. ``"Exercise 2 (linear backward)"``.
     attempt, reference : callable
         The learner's function and the right answer, same signature.
     cases : list of tuple
         Positional arguments, one tuple per hidden case. Each call gets a
         deep copy, so an attempt that modifies its inputs cannot spoil the
-        comparison.
+        comparison. Floating-point warnings are silenced during the calls:
+        a NaN or an overflow is judged by the output it leaves.
     mistakes : sequence of (callable, str)
         Known wrong implementations and the hint to give when the attempt
-        matches one of them.
+        matches one of them. A mistake that raises on a case matches
+        nothing there.
+    probes : sequence of tuple
+        Extra arguments, used only when the attempt raises on a case: some
+        mistakes (e.g. a bias of the wrong width) only run when two sizes
+        coincide, and a probe with such sizes names them.
     rtol, atol : float
         Tolerances of the comparison.
 
     Raises
     ------
-    AssertionError
+    ExerciseError
         With a hint, when the attempt is wrong.
     """
     for number, args in enumerate(cases, start=1):
         case = _describe(reference, args)
         try:
-            result = attempt(*copy.deepcopy(args))
+            with np.errstate(all="ignore"):
+                result = attempt(*copy.deepcopy(args))
         except NotImplementedError:
             print(f"{name}: not attempted yet")
             return
-        except AssertionError:
-            raise
+        except ExerciseError:               # a wrapper's own hint, unless a probe names it
+            hint = _crash_hint(attempt, reference, probes, mistakes, rtol, atol)
+            if hint is None:
+                raise
+            raise ExerciseError(name, hint) from None
         except Exception as error:   # a crash is a wrong answer: say so, with the case
-            raise AssertionError(
-                f"{name}: your function raised {type(error).__name__} on case {number} "
-                f"({case}): {error}"
-            ) from error
+            hint = wrong_type_hint(error)
+            if hint is None:
+                named = _crash_hint(attempt, reference, probes, mistakes, rtol, atol)
+                if named is not None:
+                    raise ExerciseError(name, named) from None
+                hint = (f"your function raised {type(error).__name__} on case {number} "
+                        f"({case}): {error}")
+            where = _where_in_your_code(error)
+            if where:
+                hint = f"{hint}{'' if hint.endswith(('.', ')')) else '.'} {where}"
+            raise ExerciseError(name, hint) from None
         if result is None:
-            raise AssertionError(f"{name}: your function returned None; "
-                                 "did you forget `return`?")
+            raise ExerciseError(name, "your function returned None; did you forget `return`?")
         expected = flat_arrays(reference(*copy.deepcopy(args)))
-        got = flat_arrays(result)
+        reference_is_one_array = len(expected) == 1
+        if reference_is_one_array and isinstance(result, tuple) and any(
+                hasattr(part, "_fields") for part in result):          # a cache
+            raise ExerciseError(
+                name, f"your function returned {_describe_value(result)}, where one array "
+                "belongs. If it comes from a forward function, that is the pair "
+                "(out, cache): write `out, _ = ...` and return out")
+        try:
+            got = flat_arrays(result)
+        except Exception:            # noqa: BLE001 - NumPy cannot make arrays of it
+            raise ExerciseError(
+                name, f"your function returned {_describe_value(result)}, which NumPy "
+                "cannot turn into arrays (pieces of different shapes?); return "
+                + ("one array" if reference_is_one_array
+                   else f"{len(expected)} arrays, as a tuple")) from None
         if any(g.dtype.kind not in "biuf" for g in got):
-            raise AssertionError(
-                f"{name}: expected numbers, got arrays of dtype "
-                f"{[str(g.dtype) for g in got]}"
-            )
-        wrong_outputs = [flat_arrays(wrong(*copy.deepcopy(args))) for wrong, _ in mistakes]
+            raise ExerciseError(name, "expected numbers, got arrays of dtype "
+                                      f"{[str(g.dtype) for g in got]}")
+        wrong_outputs = [_outputs(wrong, args) for wrong, _ in mistakes]
         if _same(got, expected, rtol, atol):
             # a mistake that differs from the right answer here cannot be the
             # attempt's: drop it, so a later failure gets no misleading hint
@@ -97,26 +242,27 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(),
             continue
         for (_, hint), wrong_output in zip(mistakes, wrong_outputs, strict=True):
             if _same(got, wrong_output, rtol, atol):
-                raise AssertionError(f"{name}: {hint}")
+                raise ExerciseError(name, hint)
         if len(got) != len(expected):
-            raise AssertionError(
-                f"{name}: expected {len(expected)} array(s), got {len(got)}"
-            )
+            raise ExerciseError(name, f"expected {len(expected)} array(s), got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             if g.shape != e.shape:
-                raise AssertionError(
-                    f"{name}: output {i} has shape {g.shape}, expected {e.shape} "
-                    f"(case {number}, {case}); check which axis "
-                    "you sum over or transpose"
-                )
+                raise ExerciseError(
+                    name, f"output {i} has shape {g.shape}, expected {e.shape} "
+                    f"(case {number}, {case}); check which axis you sum over or transpose")
+            if np.isnan(g.astype(float)).any():
+                raise ExerciseError(
+                    name, f"output {i} holds NaN on case {number} ({case}); look for "
+                    "0/0, inf - inf or exp(-inf - (-inf))")
             if not np.allclose(g, e, rtol=rtol, atol=atol):
-                err = np.abs(g.astype(float) - e.astype(float))   # booleans too
+                with np.errstate(invalid="ignore"):             # inf - inf where both agree
+                    err = np.abs(g.astype(float) - e.astype(float))   # booleans too
+                err = np.where(g == e, 0.0, err)
                 where = np.unravel_index(np.argmax(err), err.shape)
-                raise AssertionError(
-                    f"{name}: output {i} is wrong on case {number} ({case}): "
+                raise ExerciseError(
+                    name, f"output {i} is wrong on case {number} ({case}): "
                     f"largest error {err.max():.3g} at index "
-                    f"{tuple(int(j) for j in where)}"
-                )
+                    f"{tuple(int(j) for j in where)}")
     print(f"✓ {name}: correct on {len(cases)} hidden cases")
 
 
@@ -164,7 +310,7 @@ def boolean_result(name, attempt):
 
     A mask of 0s and 1s (or floats) compares equal to the right booleans
     in ``np.allclose``, yet the package's attention refuses it; the wrapper
-    raises ``AssertionError`` with a hint before the comparison.
+    raises :class:`ExerciseError` with a hint before the comparison.
 
     Examples
     --------
@@ -174,8 +320,8 @@ def boolean_result(name, attempt):
     def checked(*args):
         result = attempt(*args)
         if result is not None and np.asarray(result).dtype != np.bool_:
-            raise AssertionError(
-                f"{name}: return a boolean array (True = may attend), got dtype "
+            raise ExerciseError(
+                name, "return a boolean array (True = may attend), got dtype "
                 f"{np.asarray(result).dtype}; a comparison such as a <= b gives "
                 "booleans directly")
         return result

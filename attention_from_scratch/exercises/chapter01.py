@@ -4,7 +4,7 @@ import numpy as np
 
 from attention_from_scratch.core.linear import linear_forward
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise, wrong_type_hint
 
 _RNG_SEED = 2025
 
@@ -14,14 +14,18 @@ def _explain_shape_errors(name, attempt, explain):
 
     A product or a sum of mismatched shapes raises ``ValueError``; the
     learner then sees ``explain(*args)``, which spells out the shapes of
-    this case and how they combine. Every other exception passes through.
+    this case and how they combine. Every other exception passes through,
+    and so does a ``ValueError`` that is really about a wrong type (a tuple
+    where an array belongs): :func:`check_exercise` names that first.
     """
     def run(*args):
         try:
             return attempt(*args)
         except ValueError as error:
-            raise AssertionError(f"{name}: NumPy refused the shapes ({error}). "
-                                 f"{explain(*args)}") from error
+            if wrong_type_hint(error):
+                raise
+            raise ExerciseError(name, f"NumPy refused the shapes ({error}). "
+                                      f"{explain(*args)}") from None
     return run
 
 
@@ -78,8 +82,9 @@ def check_soft_lookup(attempt):
     for t, s, d_k, d_v in [(3, 4, 2, 5), (1, 5, 3, 2), (6, 2, 5, 3)]:
         cases.append((rng.normal(size=(t, d_k)), rng.normal(size=(s, d_k)),
                       rng.normal(size=(s, d_v))))
+    name = "Exercise 1 (soft lookup)"
     check_exercise(
-        "soft lookup", _explain_shape_errors("soft lookup", attempt, _lookup_shapes),
+        name, _explain_shape_errors(name, attempt, _lookup_shapes),
         soft_lookup, cases,
         mistakes=[
             (_hard_lookup, "that is the hard lookup (all the weight on the best key); "
@@ -144,6 +149,20 @@ def _order_q_v_k(x, params):
     return q, v, k
 
 
+def _query_bias_for_keys(x, params):
+    q, _, v = project_qkv(x, params)
+    return q, x @ params["w_k"] + params["b_q"], v
+
+
+def _query_bias_for_values(x, params):
+    q, k, _ = project_qkv(x, params)
+    return q, k, x @ params["w_v"] + params["b_q"]
+
+
+def _query_bias_everywhere(x, params):
+    return tuple(x @ params[f"w_{n}"] + params["b_q"] for n in "qkv")
+
+
 def _no_query_key_projection(x, params):
     return x, x, x @ params["w_v"] + params["b_v"]
 
@@ -166,15 +185,22 @@ def check_project_qkv(attempt):
     cases = []
     for b, t, d, d_k, d_v in [(2, 3, 4, 5, 2), (1, 4, 3, 2, 6), (3, 1, 5, 3, 4)]:
         cases.append((rng.normal(size=(b, t, d)), _random_params(rng, d, d_k, d_v)))
+    # Dk = Dv in the probe: the query bias then fits the values too, so an
+    # attempt that adds b_q to v runs there and gets its hint
+    probe = (rng.normal(size=(2, 3, 4)), _random_params(rng, 4, 3, 3))
+    name = "Exercise 2 (project q, k, v)"
     check_exercise(
-        "project q, k, v",
-        _explain_shape_errors("project q, k, v", attempt, _projection_shapes),
-        project_qkv, cases,
+        name, _explain_shape_errors(name, attempt, _projection_shapes), project_qkv, cases,
+        probes=[probe],
         mistakes=[
             *((_without_biases(m), _missing_bias_hint(m)) for m in _BIAS_SUBSETS),
             (_keys_with_query_weights, "the keys were made with the query weights: each "
                                        "projection has its own, k = x @ w_k + b_k"),
             (_order_q_v_k, "k and v are swapped: return them in the order (q, k, v)"),
+            *((wrong, "the query bias b_q was reused: each projection has its own bias, "
+                      "k = x @ w_k + b_k and v = x @ w_v + b_v")
+              for wrong in (_query_bias_for_keys, _query_bias_for_values,
+                            _query_bias_everywhere)),
             (_no_query_key_projection, "q and k must be projections of x, not x itself; "
                                        "with q = k = x each token mostly attends to itself"),
         ],
@@ -201,6 +227,14 @@ def _key_path_dropped(dq, dk, dv, params):
     return dq @ params["w_q"].T + dv @ params["w_v"].T
 
 
+def _query_path_dropped(dq, dk, dv, params):
+    return dk @ params["w_k"].T + dv @ params["w_v"].T
+
+
+def _value_path_only(dq, dk, dv, params):
+    return dv @ params["w_v"].T
+
+
 def _paths_averaged(dq, dk, dv, params):
     return self_attention_dx(dq, dk, dv, params) / 3
 
@@ -219,10 +253,9 @@ def check_self_attention_dx(attempt):
         params = _random_params(rng, d, d_k, d_v)
         cases.append((rng.normal(size=(b, t, d_k)), rng.normal(size=(b, t, d_k)),
                       rng.normal(size=(b, t, d_v)), params))
+    name = "Exercise 3 (self-attention dx)"
     check_exercise(
-        "self-attention dx",
-        _explain_shape_errors("self-attention dx", attempt, _dx_shapes),
-        self_attention_dx, cases,
+        name, _explain_shape_errors(name, attempt, _dx_shapes), self_attention_dx, cases,
         mistakes=[
             (_query_path_only, "only the query path: x also feeds the keys and the values, "
                                "and each path adds its own term to dx"),
@@ -230,6 +263,10 @@ def check_self_attention_dx(attempt):
                                   "x too, so add dv @ w_v.T"),
             (_key_path_dropped, "the key path is missing: k = x @ w_k + b_k depends on x "
                                 "too, so add dk @ w_k.T"),
+            (_query_path_dropped, "the query path is missing: q = x @ w_q + b_q depends on "
+                                  "x too, so add dq @ w_q.T"),
+            (_value_path_only, "only the value path: x also feeds the queries and the keys, "
+                               "and each path adds its own term to dx"),
             (_paths_averaged, "the three paths add up, they are not averaged: the chain "
                               "rule sums over every path from x to the loss"),
         ],

@@ -8,7 +8,12 @@ from attention_from_scratch.core.attention import (
     scores_forward,
 )
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.exercises import check_exercise, code_names
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    check_exercise,
+    code_names,
+    wrong_type_hint,
+)
 
 _RNG_SEED = 2026
 
@@ -46,20 +51,23 @@ def _explain_shape_errors(name, attempt, hint):
     reaching a case with leading axes means the 2-D one was right: an
     error there comes from an axis counted from the front, and ``.T`` is
     named only when the attempt uses it (or ``np.transpose``). Other
-    exceptions are left to :func:`check_exercise`, which names the case
-    and the input shapes.
+    exceptions, and a ``ValueError`` that is really about a wrong type (a
+    tuple where an array belongs), are left to :func:`check_exercise`,
+    which names the type first, else the case and the input shapes.
     """
     def guarded(*args):
         try:
             return attempt(*args)
         except ValueError as error:
+            if wrong_type_hint(error):
+                raise
             if np.ndim(args[1]) == 2:
                 message = hint
             elif code_names(attempt) & {"T", "transpose"}:
                 message = _TRANSPOSE_HINT
             else:
                 message = _LEADING_AXES_HINT
-            raise AssertionError(f"{name}: {message} (NumPy said: {error})") from error
+            raise ExerciseError(name, f"{message} (NumPy said: {error})") from None
     return guarded
 
 
@@ -74,6 +82,10 @@ def _scores_without_scale(q, k):
 
 def _scores_divided_by_dk(q, k):
     return q @ _swap(k) / q.shape[-1]
+
+
+def _scores_times_sqrt_dk(q, k):
+    return q @ _swap(k) * np.sqrt(q.shape[-1])
 
 
 def _scores_transposed(q, k):
@@ -93,7 +105,7 @@ def check_scaled_scores(attempt):
 
     ``q`` is ``(..., T, Dk)`` and ``k`` is ``(..., S, Dk)``.
     """
-    name = "scaled scores"
+    name = "Exercise 1 (scaled scores)"
     cases = [(q, k) for _, q, k, _ in _attention_cases(_RNG_SEED)]
     check_exercise(
         name,
@@ -102,6 +114,9 @@ def check_scaled_scores(attempt):
         scaled_scores, cases,
         mistakes=[
             (_scores_without_scale, "you forgot the scale: divide q k^T by sqrt(Dk)"),
+            (_scores_times_sqrt_dk, "you multiplied by sqrt(Dk); the scale divides, "
+                                    "q k^T / sqrt(Dk), which brings the variance Dk back "
+                                    "to 1 instead of raising it to Dk^2"),
             (_scores_divided_by_dk, "you divided by Dk; the scale is 1 / sqrt(Dk), which "
                                     "brings the variance Dk back to 1"),
             (_scores_transposed, "your scores are (S, T), keys by queries: each row must be "
@@ -135,6 +150,11 @@ def _dv_from_scores(dout, q, k, v):
     return _swap(scaled_scores(q, k)) @ dout
 
 
+def _dv_softmax_over_queries(dout, q, k, v):
+    weights = softmax_forward(scaled_scores(q, k), axis=-2)[0]
+    return _swap(weights) @ dout
+
+
 def _dv_summed_over_batch(dout, q, k, v):
     dv = attention_dv(dout, q, k, v)
     return dv.reshape(-1, *dv.shape[-2:]).sum(axis=0)
@@ -142,7 +162,7 @@ def _dv_summed_over_batch(dout, q, k, v):
 
 def check_attention_dv(attempt):
     """Exercise 2: ``attention_dv(dout, q, k, v)``, the gradient ``dv``."""
-    name = "attention dv"
+    name = "Exercise 2 (attention dv)"
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; dv must have v's shape "
@@ -158,6 +178,9 @@ def check_attention_dv(attempt):
                                         "did"),
             (_dv_from_scores, "you used the scores; out = weights @ v, so dv needs the "
                               "weights after the softmax"),
+            (_dv_softmax_over_queries, "your weights were normalised over axis -2, the "
+                                       "queries; each query's weights sum to 1 over the "
+                                       "keys: softmax over the last axis"),
             (_dv_summed_over_batch, "v is an input, not a shared parameter: every sequence "
                                     "has its own v, so dv keeps the leading axes"),
         ],
@@ -202,15 +225,23 @@ def _dq_dk_skipped_softmax(dout, q, k, v):
     return _dq_dk_from(dweights, q, k, 1 / np.sqrt(q.shape[-1]))
 
 
+def _dk_dq_swapped(dout, q, k, v):
+    dq, dk = attention_dq_dk(dout, q, k, v)
+    return dk, dq
+
+
 def check_attention_dq_dk(attempt):
     """Exercise 3: ``attention_dq_dk(dout, q, k, v) -> (dq, dk)``."""
-    name = "attention dq, dk"
+    name = "Exercise 3 (attention dq, dk)"
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; dscores is (T, S), so "
                                        "dq = dscores @ k and dk = dscores^T @ q"),
         attention_dq_dk, _attention_cases(_RNG_SEED + 2),
         mistakes=[
+            (_dk_dq_swapped, "you returned (dk, dq); return them in the order of the "
+                             "question, (dq, dk): dq has q's shape (T, Dk), dk has k's "
+                             "(S, Dk)"),
             (_dq_dk_without_scale, "the forward multiplied the scores by 1/sqrt(Dk), so the "
                                    "backward multiplies dscores by 1/sqrt(Dk) too"),
             (_dq_dk_diagonal_only, "weights * dweights is only the diagonal of the softmax "
@@ -259,6 +290,11 @@ def _additive_summed_without_v_a(q, k, w_1, w_2, v_a):
     return np.tanh(hidden).sum(axis=-1)
 
 
+def _additive_without_tanh(q, k, w_1, w_2, v_a):
+    hidden = (q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]
+    return hidden @ v_a
+
+
 def _additive_scaled(q, k, w_1, w_2, v_a):
     return additive_scores(q, k, w_1, w_2, v_a) / np.sqrt(w_1.shape[-1])
 
@@ -280,7 +316,7 @@ def check_additive_scores(attempt):
 
     Additive scores ``v_a . tanh(q_i W_1 + k_j W_2)``, ``(..., T, S)``.
     """
-    name = "additive scores"
+    name = "Exercise 4 (additive scores)"
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; project first (q @ w_1 "
@@ -292,6 +328,10 @@ def check_additive_scores(attempt):
                                         "to each part separately the score splits into a "
                                         "query term plus a key term, and the softmax over "
                                         "keys ignores the query term entirely"),
+            (_additive_without_tanh, "the tanh is missing: without it v_a . (q W_1 + k W_2) "
+                                     "splits into a query term plus a key term, and the "
+                                     "softmax over keys ignores the query term; apply tanh "
+                                     "to the sum before the dot product with v_a"),
             (_additive_keys_by_queries, "your scores are (S, T): put the new axis so that "
                                         "q's projection is (T, 1, A) and k's is (1, S, A)"),
             (_additive_summed_without_v_a, "you summed the A features; each one is weighted "

@@ -4,7 +4,12 @@ import numpy as np
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    boolean_result,
+    check_exercise,
+    code_names,
+)
 
 _RNG_SEED = 2027
 
@@ -25,6 +30,10 @@ def _causal_top_left(t, s):
     return np.arange(s)[None, :] <= np.arange(t)[:, None]
 
 
+def _causal_offset_sign(t, s):
+    return np.arange(s)[None, :] <= np.arange(t)[:, None] - (s - t)
+
+
 def _causal_strict(t, s):
     return np.arange(s)[None, :] < np.arange(s - t, s)[:, None]
 
@@ -43,17 +52,20 @@ def check_causal_mask(attempt):
     Refuses an attempt that calls ``np.tril``, ``np.triu``, ``np.tri`` or
     the package's mask builders.
     """
-    name = "causal mask"
+    name = "Exercise 1 (causal mask)"
     if _uses_a_shortcut(attempt):
-        raise AssertionError(f"{name}: build it without np.tril, np.triu, np.tri or the "
-                             "package's causal_mask (or other mask builders): compare key "
-                             "positions with query positions using np.arange")
+        raise ExerciseError(name, "build it without np.tril, np.triu, np.tri or the "
+                                  "package's causal_mask (or other mask builders): compare "
+                                  "key positions with query positions using np.arange")
     cases = [(3, 3), (1, 1), (2, 5), (4, 6), (1, 4), (5, 7)]
     check_exercise(
         name, boolean_result(name, attempt), causal_mask, cases,
         mistakes=[
             (_causal_top_left, "right when S = T, wrong when S > T: the T queries are the "
                                "*last* T positions, so query i sits at position S - T + i"),
+            (_causal_offset_sign, "the offset has the wrong sign: with S > T the T queries "
+                                  "are the *last* T positions, so query i sits at "
+                                  "position i + (S - T), not i - (S - T)"),
             (_causal_strict, "every query must see itself: key j is allowed when "
                              "j <= position, not j < position"),
             (_causal_upper, "that is the upper triangle: each query would see its future "
@@ -88,13 +100,17 @@ def _padding_always_right(lengths, s, side):
     return padding_mask(lengths, s, side="right")
 
 
+def _padding_sides_swapped(lengths, s, side):
+    return padding_mask(lengths, s, side="left" if side == "right" else "right")
+
+
 def _padding_reference(lengths, s, side):
     return padding_mask(lengths, s, side=side)
 
 
 def check_padding_mask(attempt):
     """Exercise 2: ``my_padding_mask(lengths, s, side)``, ``(B, 1, S)``."""
-    name = "padding mask"
+    name = "Exercise 2 (padding mask)"
     cases = []
     for lengths, s in [([2, 0, 3], 3), ([4, 1, 5, 2], 5), ([1], 4), ([6, 3], 6)]:
         for side in ("right", "left"):
@@ -114,6 +130,10 @@ def check_padding_mask(attempt):
             (_padding_without_query_axis, "return shape (B, 1, S), not (B, S): the axis of "
                                           "size 1 lets the mask broadcast over the T queries "
                                           "of scores (B, T, S)"),
+            (_padding_sides_swapped, "the sides are swapped: side='right' means the padding "
+                                     "is on the right, so the real tokens come first "
+                                     "(position < n); side='left' puts the padding first, "
+                                     "so the real tokens are the last n (position >= s - n)"),
             (_padding_always_right, "with side='left' the padding comes first: the real "
                                     "tokens are the last `length` positions"),
         ],
@@ -143,7 +163,7 @@ def _decoder_padding_only(lengths, t):
 
 def check_decoder_mask(attempt):
     """Exercise 3: ``my_decoder_mask(lengths, t)``, ``(B, T, T)`` bool."""
-    name = "decoder mask"
+    name = "Exercise 3 (decoder mask)"
     cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
              (np.array([0, 6, 2, 4]), 6)]
     check_exercise(
@@ -206,6 +226,15 @@ def _constant_added_empty_rows_zeroed(q, k, v, mask):
     return _zero_empty_rows(weights, mask) @ v
 
 
+def _zeros_in_scores(q, k, v, mask):
+    return _softmax(np.where(mask, _scores(q, k), 0.0)) @ v
+
+
+def _zeros_in_scores_empty_rows_zeroed(q, k, v, mask):
+    weights = _softmax(np.where(mask, _scores(q, k), 0.0))
+    return _zero_empty_rows(weights, mask) @ v
+
+
 def _renormalised_after_softmax(q, k, v, mask):
     weights = _softmax(_scores(q, k)) * mask
     total = weights.sum(axis=-1, keepdims=True)
@@ -235,16 +264,16 @@ def _no_nan(name, attempt):
         nan_rows = np.isnan(np.asarray(out, dtype=float)).any(axis=-1)   # (..., T)
         row_masks = np.broadcast_to(mask, nan_rows.shape + mask.shape[-1:])   # (..., T, S)
         if not row_masks[nan_rows].any():
-            raise AssertionError(
-                f"{name}: NaN in the rows with nothing to attend to: their scores are "
+            raise ExerciseError(
+                name, "NaN in the rows with nothing to attend to: their scores are "
                 "all -inf, and the softmax gives exp(-inf - (-inf)) or 0/0 = NaN there; "
                 "give such rows weights of 0, so their output is 0")
         if row_masks[nan_rows].all():
-            raise AssertionError(
-                f"{name}: NaN in the rows where every key is allowed: the polarity is "
+            raise ExerciseError(
+                name, "NaN in the rows where every key is allowed: the polarity is "
                 "reversed (True = may attend, so the *False* scores become -inf)")
-        raise AssertionError(
-            f"{name}: NaN in rows that do have keys to attend to, with scores as large "
+        raise ExerciseError(
+            name, "NaN in rows that do have keys to attend to, with scores as large "
             f"as {np.abs(_scores(q, k)).max():.0e}: subtract the row maximum before exp "
             "(or exp overflows, or underflows to 0/0), and mask the scores before the "
             "softmax instead of renormalising the weights after it (when a masked key "
@@ -256,8 +285,8 @@ def _masked_attention_cases(seed):
     """Hidden cases ``(q, k, v, mask)``.
 
     Cases 1-3 are ordinary; case 2 has rows with nothing to attend to.
-    Case 4 has every score below -1e17, below any "large negative"
-    constant, so a constant in place of -inf leaks weight to the masked
+    Case 4 has every score below -1e17, more negative than any "large
+    negative" constant, so a constant in place of -inf leaks weight to the masked
     keys, renormalising after the softmax divides 0 by 0, and a softmax
     without the row maximum underflows to 0 everywhere. Case 5 is float32,
     with ``T > S`` and a random ``(B, T, S)`` mask with empty rows.
@@ -282,13 +311,19 @@ def _masked_attention_cases(seed):
     return cases
 
 
+_ZEROS_HINT = ("a score of 0 is not a mask: exp(0) = 1, so a masked key whose score is 0 "
+               "still gets as much weight as an allowed key with score 0 (\"masks put zeros "
+               "in the scores\" is a common misreading: the zeros are in the *weights*, "
+               "after the softmax); set the masked scores to -inf before the softmax")
+
+
 def check_fixed_masked_attention(attempt):
     """Exercise 4: repair ``buggy_masked_attention(q, k, v, mask)``."""
-    name = "fixed masked attention"
+    name = "Exercise 4 (fixed masked attention)"
     leak = ("a finite constant such as -1e9 or -1e4, put in place of the masked scores "
-            "or added to them, fails when the scores are larger than it: in this hidden "
-            "case every score is below -1e17, so the masked keys get the weight; set the "
-            "masked scores to -inf, which is below every score")
+            "or added to them, fails when the real scores are more negative than it: in "
+            "this hidden case every score is below -1e17, so the masked keys, at -1e9, "
+            "get the weight; set the masked scores to -inf, which is below every score")
     check_exercise(
         name, _no_nan(name, attempt), fixed_masked_attention,
         _masked_attention_cases(_RNG_SEED),
@@ -297,6 +332,8 @@ def check_fixed_masked_attention(attempt):
         mistakes=[
             (_constant_replaced_empty_rows_zeroed, leak),
             (_constant_added_empty_rows_zeroed, leak),
+            (_zeros_in_scores, _ZEROS_HINT),
+            (_zeros_in_scores_empty_rows_zeroed, _ZEROS_HINT),
             (_renormalised_after_softmax, "renormalising the weights after the softmax "
                                           "divides by what survived the mask: when a masked "
                                           "key has a much larger score, every allowed "

@@ -3,7 +3,7 @@
 import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise
 from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
@@ -42,13 +42,16 @@ _FRONT_AXES_HINT = ("it works without leading axes but not with them: count axes
                     "end, T is axis -3 and H axis -2 of the reshaped array, not 0 and 1")
 
 
+_SPLIT_NAME = "Exercise 1 (split_heads)"
+
+
 def _one_array(attempt):
     """Wrap ``attempt`` so that a list of heads gets its own hint."""
     def checked(*args):
         result = attempt(*args)
         if isinstance(result, (list, tuple)):
-            raise AssertionError(
-                f"split_heads: return one array of shape (..., H, T, Dh), not a "
+            raise ExerciseError(
+                _SPLIT_NAME, "return one array of shape (..., H, T, Dh), not a "
                 f"{type(result).__name__} of {len(result)} heads; np.stack(heads, axis=-3) "
                 "stacks them")
         return result
@@ -67,7 +70,7 @@ def check_split_heads(attempt):
     ``(..., T, D) -> (..., H, T, Dh)``.
     """
     check_exercise(
-        "split_heads", _one_array(_n_heads_by_keyword(attempt)), _n_heads_by_keyword(split_heads),
+        _SPLIT_NAME, _one_array(_n_heads_by_keyword(attempt)), _n_heads_by_keyword(split_heads),
         _split_cases(_RNG_SEED),
         mistakes=[
             (_straight_reshape, "you reshaped (..., T, D) straight to (..., H, T, Dh): that "
@@ -117,7 +120,7 @@ def check_merge_heads(attempt):
     ``(..., H, T, Dh) -> (..., T, D)``.
     """
     check_exercise(
-        "merge_heads", attempt, merge_heads, _merge_cases(_RNG_SEED + 1),
+        "Exercise 1 (merge_heads)", attempt, merge_heads, _merge_cases(_RNG_SEED + 1),
         mistakes=[
             (_merge_straight_reshape, "you reshaped (..., H, T, Dh) straight to (..., T, D): "
                                       "that mixes positions; swap the H and T axes first, "
@@ -197,7 +200,7 @@ def check_output_projection_backward(attempt):
     Returns ``(dheads, dw_o, db_o)``.
     """
     check_exercise(
-        "output projection backward", attempt, output_projection_backward,
+        "Exercise 2 (output projection backward)", attempt, output_projection_backward,
         _backward_cases(_RNG_SEED + 2),
         mistakes=[
             (_dheads_not_split, "dheads must have the heads' shape (..., H, T, Dh): the "
@@ -253,6 +256,18 @@ def _keys_with_t(b, t, s, d, n_heads):
     return multi_head_cost(b, t, t, d, n_heads)
 
 
+def _kv_projections_with_t(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops + 2 * (2 * b * (t - s) * d * d)
+
+
+def _three_matrices_per_head(extra):
+    """Planted mistake: every head owns its own (D, D) W_Q, W_K, W_V."""
+    def wrong(b, t, s, d, n_heads):
+        return (n_heads * 3 * d * d + extra(d), multi_head_cost(b, t, s, d, n_heads)[1])
+    return wrong
+
+
 def _heads_of_width_d(b, t, s, d, n_heads):
     params, flops = multi_head_cost(b, t, s, d, n_heads)
     return params, flops + (n_heads - 1) * 4 * b * t * s * d
@@ -269,7 +284,7 @@ def check_multi_head_cost(attempt):
     Returns ``(params, flops)``.
     """
     check_exercise(
-        "multi-head cost", attempt, multi_head_cost, _COST_CASES,
+        "Exercise 3 (multi-head cost)", attempt, multi_head_cost, _COST_CASES,
         mistakes=[
             (_params_per_head, "H heads do not multiply the parameters: each head owns "
                                "D/H columns of the same four (D, D) matrices"),
@@ -281,6 +296,14 @@ def check_multi_head_cost(attempt):
                              "H heads x 2 x (2 B T S Dh)"),
             (_keys_with_t, "keys and values are projected from x_kv, which has S positions, "
                            "and the scores are T x S"),
+            (_kv_projections_with_t, "the key and value projections run over x_kv, which "
+                                     "has S positions, not T: 2 x (2 B S D^2)"),
+            *((_three_matrices_per_head(extra), "the heads do not each own three (D, D) "
+                                                "matrices (H 3 D^2): the H heads share one "
+                                                "W_Q, W_K and W_V of shape (D, D), each head "
+                                                "using D/H of their columns; with W_O and "
+                                                "the biases that is 4 D^2 + 4 D")
+              for extra in (lambda d: 0, lambda d: d * d, lambda d: d * d + 4 * d)),
             (_heads_of_width_d, "each head works in Dh = D / H dimensions, so the H heads "
                                 "together cost what one head of width D costs"),
             (_no_output_projection, "don't forget the output projection concat @ W_O"),

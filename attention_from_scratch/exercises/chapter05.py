@@ -7,7 +7,7 @@ from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise
 
 _RNG_SEED = 2029
 
@@ -56,6 +56,10 @@ def _loop_over_columns_times_two(t, d):
     return pe
 
 
+def _base_1000(t, d):
+    return sinusoidal_encoding(t, d, base=1000.0)
+
+
 def _exponent_over_d_minus_one(t, d):
     angles = _angles(t, d, np.arange(0, d, 2) / (d - 1))
     pe = np.empty((t, d))
@@ -71,9 +75,9 @@ def _one_array(name, attempt):
             try:
                 result = np.asarray(result, dtype=np.float64)
             except (TypeError, ValueError):
-                raise AssertionError(f"{name}: return one array of shape (T, D); got a "
-                                     f"{type(result).__name__} that does not make one "
-                                     "(rows of different lengths?)") from None
+                raise ExerciseError(name, "return one array of shape (T, D); got a "
+                                          f"{type(result).__name__} that does not make one "
+                                          "(rows of different lengths?)") from None
         return result
     return checked
 
@@ -81,7 +85,7 @@ def _one_array(name, attempt):
 def check_sinusoidal_encoding(attempt):
     """Exercise 1: ``sinusoidal_encoding(t, d) -> (T, D)``."""
     cases = [(3, 4), (5, 6), (9, 8), (1, 2), (4, 10)]
-    name = "sinusoidal encoding"
+    name = "Exercise 1 (sinusoidal encoding)"
     check_exercise(
         name, _one_array(name, attempt), lambda t, d: sinusoidal_encoding(t, d), cases,
         mistakes=[
@@ -91,6 +95,9 @@ def check_sinusoidal_encoding(attempt):
                                            "range(d // 2) and keep 2 * i / D)"),
             (_exponent_over_d_minus_one, "the exponent is 2i / D, not 2i / (D - 1): divide "
                                          "by the width D itself"),
+            (_base_1000, "the base is 10000, not 1000: the angle is p / 10000 ** (2i / D), "
+                         "so the slowest pair of columns has a wavelength of about "
+                         "2 pi x 10000 positions"),
             (_sin_cos_swapped, "sine and cosine are swapped: PE[p, 2i] = sin, "
                                "PE[p, 2i+1] = cos"),
             (_exponent_without_two, "the exponent is 2i / D, where i counts pairs of "
@@ -132,6 +139,23 @@ def _no_variance_path(dout, x, gamma, eps):
     _, rstd = _normalised(x, eps)
     dx_hat = dout * gamma
     return rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)), dgamma, dbeta
+
+
+def _no_mean_path(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, rstd = _normalised(x, eps)
+    dx_hat = dout * gamma
+    return rstd * (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True)), \
+        dgamma, dbeta
+
+
+def _eps_ignored(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, rstd = _normalised(x, 0.0)
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    return dx, (dout * x_hat).sum(axis=tuple(range(x.ndim - 1))), dbeta
 
 
 def _forgot_gamma(dout, x, gamma, eps):
@@ -189,13 +213,17 @@ def check_layer_norm_backward(attempt):
         cases.append((rng.normal(size=shape), rng.normal(size=shape),
                       1.0 + 0.5 * rng.normal(size=d), 1e-5))
     check_exercise(
-        "layer norm backward", attempt, layer_norm_backward_reference, cases,
+        "Exercise 2 (layer norm backward)", attempt, layer_norm_backward_reference, cases,
         mistakes=[
             (_direct_path_only, "x also reaches the output through the mean and the "
                                 "variance: subtract mean(dx_hat) and x_hat * "
                                 "mean(dx_hat * x_hat) before scaling by 1/std"),
             (_no_variance_path, "the mean's path is there, the variance's is missing: "
                                 "also subtract x_hat * mean(dx_hat * x_hat)"),
+            (_no_mean_path, "the variance's path is there, the mean's is missing: also "
+                            "subtract mean(dx_hat), because every x_j moves the mean"),
+            (_eps_ignored, "eps is missing: the forward divided by sqrt(var + eps), so the "
+                           "backward's 1/std is 1 / sqrt(var + eps) too, the same number"),
             (_forgot_gamma, "the gain scales the gradient on its way back: "
                             "dx_hat = dout * gamma"),
             (_averaged_over_positions, "dgamma and dbeta are shared by every position: "
@@ -250,12 +278,16 @@ def _mask_inverted(h, memory, params, memory_lengths, n_heads):
 
 
 def _roles_swapped_masked(h, memory, params, memory_lengths, n_heads):
-    if h.shape[-2] != memory.shape[-2]:
-        # the (B, 1, 1, S) mask does not fit (B, H, S, T) scores: such a call raises,
-        # so nothing can match it (NaN equals nothing)
-        return np.full(h.shape, np.nan)
+    # when T != S the (B, 1, 1, S) mask does not fit the (B, H, S, T) scores: the
+    # call raises, and the checker takes that as "not this mistake"
     mask = padding_mask(memory_lengths, memory.shape[-2])[:, None]
     return multi_head_attention_forward(memory, h, params, n_heads=n_heads, mask=mask)[0]
+
+
+def _padding_on_queries(h, memory, params, memory_lengths, n_heads):
+    # (B, 1, S, 1): it fits the (B, H, T, S) scores only when T = S, and masks query rows
+    mask = np.swapaxes(padding_mask(memory_lengths, memory.shape[-2]), -1, -2)[:, None]
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
 def _output_only(name, attempt):
@@ -263,9 +295,9 @@ def _output_only(name, attempt):
     def checked(*args):
         result = attempt(*args)
         if isinstance(result, tuple):
-            raise AssertionError(f"{name}: return only the output: "
-                                 "multi_head_attention_forward returns (out, cache), so "
-                                 "write out, _ = ... and return out")
+            raise ExerciseError(name, "return only the output: "
+                                      "multi_head_attention_forward returns (out, cache), so "
+                                      "write out, _ = ... and return out")
         return result
     return checked
 
@@ -283,7 +315,7 @@ def check_cross_attention(attempt):
                   for key, value in params.items()}
         cases.append((rng.normal(size=(b, t, d)), rng.normal(size=(b, s, d)), params,
                       np.array(lengths), n_heads))
-    name = "cross-attention"
+    name = "Exercise 3 (cross-attention)"
     check_exercise(
         name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[
@@ -295,6 +327,11 @@ def check_cross_attention(attempt):
                                     "from the encoder's output (memory): x_q = h, "
                                     "x_kv = memory; the padding mask then covers the "
                                     "memory's S keys"),
+            (_padding_on_queries, "the padding is on the keys (the memory's S positions), "
+                                  "not on the queries: padding_mask(memory_lengths, S) is "
+                                  "(B, 1, S), one row shared by every query (with [:, None] "
+                                  "for the heads); transposed to (B, S, 1) it blanks out "
+                                  "query rows instead"),
             (_no_mask, "the source's padding is being read: pass "
                        "mask=padding_mask(memory_lengths, S)[:, None]"),
             (_causal_too, "cross-attention is not causal: the whole source sentence is "

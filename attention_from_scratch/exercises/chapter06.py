@@ -1,9 +1,16 @@
 """Checkers for the exercises of Chapter 6, "Complexity"."""
 
+import time
+
 import numpy as np
 
 from attention_from_scratch.common.masks import sliding_window_mask as _sliding_window_mask
-from attention_from_scratch.exercises import boolean_result, check_exercise, code_names
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    boolean_result,
+    check_exercise,
+    code_names,
+)
 from attention_from_scratch.measure.complexity import peak_memory
 from attention_from_scratch.measure.flops import attention_matmul_flops
 
@@ -31,15 +38,22 @@ def _flops_values_as_wide_as_keys(t, s, d_k, d_v):
     return 2 * t * s * d_k + 2 * t * s * d_k
 
 
-def _flops_with_softmax(t, s, d_k, d_v):
-    return 2 * t * s * d_k + 2 * t * s * d_v + t * s
+def _flops_key_width_times_value_width(t, s, d_k, d_v):
+    return 2 * t * s * d_k * d_v
+
+
+def _flops_with_softmax(per_score):
+    """Planted mistake: ``per_score`` FLOPs of softmax work added per score."""
+    def wrong(t, s, d_k, d_v):
+        return 2 * t * s * d_k + 2 * t * s * d_v + per_score * t * s
+    return wrong
 
 
 def check_attention_flops(attempt):
     """Exercise 1: ``attention_flops(t, s, d_k, d_v)`` for one head."""
     cases = [(3, 4, 2, 5), (7, 7, 3, 3), (5, 9, 4, 1), (128, 512, 64, 32)]
     check_exercise(
-        "attention FLOPs", attempt, attention_flops_reference, cases,
+        "Exercise 1 (attention FLOPs)", attempt, attention_flops_reference, cases,
         mistakes=[
             (_flops_multiply_adds, "that counts multiply-adds; each is 2 FLOPs (a multiply "
                                    "and an add)"),
@@ -49,8 +63,15 @@ def check_attention_flops(attempt):
             (_flops_values_as_wide_as_keys, "the weighted sum produces Dv numbers per query, "
                                             "the value width, which need not equal Dk: "
                                             "2 T S Dv, not 2 T S Dk"),
-            (_flops_with_softmax, "leave the softmax out, as the exercise says: count only "
-                                  "the multiply-adds of the two matrix products"),
+            (_flops_key_width_times_value_width, "Dk and Dv belong to different products, "
+                                                 "so they add, not multiply: the scores "
+                                                 "cost 2 T S Dk, the weighted sum 2 T S Dv"),
+            *((_flops_with_softmax(per_score), "leave the softmax out, as the exercise says "
+                                               "(its exponentials, sums and divisions are a "
+                                               "few operations per score, not matrix "
+                                               "products): count only the multiply-adds of "
+                                               "the two matrix products")
+              for per_score in range(1, 6)),
         ],
         rtol=0, atol=0,
     )
@@ -64,16 +85,29 @@ def online_softmax_update(row_max, row_sum, scores):
     row_max, row_sum : (N,) ndarray
         ``m`` and ``l = sum exp(s - m)`` over the scores seen so far
         (``-inf`` and 0 before the first block).
-    scores : (N, B) ndarray
+    scores : (N, S_b) ndarray
         The next block of scores of each row.
 
     Returns
     -------
     new_max, new_sum : (N,) ndarray
+
+    Notes
+    -----
+    A row whose scores so far are all masked (``-inf``) keeps a maximum of
+    ``-inf``; subtracting it would give ``-inf - (-inf) = NaN``, so such a
+    row subtracts 0 instead and its sum stays 0.
     """
-    new_max = np.maximum(row_max, scores.max(axis=1))
-    new_sum = row_sum * np.exp(row_max - new_max) + np.exp(scores - new_max[:, None]).sum(axis=1)
+    new_max = np.maximum(row_max, scores.max(axis=1))                   # (N,)
+    shift = np.where(np.isneginf(new_max), 0.0, new_max)               # no -inf - (-inf)
+    new_sum = row_sum * np.exp(row_max - shift) + np.exp(scores - shift[:, None]).sum(axis=1)
     return new_max, new_sum
+
+
+def _update_without_guard(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    return new_max, row_sum * np.exp(row_max - new_max) + np.exp(
+        scores - new_max[:, None]).sum(axis=1)
 
 
 def _update_without_rescale(row_max, row_sum, scores):
@@ -114,9 +148,21 @@ def check_online_softmax_update(attempt):
         row_max[0] = 5.0                        # a row whose new block is smaller
         cases.append((row_max, rng.uniform(1, 3, size=n), 2 * rng.normal(size=(n, b))))
     cases.append((np.full(3, -np.inf), np.zeros(3), rng.normal(size=(3, 4))))  # first block
+    # a masked block: rows 0 and 1 have seen only masked scores so far and get
+    # another fully masked block; row 2 has a past; row 3 a partly masked block
+    scores = rng.normal(size=(4, 3))
+    scores[:3] = -np.inf
+    scores[3, 1] = -np.inf
+    cases.append((np.array([-np.inf, -np.inf, 0.5, -np.inf]), np.array([0.0, 0.0, 1.5, 0.0]),
+                  scores))
     check_exercise(
-        "online softmax update", attempt, online_softmax_update, cases,
+        "Exercise 2 (online softmax update)", attempt, online_softmax_update, cases,
         mistakes=[
+            (_update_without_guard, "right until a row has seen only masked scores: its "
+                                    "maximum is then -inf and exp(-inf - (-inf)) is NaN; "
+                                    "where the new maximum is -inf, subtract 0 instead "
+                                    "(np.where(np.isneginf(new_max), 0, new_max)), so that "
+                                    "row's sum stays 0"),
             (_update_without_rescale, "the old sum was relative to the old maximum: multiply "
                                       "it by exp(old_max - new_max) before adding"),
             (_update_rescale_upside_down, "the rescale factor is exp(old_max - new_max), at "
@@ -152,6 +198,10 @@ def _window_transposed(t, window):
     return sliding_window_mask_reference(t, window).T
 
 
+def _window_inverted(t, window):
+    return ~sliding_window_mask_reference(t, window)
+
+
 _MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask"}
 
 
@@ -160,11 +210,11 @@ def check_sliding_window_mask(attempt):
 
     Refuses an attempt that calls the package's mask builders.
     """
-    name = "sliding-window mask"
+    name = "Exercise 3 (sliding-window mask)"
     if code_names(attempt) & _MASK_BUILDERS:
-        raise AssertionError(f"{name}: build it without the package's sliding_window_mask "
-                             "or causal_mask: compare key positions j with query positions i "
-                             "using np.arange")
+        raise ExerciseError(name, "build it without the package's sliding_window_mask "
+                                  "or causal_mask: compare key positions j with query "
+                                  "positions i using np.arange")
     cases = [(5, 2), (6, 3), (4, 1), (3, 5), (8, 4)]
     check_exercise(
         name, boolean_result(name, attempt), sliding_window_mask_reference, cases,
@@ -173,6 +223,9 @@ def check_sliding_window_mask(attempt):
                                    "keys i - window + 1 .. i"),
             (_window_not_causal, "the window looks back only: a query must not see keys "
                                  "after it (j <= i)"),
+            (_window_inverted, "the mask is inverted: True must mark the keys a query *may* "
+                               "attend to, the window itself, and False everything outside "
+                               "it"),
             (_window_transposed, "rows are queries and columns are keys: you have the "
                                  "transpose, where queries see the future"),
         ],
@@ -210,13 +263,76 @@ def _linear_softmaxed(q_feat, k_feat, v):
     return weights / weights.sum(axis=1, keepdims=True) @ v
 
 
-def _linear_memory(name, attempt):
-    """Wrap ``attempt`` so that forming a ``(T, S)`` array gets its own hint.
+# Time growth of the large case: its first _GROWTH_SIZES rows. Four times
+# the length costs a linear method about 4x the time and a quadratic one
+# about 16x; a ratio above 8 (2x margin each way), confirmed in a second
+# round, and a large call over 20x the reference's, flags quadratic work.
+_GROWTH_SIZES = (128, 512)
+_GROWTH_LIMIT = 8.0
+_SLOWER_THAN_REFERENCE = 20.0
+
+
+def _best_times(functions, rounds=7, budget=0.25):
+    """Best wall time of each zero-argument function, timed in interleaved
+    rounds so that a busy spell slows all of them alike.
+
+    After two rounds, stops once ``budget`` seconds have gone: calls that
+    slow are timed well enough by their best of two.
+    """
+    best, spent = [np.inf] * len(functions), 0.0
+    for done in range(1, rounds + 1):
+        for i, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            elapsed = time.perf_counter() - start
+            best[i], spent = min(best[i], elapsed), spent + elapsed
+        if done >= 2 and spent > budget:
+            break
+    return best
+
+
+def time_growth(function, q_feat, k_feat, v, sizes=_GROWTH_SIZES):
+    """``(ratio, large_time, reference_time)`` of ``function`` on the first
+    ``sizes`` rows of ``q_feat``, ``k_feat`` and ``v``.
+
+    ``ratio`` is the best time at the larger size over the best time at
+    the smaller; ``reference_time`` is :func:`linear_attention`'s at the
+    larger size, timed in the same rounds.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> q, k = rng.uniform(0.1, 2, (1024, 8)), rng.uniform(0.1, 2, (1024, 8))
+    >>> ratio, _, _ = time_growth(linear_attention, q, k, rng.normal(size=(1024, 4)))
+    >>> bool(ratio < _GROWTH_LIMIT)
+    True
+    """
+    small, large = sizes
+    small_time, large_time, reference_time = _best_times([
+        lambda: function(q_feat[:small], k_feat[:small], v[:small]),
+        lambda: function(q_feat[:large], k_feat[:large], v[:large]),
+        lambda: linear_attention(q_feat[:large], k_feat[:large], v[:large]),
+    ])
+    return large_time / small_time, large_time, reference_time
+
+
+def _grows_quadratically(function, q_feat, k_feat, v):
+    for _ in range(2):                       # both rounds must agree
+        ratio, large_time, reference_time = time_growth(function, q_feat, k_feat, v)
+        if ratio <= _GROWTH_LIMIT or large_time <= _SLOWER_THAN_REFERENCE * reference_time:
+            return None
+    return ratio
+
+
+def _linear_cost(name, attempt):
+    """Wrap ``attempt`` so that quadratic memory or time gets its own hint.
 
     On a case with ``T * S`` of a million or more, the peak memory of the
     call must stay below ``T * S`` bytes: less than a ``(T, S)`` array of
     any numeric dtype, even booleans, and hundreds of times what the linear
-    way needs.
+    way needs. Then its time must not grow quadratically: an ``np.einsum``
+    without ``optimize`` visits every (query, key) pair while storing none
+    of them, which memory alone cannot see.
     """
     def checked(q_feat, k_feat, v):
         t, s = len(q_feat), len(k_feat)
@@ -225,10 +341,19 @@ def _linear_memory(name, attempt):
         result = []
         peak = peak_memory(lambda: result.append(attempt(q_feat, k_feat, v)))
         if peak >= t * s:
-            raise AssertionError(
-                f"{name}: right on the small cases, but at T = {t}, S = {s} your function held "
+            raise ExerciseError(
+                name, f"right on the small cases, but at T = {t}, S = {s} your function held "
                 f"{peak / 2**20:.0f} MiB at its peak, as much as a (T, S) array: multiply "
                 "phi(K)^T V first, an (M, Dv) matrix, and never form phi(Q) phi(K)^T")
+        ratio = _grows_quadratically(attempt, q_feat, k_feat, v)
+        if ratio is not None:
+            small, large = _GROWTH_SIZES
+            raise ExerciseError(
+                name, f"right on the small cases and light on memory, but your function's "
+                f"time grows like T x S: from T = S = {small} to {large} (4x longer) it took "
+                f"{ratio:.0f}x as long, where linear work takes about 4x. An np.einsum such "
+                "as 'tm,sm,sd->td' without optimize=True loops over every (query, key) pair "
+                "without storing them: compute phi(K)^T V, an (M, Dv) matrix, first")
         return result[0]
     return checked
 
@@ -237,15 +362,16 @@ def check_linear_attention(attempt):
     """Exercise 4: ``linear_attention(q_feat, k_feat, v)``, positive features given.
 
     Besides the small cases, one case has ``T = S = 2048``, where the
-    call's peak memory must stay below that of a ``(T, S)`` array.
+    call's peak memory must stay below that of a ``(T, S)`` array and its
+    time must grow linearly with the length (see :func:`time_growth`).
     """
-    name = "linear attention"
+    name = "Exercise 4 (linear attention)"
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = [(rng.uniform(0.1, 2, size=(t, m)), rng.uniform(0.1, 2, size=(s, m)),
               rng.normal(size=(s, d))) for t, s, m, d in [(3, 5, 4, 2), (6, 4, 7, 3),
                                                             (1, 3, 2, 5), (2048, 2048, 8, 4)]]
     check_exercise(
-        name, _linear_memory(name, attempt), linear_attention, cases,
+        name, _linear_cost(name, attempt), linear_attention, cases,
         mistakes=[
             (_linear_unnormalised, "the weights must sum to 1 for each query: divide by "
                                    "phi(q_i) . sum_j phi(k_j)"),
