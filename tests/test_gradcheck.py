@@ -204,3 +204,19 @@ def test_the_book_states_the_tolerance_and_step_the_code_uses():
     readme_tolerances = re.findall(r"central differences \(tolerance `([0-9.e-]+)`\)", readme)
     assert [float(t) for t in readme_tolerances] == [DEFAULT_TOLERANCE]
     assert [float(h) for h in re.findall(r"by ±([0-9.e-]+) in float64", readme)] == [DEFAULT_EPS]
+
+
+def test_sampled_entries_check_only_some_and_still_catch_a_bug(rng):
+    x, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=5)
+    dout = rng.normal(size=(3, 5))
+    grads = numerical_gradients(linear_forward, [x, w, b], dout, n_entries=3, rng=rng)
+    assert [int(np.sum(~np.isnan(g))) for g in grads] == [3, 3, 3]
+    assert gradient_check(linear_forward, linear_backward, (x, w, b), rng=rng,
+                          n_entries=3).passed
+
+    def doubled_dw(dout, cache):
+        dx, dw, db = linear_backward(dout, cache)
+        return dx, 2 * dw, db
+
+    assert not gradient_check(linear_forward, doubled_dw, (x, w, b), rng=rng,
+                              n_entries=3).passed

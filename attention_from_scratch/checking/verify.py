@@ -174,6 +174,21 @@ def _decoder(rng, z, **options):
             {"n_heads": h, "memory_mask": memory_mask, **options})
 
 
+
+def _embedding(rng, z):
+    """Token ids with a repeat in every row: their rows of dW must add up."""
+    tokens = rng.integers(0, z["V"], size=(z["B"], z["T"]))
+    tokens[:, 1] = tokens[:, 0]
+    return (_normal(rng, z["V"], z["D"]),), {"tokens": tokens}
+
+
+def _cross_entropy(rng, z):
+    """Targets with padding (id 0) at the end of every row but one real id."""
+    targets = rng.integers(1, z["V"], size=(z["B"], z["T"]))
+    targets[:, -1] = 0
+    return (_normal(rng, z["B"], z["T"], z["V"]),), {"targets": targets, "ignore_id": 0}
+
+
 ATTENTION = {"B": 2, "T": 3, "S": 5, "Dk": 4, "Dv": 6}
 # multi-head: D = H * Dh. Blocks name D itself, to meet F (H = 2: D stays even)
 HEADS = {"B": 2, "T": 4, "S": 5, "H": 2, "Dh": 3}
@@ -288,6 +303,14 @@ CASES = [
     Case("Performer attention", "performer", "performer_attention_forward",
          "performer_attention_backward", ATTENTION,
          lambda rng, z: (_qkv(rng, z, z["B"]), {"features": _normal(rng, 7, z["Dk"])})),
+    Case("embedding, repeated tokens", "embedding", "embedding_forward", "embedding_backward",
+         {"B": 2, "T": 3, "V": 5, "D": 4}, _embedding),
+    Case("output projection", "embedding", "output_projection_forward",
+         "output_projection_backward", {"B": 2, "T": 3, "D": 4, "V": 6},
+         lambda rng, z: ((_normal(rng, z["B"], z["T"], z["D"]), _normal(rng, z["V"], z["D"]),
+                          _normal(rng, z["V"])), {})),
+    Case("cross-entropy, padding", "cross_entropy", "cross_entropy_forward",
+         "cross_entropy_backward", {"B": 2, "T": 4, "V": 5}, _cross_entropy),
 ]
 
 

@@ -415,3 +415,41 @@ def check_same_input(x_q, x_kv):
         + (" with different values" if x_q.shape == x_kv.shape else "")
         + ": use multi_head_attention_backward, which returns dx_q and dx_kv"
     )
+
+
+def check_tokens(name, tokens, vocab):
+    """Return ``tokens`` as an int array with ids in ``[0, vocab)``."""
+    tokens = np.asarray(tokens)
+    if tokens.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+        raise ValueError(f"{name} ids must lie in [0, V - 1] = [0, {vocab - 1}], got ids "
+                         f"from {tokens.min()} to {tokens.max()}")
+    return tokens
+
+
+def check_table(name, w):
+    """Return ``w`` as a float ``(V, D)`` array, or raise ``ValueError``."""
+    w = as_float_array(name, w)
+    if w.ndim != 2:
+        raise ValueError(f"{name} must have shape (V, D), got shape {w.shape}")
+    return w
+
+
+def check_cross_entropy_inputs(logits, targets, ignore_id):
+    """Return ``(targets, real)`` for ``logits (..., V)``, or raise."""
+    if logits.ndim < 1:
+        raise ValueError(f"logits must have shape (..., V), got shape {logits.shape}")
+    targets = np.asarray(targets)
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets must have shape (...,) = {logits.shape[:-1]}, one id per "
+                         f"row of logits {logits.shape}, got shape {targets.shape}")
+    if ignore_id is None:
+        real = np.ones(targets.shape, dtype=bool)
+    else:
+        real = targets != ignore_id
+    check_tokens("targets", np.where(real, targets, 0), logits.shape[-1])
+    if not real.any():
+        raise ValueError("targets hold no real position (every one equals ignore_id = "
+                         f"{ignore_id}): the mean loss is undefined")
+    return targets, real

@@ -15,11 +15,12 @@ from attention_from_scratch.figures import (
     chapter04,
     chapter05,
     chapter06,
+    chapter07,
 )
 
 FIGURES = {**chapter00.FIGURES, **chapter01.FIGURES, **chapter02.FIGURES, **chapter03.FIGURES,
            **chapter04.FIGURES, **chapter05.FIGURES,
-           **chapter06.FIGURES}
+           **chapter06.FIGURES, **chapter07.FIGURES}
 
 
 def regenerate(directory=None, *, out=None):

@@ -4,7 +4,9 @@ the loop is the lesson, always float64."""
 from . import (
     attention,
     convolution,
+    cross_entropy,
     decoder,
+    embedding,
     encoder,
     feed_forward,
     flash_attention,
@@ -19,12 +21,15 @@ from . import (
     residual,
     self_attention,
     softmax,
+    transformer,
 )
 
 __all__ = [
     "attention",
     "convolution",
+    "cross_entropy",
     "decoder",
+    "embedding",
     "encoder",
     "feed_forward",
     "flash_attention",
@@ -39,4 +44,5 @@ __all__ = [
     "residual",
     "self_attention",
     "softmax",
+    "transformer",
 ]

@@ -1,0 +1,218 @@
+"""Checkers for the exercises of Chapter 7, "Training"."""
+
+import functools
+
+import numpy as np
+
+from attention_from_scratch.checking.gradcheck import gradient_check
+from attention_from_scratch.common.params import init_decoder_only_params
+from attention_from_scratch.core.cross_entropy import (
+    cross_entropy_backward,
+    cross_entropy_forward,
+)
+from attention_from_scratch.core.embedding import embedding_backward, embedding_forward
+from attention_from_scratch.core.transformer import (
+    decoder_only_backward,
+    decoder_only_forward,
+)
+from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.training.optim import AdamState, adam_step
+
+_RNG_SEED = 2031
+
+
+# Exercise 1: the embedding's backward
+
+def _embedding_dw(dout, tokens, vocab):
+    _, cache = embedding_forward(np.zeros((vocab, dout.shape[-1])), tokens=tokens)
+    return embedding_backward(dout, cache)
+
+
+def _fancy_index_add(dout, tokens, vocab):
+    dw = np.zeros((vocab, dout.shape[-1]))
+    dw[tokens] += dout          # repeated rows: the last write wins
+    return dw
+
+
+def _gathered(dout, tokens, vocab):
+    return dout.reshape(-1, dout.shape[-1])[:vocab]
+
+
+def check_embedding_backward(attempt):
+    """``attempt(dout (..., D), tokens (...,), vocab) -> dW (V, D)``."""
+    rng = np.random.default_rng(_RNG_SEED)
+    cases = [(rng.normal(size=(3, 2)), np.array([0, 2, 1]), 4),
+             (rng.normal(size=(2, 5, 3)), np.array([[1, 1, 4, 0, 1], [4, 2, 2, 2, 0]]), 6),
+             (rng.normal(size=(4, 2)), np.array([3, 3, 3, 3]), 5)]
+    check_exercise("embedding backward", attempt, _embedding_dw, cases, mistakes=[
+        (_fancy_index_add, "dw[tokens] += dout writes a repeated token's row once (the last "
+                           "write wins) instead of adding every occurrence; use np.add.at "
+                           "or a loop over positions"),
+        (_gathered, "dW has one row per vocabulary entry: add each position's gradient to "
+                    "the row of its token"),
+    ])
+
+
+# Exercise 2: the cross-entropy's backward
+
+def _ce_grad(logits, targets, pad_id):
+    _, cache = cross_entropy_forward(logits, targets=targets, ignore_id=pad_id)
+    return cross_entropy_backward(np.array(1.0), cache)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _onehot(targets, vocab):
+    return np.eye(vocab)[targets]
+
+
+def _mean_over_all(logits, targets, pad_id):
+    real = (targets != pad_id)[..., None]
+    return (_softmax(logits) - _onehot(targets, logits.shape[-1])) * real / targets.size
+
+
+def _padding_kept(logits, targets, pad_id):
+    return (_softmax(logits) - _onehot(targets, logits.shape[-1])) / (targets != pad_id).sum()
+
+
+def _no_onehot(logits, targets, pad_id):
+    real = (targets != pad_id)[..., None]
+    return _softmax(logits) * real / real.sum()
+
+
+def _summed(logits, targets, pad_id):
+    real = (targets != pad_id)[..., None]
+    return (_softmax(logits) - _onehot(targets, logits.shape[-1])) * real
+
+
+def check_cross_entropy_backward(attempt):
+    """``attempt(logits (..., V), targets (...,), pad_id) -> dlogits`` of the mean loss."""
+    rng = np.random.default_rng(_RNG_SEED + 1)
+    cases = []
+    for shape in [(3, 4), (2, 5, 6), (1, 3, 5)]:
+        targets = rng.integers(1, shape[-1], size=shape[:-1])
+        targets.reshape(-1)[-1] = 0                       # one padding position
+        cases.append((rng.normal(size=shape), targets, 0))
+    check_exercise("cross-entropy backward", attempt, _ce_grad, cases, mistakes=[
+        (_mean_over_all, "the mean is over the real tokens only: divide by their count, not "
+                         "by every position's"),
+        (_padding_kept, "padding positions must get a zero gradient (they are not in the "
+                        "loss)"),
+        (_no_onehot, "the gradient of -log p_y is softmax - onehot(y): subtract 1 at the "
+                     "target"),
+        (_summed, "the loss is a mean: divide by the number of real tokens"),
+    ])
+
+
+# Exercise 3: one Adam step with bias correction
+
+def _adam(p, g, m, v, t, lr, beta1, beta2, eps):
+    """``t`` is the number of steps already taken."""
+    new, state = adam_step({"p": p}, {"p": g}, AdamState(t, {"p": m}, {"p": v}), lr=lr,
+                           beta1=beta1, beta2=beta2, eps=eps)
+    return new["p"], state.m["p"], state.v["p"]
+
+
+def _no_correction(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return p - lr * m / (np.sqrt(v) + eps), m, v
+
+
+def _correction_with_t(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** max(t, 1)), v / (1 - beta2 ** max(t, 1))
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def _no_sqrt(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+    return p - lr * m_hat / (v_hat + eps), m, v
+
+
+def check_adam_step(attempt):
+    """``attempt(p, g, m, v, t, lr, beta1, beta2, eps) -> (p, m, v)``; ``t``
+    steps were taken before this one."""
+    rng = np.random.default_rng(_RNG_SEED + 2)
+    cases = [(rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
+              0.9, 0.98, 1e-9),
+             (rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
+              rng.random(size=(2, 3)), 4, 0.01, 0.8, 0.9, 1e-8)]
+    check_exercise("Adam step", attempt, _adam, cases, mistakes=[
+        (_no_correction, "without bias correction the first steps are too small: divide m "
+                         "by 1 - beta1^t and v by 1 - beta2^t, t counting this step"),
+        (_correction_with_t, "the step being taken is number t + 1: correct with "
+                             "1 - beta^(t + 1)"),
+        (_no_sqrt, "divide by the square root of v_hat: Adam scales by the gradient's "
+                   "root-mean-square"),
+    ])
+
+
+# Exercise 4: find the bug in a training step
+
+BUG_SIZES = {"vocab": 7, "d_model": 8, "d_ff": 12, "n_layers": 2, "n_heads": 2}
+
+
+def bug_hunt_params():
+    """The tiny tied decoder-only model the buggy step trains."""
+    rng = np.random.default_rng(_RNG_SEED + 3)
+    s = BUG_SIZES
+    params = init_decoder_only_params(s["vocab"], s["d_model"], s["d_ff"],
+                                      n_layers=s["n_layers"], norm="pre", tied=True, rng=rng)
+    return {k: v + rng.normal(scale=0.2, size=v.shape) for k, v in params.items()}
+
+
+def buggy_forward(params, *, tokens):
+    """A forward whose backward, below, has one planted bug."""
+    return decoder_only_forward(params, tokens=tokens, n_heads=BUG_SIZES["n_heads"],
+                                norm="pre")
+
+
+def buggy_backward(dlogits, cache):
+    """The backward of ``buggy_forward``: one parameter's gradient is wrong."""
+    grads = decoder_only_backward(dlogits, cache)
+    # the planted bug: the output projection's share of the tied table is
+    # forgotten, as if the embedding were read only at the input
+    dlogits_rows = np.asarray(dlogits).reshape(-1, dlogits.shape[-1])
+    h = cache.out.h.reshape(-1, cache.out.h.shape[-1])
+    grads["embed"] = grads["embed"] - dlogits_rows.T @ h
+    return grads
+
+
+@functools.cache
+def _buggy_key():
+    tokens = np.random.default_rng(0).integers(1, BUG_SIZES["vocab"], size=(2, 5))
+    report = gradient_check(buggy_forward, buggy_backward, (bug_hunt_params(),),
+                            kwargs={"tokens": tokens}, rng=np.random.default_rng(1),
+                            n_entries=4)
+    return tuple(r.name for r in report.rows if r.relative_error > report.tolerance)
+
+
+def check_bug_hunt(attempt):
+    """``attempt() -> str``: the key of ``params`` whose gradient is wrong."""
+    try:
+        answer = attempt()
+    except NotImplementedError:
+        print("find the bug: not attempted yet")
+        return
+    wrong = _buggy_key()
+    if answer is None:
+        raise AssertionError("find the bug: your function returned None; return the key, "
+                             "e.g. 'block.0.attn.w_q'")
+    if not isinstance(answer, str):
+        raise AssertionError(f"find the bug: return the key as a str, got "
+                             f"{type(answer).__name__}")
+    if answer not in bug_hunt_params():
+        raise AssertionError(f"find the bug: {answer!r} is not a key of the parameters; the "
+                             "report's rows are named params['key']")
+    if f"params[{answer!r}]" not in wrong:
+        raise AssertionError(f"find the bug: the gradient of {answer!r} passes the check; "
+                             "look for the row marked NO")
+    print(f"✓ find the bug: {answer!r} it is — the tied table also feeds the output "
+          "projection, and that share of its gradient was dropped")

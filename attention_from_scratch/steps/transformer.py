@@ -1,0 +1,296 @@
+"""Whole Transformers: encoder–decoder and decoder-only, forward and backward (Chapter 7).
+
+An encoder–decoder (Vaswani et al. 2017, figure 1) maps source ids
+``src (B, S)`` and the target so far ``tgt (B, T)`` to logits
+``(B, T, V)``::
+
+    x      = embed[src] * sqrt(D) + PE          # (B, S, D)
+    memory = encoder blocks (x)                 # (+ enc_norm for pre-norm)
+    y      = embed[tgt] * sqrt(D) + PE          # (B, T, D)
+    h      = decoder blocks (y, memory)         # (+ dec_norm for pre-norm)
+    logits = h @ out.w^T + out.b                # out.w is embed when tied
+
+The backward is the chain rule through the children's caches in reverse.
+Two places where a value fans out and its gradients add: the memory feeds
+the cross-attention of *every* decoder block, so ``dmemory`` is the sum of
+their gradients; and the embedding table is read three times (source,
+target, and the output projection when tied), so ``dembed`` is a sum.
+
+Token id ``pad_id`` is padding: no query attends to a padding key. A
+decoder-only model is a stack of encoder blocks under the causal mask.
+Parameters: :mod:`attention_from_scratch.common.params`.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from attention_from_scratch.common.masks import causal_mask
+from attention_from_scratch.common.params import (
+    count_layers,
+    decoder_only_layouts,
+    encoder_decoder_layouts,
+    sub_params,
+    with_prefix,
+)
+from attention_from_scratch.common.validate import check_params, check_tokens
+from attention_from_scratch.steps.decoder import decoder_block_backward, decoder_block_forward
+from attention_from_scratch.steps.embedding import (
+    embedding_backward,
+    embedding_forward,
+    output_projection_backward,
+    output_projection_forward,
+)
+from attention_from_scratch.steps.encoder import encoder_block_backward, encoder_block_forward
+from attention_from_scratch.steps.layer_norm import layer_norm_backward, layer_norm_forward
+from attention_from_scratch.steps.positional_encoding import sinusoidal_encoding
+
+DTYPE = np.float64   # steps computes in float64
+
+
+class EmbedCache(NamedTuple):
+    embedding: tuple   # EmbeddingCache
+    scale: float       # sqrt(D)
+
+
+class EncoderDecoderCache(NamedTuple):
+    src: EmbedCache
+    tgt: EmbedCache
+    encoder: list             # one EncoderBlockCache per block
+    enc_norm: tuple           # LayerNormCache, or None for post-norm
+    decoder: list             # one DecoderBlockCache per block
+    dec_norm: tuple
+    out: tuple                # OutputProjectionCache
+    tied: bool
+
+
+class DecoderOnlyCache(NamedTuple):
+    tokens: EmbedCache
+    blocks: list
+    final_norm: tuple
+    out: tuple
+    tied: bool
+
+
+def _model_params(params, layouts_for, counts, norm, dtype):
+    if not isinstance(params, dict) or "embed" not in params:
+        raise TypeError("params must be a dict of arrays with an 'embed' (V, D) entry, "
+                        f"got {type(params).__name__}")
+    tied = "out.w" not in params
+    layouts = layouts_for(*(count_layers(params, c) for c in counts), norm=norm, tied=tied)
+    embed = np.shape(params["embed"])
+    if len(embed) != 2:
+        raise ValueError(f"params['embed'] must have shape (V, D), got shape {embed}")
+    return check_params("params", params, layouts, sizes={"V": embed[0], "D": embed[1]},
+                        dtype=dtype), tied
+
+
+def _embed(table, tokens):
+    """``table[tokens] * sqrt(D) + PE``: token and position, ``(B, T, D)``."""
+    d_model = table.shape[1]
+    x, cache = embedding_forward(table, tokens=tokens)                # (B, T, D)
+    scale = np.sqrt(d_model)
+    x = x * x.dtype.type(scale) + sinusoidal_encoding(tokens.shape[-1], d_model).astype(x.dtype)
+    return x, EmbedCache(cache, scale)
+
+
+def _embed_backward(dx, cache):
+    # x = lookup * scale + PE: the encoding is a constant, the scale a factor
+    return embedding_backward(dx * dx.dtype.type(cache.scale), cache.embedding)
+
+
+def _norm_forward(h, params, prefix):
+    if f"{prefix}.gamma" not in params:
+        return h, None
+    return layer_norm_forward(h, params[f"{prefix}.gamma"], params[f"{prefix}.beta"])
+
+
+def _norm_backward(dh, cache, prefix, grads):
+    if cache is None:
+        return dh
+    dh, grads[f"{prefix}.gamma"], grads[f"{prefix}.beta"] = layer_norm_backward(dh, cache)
+    return dh
+
+
+def _token_array(name, tokens, vocab):
+    tokens = check_tokens(name, tokens, vocab)
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (B, length) with length >= 1, got shape "
+                         f"{tokens.shape}")
+    return tokens
+
+
+def _keys_mask(tokens, pad_id):
+    """``(B, 1, S)``: True where the key is a real token."""
+    return (tokens != pad_id)[:, None, :]
+
+
+def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
+                            activation="relu"):
+    """Logits of an encoder–decoder for every target position.
+
+    Parameters
+    ----------
+    params : dict of str -> array_like
+        ``init_encoder_decoder_params``; the numbers of blocks and whether
+        the output is tied are read from the keys.
+    src : (B, S) array_like of int, keyword-only
+    tgt : (B, T) array_like of int, keyword-only
+        The decoder's input: the target shifted right (a start token
+        first). Position ``t`` sees ``tgt[:, :t + 1]`` only.
+    n_heads : int, keyword-only
+    norm : {"post", "pre"}, keyword-only
+    pad_id : int, keyword-only
+        Padding id: masked out as a key everywhere.
+    activation : {"relu", "gelu"}, keyword-only
+
+    Returns
+    -------
+    logits : (B, T, V) ndarray
+    cache : EncoderDecoderCache
+        ``attention_weights`` reads every head's weights from it.
+
+    See Also
+    --------
+    encoder_decoder_backward, decoder_only_forward
+
+    Examples
+    --------
+    >>> from attention_from_scratch.common.params import init_encoder_decoder_params
+    >>> params = init_encoder_decoder_params(6, 4, 8, n_enc=1, n_dec=1,
+    ...                                      rng=np.random.default_rng(0))
+    >>> logits, cache = encoder_decoder_forward(params, src=[[3, 4, 5]],
+    ...                                         tgt=[[1, 2]], n_heads=2)
+    >>> logits.shape
+    (1, 2, 6)
+    """
+    params, tied = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm, DTYPE)
+    vocab = params["embed"].shape[0]
+    src, tgt = _token_array("src", src, vocab), _token_array("tgt", tgt, vocab)
+    if src.shape[0] != tgt.shape[0]:
+        raise ValueError(f"src and tgt must have the same batch size B, got shapes "
+                         f"{src.shape} and {tgt.shape}")
+    src_keys = _keys_mask(src, pad_id)                                  # (B, 1, S)
+    x, src_cache = _embed(params["embed"], src)                         # (B, S, D)
+    encoder = []
+    for i in range(count_layers(params, "enc")):
+        x, block = encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
+                                         mask=src_keys, norm=norm, activation=activation)
+        encoder.append(block)
+    memory, enc_norm = _norm_forward(x, params, "enc_norm")             # (B, S, D)
+    y, tgt_cache = _embed(params["embed"], tgt)                         # (B, T, D)
+    decoder = []
+    for i in range(count_layers(params, "dec")):
+        y, block = decoder_block_forward(y, memory, sub_params(params, f"dec.{i}"),
+                                         n_heads=n_heads, self_mask=_keys_mask(tgt, pad_id),
+                                         memory_mask=src_keys, norm=norm,
+                                         activation=activation)         # (B, T, D)
+        decoder.append(block)
+    h, dec_norm = _norm_forward(y, params, "dec_norm")                  # (B, T, D)
+    w_out = params["embed"] if tied else params["out.w"]
+    logits, out = output_projection_forward(h, w_out, params["out.b"])  # (B, T, V)
+    return logits, EncoderDecoderCache(src_cache, tgt_cache, encoder, enc_norm, decoder,
+                                       dec_norm, out, tied)
+
+
+def _output_backward(dlogits, cache, grads):
+    dh, dw_out, grads["out.b"] = output_projection_backward(dlogits, cache.out)
+    if not cache.tied:
+        grads["out.w"] = dw_out
+        dw_out = 0
+    return dh, dw_out
+
+
+def encoder_decoder_backward(dlogits, cache):
+    """Gradients ``dparams`` of ``encoder_decoder_forward``, keys of ``params``.
+
+    The forward run backwards: output projection, decoder blocks from the
+    last, then the encoder blocks from the last, with the memory's
+    gradient summed over every decoder block that read it.
+    """
+    grads = {}
+    dh, dembed = _output_backward(dlogits, cache, grads)               # dembed: tied output
+    dy = _norm_backward(dh, cache.dec_norm, "dec_norm", grads)         # (B, T, D)
+    dmemory = 0
+    for i in reversed(range(len(cache.decoder))):
+        dy, dmemory_i, dblock = decoder_block_backward(dy, cache.decoder[i])
+        dmemory = dmemory + dmemory_i   # the memory fans out to every decoder block
+        grads.update(with_prefix(f"dec.{i}", dblock))
+    dx = _norm_backward(dmemory, cache.enc_norm, "enc_norm", grads)    # (B, S, D)
+    for i in reversed(range(len(cache.encoder))):
+        dx, dblock = encoder_block_backward(dx, cache.encoder[i])
+        grads.update(with_prefix(f"enc.{i}", dblock))
+    # the table is read for the source, the target (and the output if tied)
+    grads["embed"] = (_embed_backward(dx, cache.src) + _embed_backward(dy, cache.tgt)
+                      + dembed)
+    return grads
+
+
+def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
+                         activation="relu"):
+    """Logits of a decoder-only model (GPT-style) at every position.
+
+    Parameters
+    ----------
+    params : dict of str -> array_like
+        ``init_decoder_only_params``.
+    tokens : (B, T) array_like of int, keyword-only
+        Position ``t`` sees ``tokens[:, :t + 1]`` (causal mask), never
+        padding keys.
+    n_heads, norm, pad_id, activation : keyword-only
+        As in :func:`encoder_decoder_forward`.
+
+    Returns
+    -------
+    logits : (B, T, V) ndarray
+    cache : DecoderOnlyCache
+    """
+    params, tied = _model_params(params, decoder_only_layouts, ("block",), norm, DTYPE)
+    tokens = _token_array("tokens", tokens, params["embed"].shape[0])
+    mask = causal_mask(tokens.shape[1]) & _keys_mask(tokens, pad_id)   # (B, T, T)
+    x, embed_cache = _embed(params["embed"], tokens)                    # (B, T, D)
+    blocks = []
+    for i in range(count_layers(params, "block")):
+        x, block = encoder_block_forward(x, sub_params(params, f"block.{i}"), n_heads=n_heads,
+                                         mask=mask, norm=norm, activation=activation)
+        blocks.append(block)
+    h, final_norm = _norm_forward(x, params, "final_norm")              # (B, T, D)
+    w_out = params["embed"] if tied else params["out.w"]
+    logits, out = output_projection_forward(h, w_out, params["out.b"])  # (B, T, V)
+    return logits, DecoderOnlyCache(embed_cache, blocks, final_norm, out, tied)
+
+
+def decoder_only_backward(dlogits, cache):
+    """Gradients ``dparams`` of ``decoder_only_forward``."""
+    grads = {}
+    dh, dembed = _output_backward(dlogits, cache, grads)
+    dx = _norm_backward(dh, cache.final_norm, "final_norm", grads)     # (B, T, D)
+    for i in reversed(range(len(cache.blocks))):
+        dx, dblock = encoder_block_backward(dx, cache.blocks[i])
+        grads.update(with_prefix(f"block.{i}", dblock))
+    grads["embed"] = _embed_backward(dx, cache.tokens) + dembed
+    return grads
+
+
+def attention_weights(cache):
+    """Every layer's and head's attention weights from a forward's cache.
+
+    Parameters
+    ----------
+    cache : EncoderDecoderCache or DecoderOnlyCache
+
+    Returns
+    -------
+    weights : dict of str -> ndarray
+        ``"enc.{i}"`` ``(B, H, S, S)``, ``"dec.{i}.self"`` ``(B, H, T, T)``
+        and ``"dec.{i}.cross"`` ``(B, H, T, S)`` for an encoder–decoder;
+        ``"block.{i}"`` ``(B, H, T, T)`` for a decoder-only model.
+    """
+    if isinstance(cache, DecoderOnlyCache):
+        return {f"block.{i}": block.attn.sublayer.weights
+                for i, block in enumerate(cache.blocks)}
+    weights = {f"enc.{i}": block.attn.sublayer.weights for i, block in enumerate(cache.encoder)}
+    for i, block in enumerate(cache.decoder):
+        weights[f"dec.{i}.self"] = block.self_attn.sublayer.weights
+        weights[f"dec.{i}.cross"] = block.cross_attn.sublayer.weights
+    return weights
