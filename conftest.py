@@ -6,6 +6,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One BLAS thread per test process (and per notebook kernel, which inherits it), unless
+# the caller chose otherwise. The suite runs one worker per core, and the small matrix
+# products of training run several times slower when BLAS threads outnumber the cores.
+# This must happen before anything imports NumPy.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 def pytest_configure(config):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m attention_from_scratch {verify,figures,bench,train}``."""
+"""Command line: ``python -m attention_from_scratch {verify,figures,bench,train,book}``."""
 
 import argparse
 import os
@@ -14,7 +14,8 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m attention_from_scratch",
-        description="Attention from scratch: check the package, regenerate figures.",
+        description="Attention from scratch: check the package, regenerate figures, "
+                    "build the book as a website.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
@@ -55,6 +56,17 @@ def main(argv=None):
     from attention_from_scratch.training.cli import add_experiment_command, add_train_command
     add_train_command(commands)
     add_experiment_command(commands)
+    book = commands.add_parser(
+        "book",
+        help="build the book as a website that reads offline (needs the [book] extra)",
+        description="Build the README, every chapter, the glossary and the solutions "
+                    "into static HTML from the notebooks' stored outputs (nothing is "
+                    "executed), with MathJax served from the build itself, so the site "
+                    "reads offline from file://. Warnings are errors: a broken link "
+                    "fails the build.",
+    )
+    book.add_argument("--out", default=None,
+                      help="directory to write to (default: the repository's build/book/)")
     args = parser.parse_args(argv)
 
     if args.command == "verify":
@@ -69,6 +81,11 @@ def main(argv=None):
     if args.command == "bench":
         from attention_from_scratch.measure import bench
         return bench.main(repeats=args.repeats, steps_repeats=args.steps_repeats)
+    if args.command == "book":
+        from attention_from_scratch.book import website
+        front_page = website.build(args.out)
+        print(f"open {front_page.as_uri()} in a browser")
+        return 0
     import matplotlib
     matplotlib.use("Agg")
     from attention_from_scratch.figures import regenerate

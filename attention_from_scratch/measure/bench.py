@@ -147,7 +147,7 @@ class BenchResult(NamedTuple):
 def cpu_busy(seconds=0.5):
     """Fraction of CPU time busy over ``seconds`` (Linux), else nan."""
     def sample():
-        with open("/proc/stat") as stat:
+        with open("/proc/stat", encoding="utf-8") as stat:
             values = [int(v) for v in stat.readline().split()[1:]]
         return sum(values), values[3] + values[4]                 # total, idle + iowait
     try:
