@@ -134,8 +134,9 @@ def add_experiment_command(commands):
         help="run one of Chapter 7's longer experiments and write its JSON (minutes)",
         description="heads: 1 against 4 heads at equal width on sorting and reversal, "
                     "3 seeds, 600 steps each at D = 32 (about 2 CPU-minutes). length: reversal "
-                    "trained on lengths 2..8, exact match per length on 2..16, sinusoidal "
-                    "positions against ALiBi, 3 seeds each (about 5 CPU-minutes). Writes "
+                    "and sorting trained on lengths 2..8, exact match per length on 2..16, "
+                    "sinusoidal positions against ALiBi, 3 seeds each (about 8 CPU-minutes). "
+                    "Writes "
                     "OUT/NAME.json, the file Chapter 7 reads.",
     )
     experiment.add_argument("name", choices=("heads", "length"), metavar="NAME",

@@ -4,8 +4,9 @@
   and reversal, several seeds, held-out exact match after a fixed number
   of steps (in the spirit of Vaswani et al. 2017, table 3, row A).
 - ``length``: train reversal (encoder–decoder) and sorting (decoder-only)
-  on lengths 2..8, test exact match per length on 2..16 (lengths 9..16 never seen in training), with sinusoidal
-  positions and with ALiBi's linear biases (Press et al. 2022).
+  on lengths 2..8, test exact match per length on 2..16 (lengths 9..16
+  never seen in training), with sinusoidal positions and with ALiBi's
+  linear biases (Press et al. 2022).
 
 ``python -m attention_from_scratch experiment heads --out results`` runs
 one; ``--quick`` shrinks it to seconds (what the tests run).
