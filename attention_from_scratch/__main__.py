@@ -54,7 +54,7 @@ def main(argv=None):
     bench.add_argument("--steps-repeats", type=int, default=2,
                        help="timed runs per steps measurement (default: 2)")
     from attention_from_scratch.training.cli import add_experiment_command, add_train_command
-    add_train_command(commands)
+    train_parser = add_train_command(commands)  # its own usage line in its errors
     add_experiment_command(commands)
     book = commands.add_parser(
         "book",
@@ -74,7 +74,7 @@ def main(argv=None):
         return verify.main()
     if args.command == "train":
         from attention_from_scratch.training.cli import main as train_main
-        return train_main(args, parser)
+        return train_main(args, train_parser)
     if args.command == "experiment":
         from attention_from_scratch.training.cli import experiment_main
         return experiment_main(args)

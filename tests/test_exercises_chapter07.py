@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from attention_from_scratch.exercises import ExerciseError
 from attention_from_scratch.exercises import chapter07 as ex
 
 
@@ -14,7 +15,7 @@ def test_embedding_backward(capsys):
         return dw
 
     ex.check_embedding_backward(loop)
-    assert "✓ embedding backward" in capsys.readouterr().out
+    assert "✓ Exercise 1 (embedding backward)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="the last write wins"):
         ex.check_embedding_backward(ex._fancy_index_add)
 
@@ -28,7 +29,7 @@ def test_cross_entropy_backward(capsys):
         return (p - onehot) * real / real.sum()
 
     ex.check_cross_entropy_backward(mine)
-    assert "✓ cross-entropy backward" in capsys.readouterr().out
+    assert "✓ Exercise 2 (cross-entropy backward)" in capsys.readouterr().out
     for wrong, hint in [(ex._mean_over_all, "real tokens only"),
                         (ex._padding_kept, "zero gradient"),
                         (ex._no_onehot, "subtract 1"),
@@ -45,7 +46,7 @@ def test_adam_step(capsys):
         return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
     ex.check_adam_step(mine)
-    assert "✓ Adam step" in capsys.readouterr().out
+    assert "✓ Exercise 3 (Adam step)" in capsys.readouterr().out
     for wrong, hint in [(ex._no_correction, "bias correction"),
                         (ex._correction_with_t, "t \\+ 1"),
                         (ex._no_sqrt, "square root")]:
@@ -53,13 +54,27 @@ def test_adam_step(capsys):
             ex.check_adam_step(wrong)
 
 
+def test_adam_corrected_with_the_steps_before_gets_its_hint():
+    # what learners write: t as given (the steps before this one) in the correction
+    def with_t(p, g, m, v, t, lr, beta1, beta2, eps):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g ** 2
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+    with pytest.raises(ExerciseError, match="step t \\+ 1|number t \\+ 1"):
+        ex.check_adam_step(with_t)
+
+
 def test_bug_hunt(capsys):
     ex.check_bug_hunt(lambda: "embed")
-    assert "✓ find the bug" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="passes the check"):
+    assert "✓ Exercise 4 (find the bug)" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="passes the check"):
         ex.check_bug_hunt(lambda: "out.b")
-    with pytest.raises(AssertionError, match="not a key"):
-        ex.check_bug_hunt(lambda: "embedding")
+    with pytest.raises(ExerciseError, match="only the quoted key"):
+        ex.check_bug_hunt(lambda: "params['embed']")      # the row name as printed
+    with pytest.raises(ExerciseError, match="as a str"):
+        ex.check_bug_hunt(lambda: None)
 
     def stub():
         raise NotImplementedError

@@ -60,7 +60,9 @@ def test_bad_arguments_get_a_clear_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "train: error:" in err          # the train command's own usage, not the top level's
 
 
 def test_ctrl_c_leaves_a_usable_run():

@@ -15,7 +15,7 @@ from attention_from_scratch.core.transformer import (
     decoder_only_backward,
     decoder_only_forward,
 )
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise
 from attention_from_scratch.training.optim import AdamState, adam_step
 
 _RNG_SEED = 2031
@@ -44,7 +44,7 @@ def check_embedding_backward(attempt):
     cases = [(rng.normal(size=(3, 2)), np.array([0, 2, 1]), 4),
              (rng.normal(size=(2, 5, 3)), np.array([[1, 1, 4, 0, 1], [4, 2, 2, 2, 0]]), 6),
              (rng.normal(size=(4, 2)), np.array([3, 3, 3, 3]), 5)]
-    check_exercise("embedding backward", attempt, _embedding_dw, cases, mistakes=[
+    check_exercise("Exercise 1 (embedding backward)", attempt, _embedding_dw, cases, mistakes=[
         (_fancy_index_add, "dw[tokens] += dout writes a repeated token's row once (the last "
                            "write wins) instead of adding every occurrence; use np.add.at "
                            "or a loop over positions"),
@@ -96,7 +96,7 @@ def check_cross_entropy_backward(attempt):
         targets = rng.integers(1, shape[-1], size=shape[:-1])
         targets.reshape(-1)[-1] = 0                       # one padding position
         cases.append((rng.normal(size=shape), targets, 0))
-    check_exercise("cross-entropy backward", attempt, _ce_grad, cases, mistakes=[
+    check_exercise("Exercise 2 (cross-entropy backward)", attempt, _ce_grad, cases, mistakes=[
         (_mean_over_all, "the mean is over the real tokens only: divide by their count, not "
                          "by every position's"),
         (_padding_kept, "padding positions must get a zero gradient (they are not in the "
@@ -125,7 +125,7 @@ def _no_correction(p, g, m, v, t, lr, beta1, beta2, eps):
 def _correction_with_t(p, g, m, v, t, lr, beta1, beta2, eps):
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
-    m_hat, v_hat = m / (1 - beta1 ** max(t, 1)), v / (1 - beta2 ** max(t, 1))
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)     # t, not t + 1
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
@@ -140,13 +140,18 @@ def check_adam_step(attempt):
     """``attempt(p, g, m, v, t, lr, beta1, beta2, eps) -> (p, m, v)``; ``t``
     steps were taken before this one."""
     rng = np.random.default_rng(_RNG_SEED + 2)
-    cases = [(rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
-              0.9, 0.98, 1e-9),
-             (rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
-              rng.random(size=(2, 3)), 4, 0.01, 0.8, 0.9, 1e-8)]
-    check_exercise("Adam step", attempt, _adam, cases, mistakes=[
-        (_no_correction, "without bias correction the first steps are too small: divide m "
-                         "by 1 - beta1^t and v by 1 - beta2^t, t counting this step"),
+    # t = 0 (the very first step) comes last: correcting with beta^t there
+    # divides by zero, and the earlier cases name that mistake first
+    cases = [(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
+              rng.random(size=(2, 3)), 1, 0.01, 0.8, 0.9, 1e-8),
+             (rng.normal(size=4), rng.normal(size=4), 0.1 * rng.normal(size=4),
+              rng.random(size=4), 4, 0.05, 0.9, 0.98, 1e-9),
+             (rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
+              0.9, 0.98, 1e-9)]
+    check_exercise("Exercise 3 (Adam step)", attempt, _adam, cases, mistakes=[
+        (_no_correction, "without bias correction the first steps are too small: this is "
+                         "step t + 1, so divide the new m by 1 - beta1^(t + 1) and the new v "
+                         "by 1 - beta2^(t + 1)"),
         (_correction_with_t, "the step being taken is number t + 1: correct with "
                              "1 - beta^(t + 1)"),
         (_no_sqrt, "divide by the square root of v_hat: Adam scales by the gradient's "
@@ -177,8 +182,6 @@ def buggy_forward(params, *, tokens):
 def buggy_backward(dlogits, cache):
     """The backward of ``buggy_forward``: one parameter's gradient is wrong."""
     grads = decoder_only_backward(dlogits, cache)
-    # the planted bug: the output projection's share of the tied table is
-    # forgotten, as if the embedding were read only at the input
     dlogits_rows = np.asarray(dlogits).reshape(-1, dlogits.shape[-1])
     h = cache.out.h.reshape(-1, cache.out.h.shape[-1])
     grads["embed"] = grads["embed"] - dlogits_rows.T @ h
@@ -199,20 +202,20 @@ def check_bug_hunt(attempt):
     try:
         answer = attempt()
     except NotImplementedError:
-        print("find the bug: not attempted yet")
+        print("Exercise 4 (find the bug): not attempted yet")
         return
+    name = "Exercise 4 (find the bug)"
     wrong = _buggy_key()
     if answer is None:
-        raise AssertionError("find the bug: your function returned None; return the key, "
-                             "e.g. 'block.0.attn.w_q'")
+        raise ExerciseError(name, "your function returned None; return the key as a str")
     if not isinstance(answer, str):
-        raise AssertionError(f"find the bug: return the key as a str, got "
-                             f"{type(answer).__name__}")
+        raise ExerciseError(name, f"return the key as a str, got {type(answer).__name__}")
     if answer not in bug_hunt_params():
-        raise AssertionError(f"find the bug: {answer!r} is not a key of the parameters; the "
-                             "report's rows are named params['key']")
+        raise ExerciseError(name, f"{answer!r} is not a key of the parameters. The report "
+                                  "names its rows params['...']: return only the quoted key "
+                                  "inside the brackets")
     if f"params[{answer!r}]" not in wrong:
-        raise AssertionError(f"find the bug: the gradient of {answer!r} passes the check; "
-                             "look for the row marked NO")
-    print(f"✓ find the bug: {answer!r} it is — the tied table also feeds the output "
+        raise ExerciseError(name, f"the gradient of {answer!r} passes the check; look for "
+                                  "the row whose relative error is above the tolerance")
+    print(f"✓ Exercise 4 (find the bug): {answer!r} it is — the tied table also feeds the output "
           "projection, and that share of its gradient was dropped")

@@ -65,6 +65,7 @@ def add_train_command(commands):
                             "may extend the run)")
     train.add_argument("--stop-at", type=float, default=None, metavar="ACCURACY",
                        help="stop once held-out exact match reaches ACCURACY (e.g. 0.99)")
+    return train
 
 
 DEFAULT_STEPS = {"reversal": 3000, "sorting": 3000, "translation": 600}
