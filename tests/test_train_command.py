@@ -91,3 +91,25 @@ def test_quick_experiments_write_the_format_the_chapter_reads(tmp_path, name):
     assert set(fresh["results"][0]) == set(stored["results"][0])
     for row in fresh["results"]:
         assert 0.0 <= row["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(("fresh_accuracy", "held_out_accuracy", "last_step"), [
+    (1.0, 0.0, 2),      # the fresh training pairs are right: stop at the first evaluation
+    (0.0, 1.0, 6),      # only the held-out set is right: that must not stop the run
+])
+def test_stop_at_decides_on_fresh_pairs_never_the_held_out_set(
+        fresh_accuracy, held_out_accuracy, last_step, monkeypatch):
+    from attention_from_scratch.training import loop
+
+    settings = Settings(task="reversal", d_model=16, d_ff=32, n_heads=2, n_layers=1,
+                        steps=6, batch_size=8, warmup=2)
+    held_out = {tuple(source) for source, _ in loop.task_of(settings).held_out}
+
+    def scripted(params, pairs, *, task, settings):
+        is_held_out = all(tuple(source) in held_out for source, _ in pairs)
+        assert is_held_out or not any(tuple(source) in held_out for source, _ in pairs)
+        return (held_out_accuracy if is_held_out else fresh_accuracy), {}
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    run = loop.train(loop.new_run(settings), eval_every=2, eval_size=10, stop_at=0.99)
+    assert run.state.step == last_step
