@@ -33,7 +33,9 @@ def test_cross_entropy_backward(capsys):
     for wrong, hint in [(ex._mean_over_all, "real tokens only"),
                         (ex._padding_kept, "zero gradient"),
                         (ex._no_onehot, "subtract 1"),
-                        (ex._summed, "is a mean")]:
+                        (ex._summed, "is a mean"),
+                        (ex._no_softmax, "not logits - onehot"),
+                        (ex._sign_flipped, "sign is flipped")]:
         with pytest.raises(AssertionError, match=hint):
             ex.check_cross_entropy_backward(wrong)
 
@@ -49,6 +51,7 @@ def test_adam_step(capsys):
     assert "✓ Exercise 3 (Adam step)" in capsys.readouterr().out
     for wrong, hint in [(ex._no_correction, "bias correction"),
                         (ex._correction_with_t, "t \\+ 1"),
+                        (ex._corrected_means_kept, "raw running means"),
                         (ex._no_sqrt, "square root")]:
         with pytest.raises(AssertionError, match=hint):
             ex.check_adam_step(wrong)

@@ -102,14 +102,34 @@ def test_quick_length_experiment_compares_alibi_with_sinusoidal(tmp_path):
     stored = json.loads((Path(__file__).parents[1] / "chapters" / "results" /
                          "length.json").read_text())
     for result in (fresh, stored):
-        by_positions = {}
+        seeds = {}
         for row in result["results"]:
-            by_positions.setdefault(row["positions"], []).append(row)
-        assert set(by_positions) == {"sinusoidal", "alibi"}
-        seeds = [sorted(r["seed"] for r in rows) for rows in by_positions.values()]
-        assert seeds[0] == seeds[1]
-        for row in result["results"]:
+            seeds.setdefault((row["task"], row["positions"]), []).append(row["seed"])
             assert sorted(map(int, row["per_length"])) == list(range(2, 17))
             assert all(0.0 <= a <= 1.0 for a in row["per_length"].values())
-    assert len(stored["results"]) >= 6                    # >= 3 seeds for each
+        assert {task for task, _ in seeds} == {"reversal", "sorting"}
+        for task in ("reversal", "sorting"):
+            assert sorted(seeds[task, "sinusoidal"]) == sorted(seeds[task, "alibi"])
+    assert all(len(s) >= 3 for s in seeds.values())      # stored: >= 3 seeds for each
 
+
+@pytest.mark.parametrize(("fresh_accuracy", "held_out_accuracy", "last_step"), [
+    (1.0, 0.0, 2),      # the fresh training pairs are right: stop at the first evaluation
+    (0.0, 1.0, 6),      # only the held-out set is right: that must not stop the run
+])
+def test_stop_at_decides_on_fresh_pairs_never_the_held_out_set(
+        fresh_accuracy, held_out_accuracy, last_step, monkeypatch):
+    from attention_from_scratch.training import loop
+
+    settings = Settings(task="reversal", d_model=16, d_ff=32, n_heads=2, n_layers=1,
+                        steps=6, batch_size=8, warmup=2)
+    held_out = {tuple(source) for source, _ in loop.task_of(settings).held_out}
+
+    def scripted(params, pairs, *, task, settings):
+        is_held_out = all(tuple(source) in held_out for source, _ in pairs)
+        assert is_held_out or not any(tuple(source) in held_out for source, _ in pairs)
+        return (held_out_accuracy if is_held_out else fresh_accuracy), {}
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    run = loop.train(loop.new_run(settings), eval_every=2, eval_size=10, stop_at=0.99)
+    assert run.state.step == last_step

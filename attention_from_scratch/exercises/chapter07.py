@@ -88,6 +88,15 @@ def _summed(logits, targets, pad_id):
     return (_softmax(logits) - _onehot(targets, logits.shape[-1])) * real
 
 
+def _no_softmax(logits, targets, pad_id):
+    real = (targets != pad_id)[..., None]
+    return (logits - _onehot(targets, logits.shape[-1])) * real / real.sum()
+
+
+def _sign_flipped(logits, targets, pad_id):
+    return -_ce_grad(logits, targets, pad_id)
+
+
 def check_cross_entropy_backward(attempt):
     """``attempt(logits (..., V), targets (...,), pad_id) -> dlogits`` of the mean loss."""
     rng = np.random.default_rng(_RNG_SEED + 1)
@@ -104,6 +113,10 @@ def check_cross_entropy_backward(attempt):
         (_no_onehot, "the gradient of -log p_y is softmax - onehot(y): subtract 1 at the "
                      "target"),
         (_summed, "the loss is a mean: divide by the number of real tokens"),
+        (_no_softmax, "the gradient of log-sum-exp is the softmax: softmax(logits) - "
+                      "onehot(y), not logits - onehot(y)"),
+        (_sign_flipped, "the sign is flipped: the gradient of -log p_y is softmax - "
+                        "onehot(y), which is negative at the target"),
     ])
 
 
@@ -136,6 +149,13 @@ def _no_sqrt(p, g, m, v, t, lr, beta1, beta2, eps):
     return p - lr * m_hat / (v_hat + eps), m, v
 
 
+def _corrected_means_kept(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m_hat, v_hat
+
+
 def check_adam_step(attempt):
     """``attempt(p, g, m, v, t, lr, beta1, beta2, eps) -> (p, m, v)``; ``t``
     steps were taken before this one."""
@@ -154,6 +174,8 @@ def check_adam_step(attempt):
                          "by 1 - beta2^(t + 1)"),
         (_correction_with_t, "the step being taken is number t + 1: correct with "
                              "1 - beta^(t + 1)"),
+        (_corrected_means_kept, "return the raw running means m and v as the new state; "
+                                "the corrected m_hat and v_hat are only for this step"),
         (_no_sqrt, "divide by the square root of v_hat: Adam scales by the gradient's "
                    "root-mean-square"),
     ])

@@ -64,7 +64,9 @@ def add_train_command(commands):
                        help="continue from OUT/TASK.npz (its settings are kept; --steps "
                             "may extend the run)")
     train.add_argument("--stop-at", type=float, default=None, metavar="ACCURACY",
-                       help="stop once held-out exact match reaches ACCURACY (e.g. 0.99)")
+                       help="stop once exact match on fresh training-distribution pairs "
+                            "reaches ACCURACY (e.g. 0.99); the held-out set is never used "
+                            "to decide, so its accuracy stays a fair test")
     return train
 
 

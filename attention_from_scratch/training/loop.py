@@ -174,7 +174,10 @@ def train(run, *, until=None, eval_every=250, eval_size=200, progress=None, stop
         ``progress(step, total, loss, accuracy, cpu_seconds)`` after
         each step.
     stop_at : float, optional
-        Stop once held-out exact match reaches it.
+        Stop once exact match reaches it on ``eval_size`` fresh pairs of
+        the training distribution, measured with the held-out set. Never
+        on the held-out set itself: that set stays a test, so the
+        held-out accuracy of a stopped run is not chosen by the stop.
 
     Returns
     -------
@@ -190,6 +193,9 @@ def train(run, *, until=None, eval_every=250, eval_size=200, progress=None, stop
     cpu_start = time.process_time() - (history["cpu_seconds"][-1]
                                        if history["cpu_seconds"] else 0.0)
     accuracy = history["accuracy"][-1] if history["accuracy"] else float("nan")
+    if stop_at is not None:
+        stop_rng = np.random.default_rng([settings.seed, 4])
+        validation = [task.sample(stop_rng) for _ in range(eval_size)]
     try:
         while state.step < until:
             # step n's batch depends on (seed, n) only: a resumed run sees the same data
@@ -209,8 +215,11 @@ def train(run, *, until=None, eval_every=250, eval_size=200, progress=None, stop
             if progress is not None:
                 progress(state.step, until, loss, accuracy, history["cpu_seconds"][-1])
             if stop_at is not None and history["eval_step"] \
-                    and history["eval_step"][-1] == state.step and accuracy >= stop_at:
-                break
+                    and history["eval_step"][-1] == state.step:
+                validation_accuracy, _ = evaluate(params, validation, task=task,
+                                                  settings=settings)
+                if validation_accuracy >= stop_at:
+                    break
     except KeyboardInterrupt:
         history["interrupted"] = True
     history["cpu_seconds"] = history["cpu_seconds"][:len(history["step"])]
