@@ -500,8 +500,29 @@ def check_table(name, w):
     return w
 
 
-def check_cross_entropy_inputs(logits, targets, ignore_id):
-    """Return ``(targets, real)`` for ``logits (..., V)``, or raise."""
+def check_embedding_inputs(w, tokens, *, dtype=None):
+    """Return ``(w, tokens)``: the ``(V, D)`` table as ``dtype`` and the ids."""
+    w = as_float_array("w", check_table("w", w), dtype=dtype)
+    return w, check_tokens("tokens", tokens, w.shape[0])
+
+
+def check_output_projection_inputs(h, w, b, *, dtype=None):
+    """Return ``(h, w, b)`` as ``dtype`` (default: ``h``'s), with
+    ``h (..., D)``, ``w (V, D)`` and ``b (V,)``, or raise."""
+    h = as_float_array("h", h, dtype=dtype)
+    w = as_float_array("w", check_table("w", w), dtype=h.dtype)
+    b = as_float_array("b", b, dtype=h.dtype)
+    if h.ndim < 1 or h.shape[-1] != w.shape[1]:
+        raise ValueError(f"h must have shape (..., D) with D = {w.shape[1]} (w is (V, D) = "
+                         f"{w.shape}), got shape {h.shape}")
+    check_same_shape("b", b, (w.shape[0],), "(V,)")
+    return h, w, b
+
+
+def check_cross_entropy_inputs(logits, targets, ignore_id, *, dtype=None):
+    """Return ``(logits, targets, real)``: ``logits (..., V)`` as ``dtype``,
+    the target ids and where they are real (not ``ignore_id``), or raise."""
+    logits = as_float_array("logits", logits, dtype=dtype)
     if logits.ndim < 1:
         raise ValueError(f"logits must have shape (..., V), got shape {logits.shape}")
     targets = np.asarray(targets)
@@ -516,4 +537,4 @@ def check_cross_entropy_inputs(logits, targets, ignore_id):
     if not real.any():
         raise ValueError("targets hold no real position (every one equals ignore_id = "
                          f"{ignore_id}): the mean loss is undefined")
-    return targets, real
+    return logits, targets, real

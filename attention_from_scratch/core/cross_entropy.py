@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.validate import as_float_array, check_cross_entropy_inputs
+from attention_from_scratch.common.validate import check_cross_entropy_inputs, check_gradient
 from attention_from_scratch.core.softmax import stable_row_max
 
 __all__ = ["CrossEntropyCache", "cross_entropy_backward", "cross_entropy_forward"]
@@ -29,8 +29,7 @@ def cross_entropy_forward(logits, *, targets, ignore_id=None):
     >>> bool(loss < 1e-3)
     True
     """
-    logits = as_float_array("logits", logits)
-    targets, real = check_cross_entropy_inputs(logits, targets, ignore_id)
+    logits, targets, real = check_cross_entropy_inputs(logits, targets, ignore_id)
     n_real = int(real.sum())
     shifted = logits - stable_row_max(logits, -1)                  # (..., V)
     exp = np.exp(shifted)
@@ -44,9 +43,7 @@ def cross_entropy_forward(logits, *, targets, ignore_id=None):
 
 def cross_entropy_backward(dloss, cache):
     """``dlogits = dloss * (softmax - onehot) / N`` on real rows, 0 on padding."""
-    dloss = as_float_array("dloss", dloss)
-    if dloss.shape != ():
-        raise ValueError(f"dloss must be a scalar (shape ()), got shape {dloss.shape}")
+    dloss = check_gradient("dloss", dloss, (), "a scalar", dtype=None)
     dlogits = cache.probs * cache.real[..., None]                  # (..., V)
     rows = np.nonzero(cache.real)
     dlogits[rows + (cache.targets[rows],)] -= 1

@@ -10,10 +10,9 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_same_shape,
-    check_table,
-    check_tokens,
+    check_embedding_inputs,
+    check_gradient,
+    check_output_projection_inputs,
 )
 
 __all__ = ["EmbeddingCache", "OutputProjectionCache", "embedding_backward",
@@ -39,15 +38,14 @@ def embedding_forward(w, *, tokens):
     >>> x.dtype == np.float32 and x.tolist() == [[0, 1, 0], [0, 1, 0]]
     True
     """
-    w = check_table("w", w)
-    tokens = check_tokens("tokens", tokens, w.shape[0])
+    w, tokens = check_embedding_inputs(w, tokens)
     return w[tokens], EmbeddingCache(tokens, w.shape)              # (..., D)
 
 
 def embedding_backward(dout, cache):
     """``dw``: ``np.add.at`` accumulates the rows of repeated tokens."""
-    dout = as_float_array("dout", dout)
-    check_same_shape("dout", dout, cache.tokens.shape + cache.table_shape[1:], "(..., D)")
+    dout = check_gradient("dout", dout, cache.tokens.shape + cache.table_shape[1:], "(..., D)",
+                          dtype=None)
     dw = np.zeros(cache.table_shape, dtype=dout.dtype)            # (V, D)
     np.add.at(dw, cache.tokens.reshape(-1), dout.reshape(-1, cache.table_shape[1]))
     return dw
@@ -55,13 +53,7 @@ def embedding_backward(dout, cache):
 
 def output_projection_forward(h, w, b):
     """Logits ``h @ w^T + b`` as one matmul over all positions, dtype of ``h``."""
-    h = as_float_array("h", h)
-    w = as_float_array("w", check_table("w", w), dtype=h.dtype)
-    b = as_float_array("b", b, dtype=h.dtype)
-    if h.ndim < 1 or h.shape[-1] != w.shape[1]:
-        raise ValueError(f"h must have shape (..., D) with D = {w.shape[1]} (w is (V, D) = "
-                         f"{w.shape}), got shape {h.shape}")
-    check_same_shape("b", b, (w.shape[0],), "(V,)")
+    h, w, b = check_output_projection_inputs(h, w, b)
     logits = h.reshape(-1, w.shape[1]) @ w.T                       # (N, V)
     logits += b
     return logits.reshape(h.shape[:-1] + (w.shape[0],)), OutputProjectionCache(h, w)
@@ -70,8 +62,8 @@ def output_projection_forward(h, w, b):
 def output_projection_backward(dlogits, cache):
     """Gradients ``(dh, dw, db)`` of ``output_projection_forward``."""
     h, w = cache
-    dlogits = as_float_array("dlogits", dlogits, dtype=h.dtype)
-    check_same_shape("dlogits", dlogits, h.shape[:-1] + (w.shape[0],), "(..., V)")
+    dlogits = check_gradient("dlogits", dlogits, h.shape[:-1] + (w.shape[0],), "(..., V)",
+                             dtype=h.dtype)
     dlogits_rows = dlogits.reshape(-1, w.shape[0])                 # (N, V)
     dh = (dlogits_rows @ w).reshape(h.shape)                       # (..., D)
     dw = dlogits_rows.T @ h.reshape(-1, w.shape[1])                # (V, D)

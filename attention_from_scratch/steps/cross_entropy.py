@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.validate import as_float_array, check_cross_entropy_inputs
+from attention_from_scratch.common.validate import check_cross_entropy_inputs, check_gradient
 
 
 class CrossEntropyCache(NamedTuple):
@@ -54,8 +54,8 @@ def cross_entropy_forward(logits, *, targets, ignore_id=None):
     >>> bool(np.isclose(loss, np.log(5)))
     True
     """
-    logits = as_float_array("logits", logits, dtype=np.float64)
-    targets, real = check_cross_entropy_inputs(logits, targets, ignore_id)
+    logits, targets, real = check_cross_entropy_inputs(logits, targets, ignore_id,
+                                                       dtype=np.float64)
     n_real = int(real.sum())
     probs = np.empty_like(logits)                                  # (..., V)
     total = 0.0
@@ -71,9 +71,7 @@ def cross_entropy_forward(logits, *, targets, ignore_id=None):
 
 def cross_entropy_backward(dloss, cache):
     """Gradient ``dlogits = dloss * (softmax - onehot) / N`` on real rows, 0 on padding."""
-    dloss = as_float_array("dloss", dloss, dtype=np.float64)
-    if dloss.shape != ():
-        raise ValueError(f"dloss must be a scalar (shape ()), got shape {dloss.shape}")
+    dloss = check_gradient("dloss", dloss, (), "a scalar", dtype=np.float64)
     dlogits = np.zeros_like(cache.probs)                           # (..., V)
     for position in np.ndindex(cache.targets.shape):
         if cache.real[position]:

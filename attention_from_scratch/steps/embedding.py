@@ -19,10 +19,9 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    as_float_array,
-    check_same_shape,
-    check_table,
-    check_tokens,
+    check_embedding_inputs,
+    check_gradient,
+    check_output_projection_inputs,
 )
 
 
@@ -57,8 +56,7 @@ def embedding_forward(w, *, tokens):
     >>> x.tolist()
     [[[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]]]
     """
-    w = check_table("w", w).astype(np.float64)
-    tokens = check_tokens("tokens", tokens, w.shape[0])
+    w, tokens = check_embedding_inputs(w, tokens, dtype=np.float64)
     x = np.empty(tokens.shape + (w.shape[1],))                    # (..., D)
     for position in np.ndindex(tokens.shape):
         x[position] = w[tokens[position]]
@@ -68,8 +66,8 @@ def embedding_forward(w, *, tokens):
 def embedding_backward(dout, cache):
     """Gradient ``dw`` of ``embedding_forward``: each position's gradient
     added to its token's row (repeated tokens accumulate)."""
-    dout = as_float_array("dout", dout, dtype=np.float64)
-    check_same_shape("dout", dout, cache.tokens.shape + cache.table_shape[1:], "(..., D)")
+    dout = check_gradient("dout", dout, cache.tokens.shape + cache.table_shape[1:], "(..., D)",
+                          dtype=np.float64)
     dw = np.zeros(cache.table_shape)                              # (V, D)
     for position in np.ndindex(cache.tokens.shape):
         dw[cache.tokens[position]] += dout[position]              # one row at a time: adds
@@ -103,13 +101,7 @@ def output_projection_forward(h, w, b):
     >>> logits.shape
     (2, 4)
     """
-    h = as_float_array("h", h, dtype=np.float64)
-    w = check_table("w", w).astype(np.float64)
-    b = as_float_array("b", b, dtype=np.float64)
-    if h.ndim < 1 or h.shape[-1] != w.shape[1]:
-        raise ValueError(f"h must have shape (..., D) with D = {w.shape[1]} (w is (V, D) = "
-                         f"{w.shape}), got shape {h.shape}")
-    check_same_shape("b", b, (w.shape[0],), "(V,)")
+    h, w, b = check_output_projection_inputs(h, w, b, dtype=np.float64)
     logits = h @ w.T + b                                           # (..., V)
     return logits, OutputProjectionCache(h, w)
 
@@ -117,8 +109,8 @@ def output_projection_forward(h, w, b):
 def output_projection_backward(dlogits, cache):
     """Gradients ``(dh, dw, db)`` of ``output_projection_forward``."""
     h, w = cache
-    dlogits = as_float_array("dlogits", dlogits, dtype=np.float64)
-    check_same_shape("dlogits", dlogits, h.shape[:-1] + (w.shape[0],), "(..., V)")
+    dlogits = check_gradient("dlogits", dlogits, h.shape[:-1] + (w.shape[0],), "(..., V)",
+                             dtype=np.float64)
     dh = dlogits @ w                                               # (..., D)
     dlogits_rows = dlogits.reshape(-1, w.shape[0])                 # (N, V)
     dw = dlogits_rows.T @ h.reshape(-1, w.shape[1])                # (V, D)
