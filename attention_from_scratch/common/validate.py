@@ -96,6 +96,20 @@ def check_positive(name, value):
     return float(value)
 
 
+def _check_broadcasts_to_scores(name, x, scores_shape, layout, given):
+    """Raise ``ValueError`` unless ``x`` broadcasts to ``scores_shape``
+    without growing it; ``given`` is the caller's shape, if reshaped."""
+    try:
+        fits = np.broadcast_shapes(x.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{name} must broadcast to the scores' shape {layout} = {scores_shape}, "
+            f"got shape {x.shape if given is None else given}"
+        )
+
+
 def check_mask(mask, scores_shape, layout, *, given=None):
     """A boolean mask that broadcasts to ``scores_shape``, or an error.
 
@@ -107,15 +121,7 @@ def check_mask(mask, scores_shape, layout, *, given=None):
         raise TypeError(
             f"mask must be a boolean array (True = may attend), got dtype {mask.dtype}"
         )
-    try:
-        fits = np.broadcast_shapes(mask.shape, scores_shape) == scores_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"mask must broadcast to the scores' shape {layout} = {scores_shape}, "
-            f"got shape {mask.shape if given is None else given}"
-        )
+    _check_broadcasts_to_scores("mask", mask, scores_shape, layout, given)
     return mask
 
 
@@ -127,15 +133,7 @@ def check_bias(bias, scores_shape, layout, *, dtype, given=None):
     ``given`` is the shape the caller passed, when it was reshaped.
     """
     bias = as_float_array("bias", bias, dtype=dtype)
-    try:
-        fits = np.broadcast_shapes(bias.shape, scores_shape) == scores_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"bias must broadcast to the scores' shape {layout} = {scores_shape}, "
-            f"got shape {bias.shape if given is None else given}"
-        )
+    _check_broadcasts_to_scores("bias", bias, scores_shape, layout, given)
     if not np.isfinite(bias).all():
         raise ValueError("bias must be finite (use mask to forbid a key), got NaN or inf")
     return bias
