@@ -35,6 +35,7 @@ from attention_from_scratch import core
 from attention_from_scratch.checking import gradcheck, verify
 from attention_from_scratch.common import masks
 from attention_from_scratch.common.params import init_encoder_params
+from attention_from_scratch.common.tiles import tile_mask
 from attention_from_scratch.core import attention as core_attention
 from attention_from_scratch.core import encoder as core_encoder
 from attention_from_scratch.core import feed_forward as core_feed_forward
@@ -216,6 +217,15 @@ def flash_equals_attention():
                rng.normal(size=(2, 7, 3)))
     flash, _ = core_flash.flash_attention_forward(q, k, v, block_size=2)
     return bool(np.allclose(flash, attention_forward(q, k, v)[0]))
+
+
+@named("property: causal flash attention equals attention with causal_mask, T < S")
+def flash_causal_equals_masked_attention():
+    rng = _rng()
+    q, k, v = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(2, 3, 7, 4)), \
+        rng.normal(size=(2, 3, 7, 2))
+    flash, _ = core_flash.flash_attention_forward(q, k, v, causal=True, block_size=2)
+    return bool(np.allclose(flash, attention_forward(q, k, v, mask=causal_mask(5, 7))[0]))
 
 
 def _linear_inputs(rng):
@@ -549,7 +559,7 @@ def flash_forward_without_rescale(q, k, v, *, mask=None, block_size=128):
         acc = acc + p @ v[..., cols, :]                   # missing: the same rescale
     out = acc / row_sum[..., None]
     lse = row_max + np.log(row_sum)
-    return out, FlashAttentionCache(q, k, v, out, lse, mask, block_size, scale)
+    return out, FlashAttentionCache(q, k, v, out, lse, mask, block_size, scale, False, None)
 
 
 def flash_forward_lse_without_max(q, k, v, *, mask=None, block_size=128):
@@ -563,7 +573,7 @@ def flash_forward_lse_without_max(q, k, v, *, mask=None, block_size=128):
 
 def _flash_backward_with(dout, cache, delta):
     """The flash backward, untiled, given the row term a bug computed."""
-    q, k, v, out, lse, mask, block_size, scale = cache
+    q, k, v, lse, scale = cache.q, cache.k, cache.v, cache.lse, cache.scale
     weights = np.exp(q @ np.swapaxes(k, -1, -2) * scale - lse[..., None])   # (..., T, S)
     dscores = weights * (dout @ np.swapaxes(v, -1, -2) - delta)
     return (dscores @ k * scale, np.swapaxes(dscores, -1, -2) @ q * scale,
@@ -578,6 +588,17 @@ def flash_backward_delta_over_positions(dout, cache):
 def flash_backward_without_delta(dout, cache):
     """Leaves out the softmax's row term: dscores = weights * dweights."""
     return _flash_backward_with(dout, cache, 0.0)
+
+
+def tile_mask_causal_top_left(rows, cols, t, s, *, causal=False, key_lengths=None,
+                              mask=None):
+    """Builds each causal tile as j <= i, forgetting that when S > T the queries are the
+    last T positions (j <= i + S - T): right only when T == S."""
+    allowed = tile_mask(rows, cols, t, s, key_lengths=key_lengths, mask=mask)
+    if not causal:
+        return allowed
+    top_left = np.arange(cols.start, cols.stop) <= np.arange(rows.start, rows.stop)[:, None]
+    return top_left if allowed is None else allowed & top_left
 
 
 def gradient_check_loosened(forward, backward, inputs, **options):
@@ -724,6 +745,8 @@ GALLERY = [
             finite_differences("flash attention, block 3", "T == Dv")),
     Planted(flash_backward_without_delta, core_flash, "flash_attention_backward",
             finite_differences("flash attention, mask")),
+    Planted(tile_mask_causal_top_left, core_flash, "tile_mask",
+            flash_causal_equals_masked_attention),
     # the checkers themselves
     Planted(gradient_check_loosened, gradcheck, "gradient_check",
             gradcheck_rejects_a_tenth_of_a_percent),

@@ -15,7 +15,6 @@ PACKAGE = Path(core.__file__).resolve().parent.parent
 MIRROR_ONLY = {
     "steps.softmax.softmax_jacobian",          # the Jacobian matrix is shown once, in steps
     "steps.multi_head.rows_fed_by",            # a check of any split function, for the chapter
-    "steps.flash_attention.tiles",             # the explicit version loops over tiles
     "steps.local_attention.key_range",         # the explicit version loops over queries
     "core.softmax.stable_row_max",             # the in-place softmax of the vectorised mirror
     "core.softmax.masked_softmax_in_place",

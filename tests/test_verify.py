@@ -125,7 +125,7 @@ def test_square_weights_catch_dw_transposed_in_core_linear(monkeypatch):
 def test_t_equal_dv_catches_the_flash_row_term_summed_over_the_wrong_axis(monkeypatch):
     def delta_over_positions(dout, cache):
         """rowsum(dout * out) summed over positions T instead of over Dv."""
-        q, k, v, out, lse, mask, block_size, scale = cache
+        q, k, v, out, lse, scale = cache.q, cache.k, cache.v, cache.out, cache.lse, cache.scale
         weights = np.exp(q @ np.swapaxes(k, -1, -2) * scale - lse[..., None])   # (..., T, S)
         delta = (dout * out).sum(axis=-2)[..., None]              # (..., Dv, 1): wrong axis
         dscores = weights * (dout @ np.swapaxes(v, -1, -2) - delta)

@@ -216,6 +216,43 @@ def check_attention_inputs(q, k, v, mask, *, dtype):
     return q, k, v, mask
 
 
+def check_key_lengths(key_lengths, lead, s):
+    """``None``, or the valid keys per sequence as an int array broadcast
+    (a view) to the leading axes ``lead`` of ``q``.
+
+    Its shape must be a leading *prefix* of ``lead``: ``(B,)`` for ``q``
+    of shape ``(B, H, T, Dk)`` is one length per batch row, for all its
+    heads. That is the opposite of NumPy's broadcasting, which aligns
+    shapes from the right, so a ``(B,)`` array is never taken for
+    ``(H,)`` -- not even when ``B == H``.
+    """
+    if key_lengths is None:
+        return None
+    lengths = np.asarray(key_lengths)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"key_lengths must be integers, got dtype {lengths.dtype}")
+    prefixes = [lead[:n] for n in range(len(lead) + 1)]
+    if lengths.shape not in prefixes:
+        raise ValueError(
+            f"key_lengths must have shape {' or '.join(str(p) for p in prefixes)} (a "
+            f"leading prefix of q's leading axes {lead}), got shape {lengths.shape}"
+        )
+    if np.any(lengths < 0) or np.any(lengths > s):
+        raise ValueError(f"key_lengths must lie in [0, S] = [0, {s}], got {lengths.tolist()}")
+    lengths = lengths.reshape(lengths.shape + (1,) * (len(lead) - lengths.ndim))
+    return np.broadcast_to(lengths, lead)
+
+
+def check_flash_attention_inputs(q, k, v, mask, causal, key_lengths, block_size, *, dtype):
+    """``check_attention_inputs``, plus ``causal`` (a bool), ``key_lengths``
+    (:func:`check_key_lengths`) and ``block_size`` (an int >= 1)."""
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=dtype)
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
+    key_lengths = check_key_lengths(key_lengths, q.shape[:-2], k.shape[-2])
+    return q, k, v, mask, bool(causal), key_lengths, check_int("block_size", block_size)
+
+
 def check_attention_bias(bias, q, k):
     """``None``, or the bias of ``attention_forward`` as a finite array of
     ``q``'s dtype broadcastable to the scores ``(..., T, S)``."""

@@ -1,21 +1,35 @@
 """Memory-efficient exact attention, vectorised mirror of ``steps.flash_attention``.
 
-The tiles of queries are independent (on a GPU each runs in its own
-thread block), so here they are processed all at once: one loop over
-blocks of ``block_size`` keys, each step a batched ``(..., T, Sb)`` tile.
-The extra memory is ``O(T * block_size)``: still linear in ``T``, never
-``T * S``. The dtype of ``q`` is preserved.
+The same ``(Tb, Sb)`` tiles, each one batched ``(..., Tb, Sb)`` product
+for all the leading axes (batch, heads) at once. The extra memory is a
+few tiles per thread plus one ``(..., T, Dk)`` array: linear in ``T``,
+never ``T * S``. The dtype of ``q`` is preserved.
+
+The work is spread over the CPU's cores (``common.parallel``) in chunks
+that never write to the same memory, and whose results do not depend on
+how many threads run them:
+
+- forward: each block of queries is independent of the others (on a GPU
+  each runs in its own thread block);
+- backward: the key blocks are dealt into ``KEY_GROUPS`` groups. A group
+  owns the ``dk`` and ``dv`` rows of its keys, and adds its share of
+  ``dq`` into an array of its own; the shares are summed at the end.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
+from attention_from_scratch.common.parallel import run_chunks
+from attention_from_scratch.common.tiles import tile_mask, tiles
 from attention_from_scratch.common.validate import (
-    check_attention_inputs,
+    check_flash_attention_inputs,
     check_gradient,
-    check_int,
 )
+
+# Groups of key blocks in the backward, each with its own (..., T, Dk) share
+# of dq: two keep two cores busy for one more array of the size of q.
+KEY_GROUPS = 2
 
 
 class FlashAttentionCache(NamedTuple):
@@ -27,10 +41,13 @@ class FlashAttentionCache(NamedTuple):
     mask: np.ndarray | None  # (..., T, S) broadcast view, or None
     block_size: int
     scale: float
+    causal: bool
+    key_lengths: np.ndarray | None  # (...) broadcast view, or None
 
 
-def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
-    """Exact attention with an online softmax over blocks of keys.
+def flash_attention_forward(q, k, v, *, mask=None, causal=False, key_lengths=None,
+                            block_size=128):
+    """Exact attention with an online softmax, one block of queries per chunk.
 
     Same contract as ``steps.flash_attention.flash_attention_forward``;
     computes in the dtype of ``q``.
@@ -46,61 +63,92 @@ def flash_attention_forward(q, k, v, *, mask=None, block_size=128):
     >>> bool(np.allclose(out, attention_forward(q, q, q)[0], atol=1e-6))
     True
     """
-    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
-    block_size = check_int("block_size", block_size)
-    s = k.shape[-2]
+    q, k, v, mask, causal, key_lengths, block_size = check_flash_attention_inputs(
+        q, k, v, mask, causal, key_lengths, block_size, dtype=None)
+    t, s = q.shape[-2], k.shape[-2]
     if mask is not None:
         mask = np.broadcast_to(mask, q.shape[:-1] + (s,))
     scale = 1.0 / np.sqrt(q.shape[-1])
-    q_scaled = q * q.dtype.type(scale)
-    row_max = np.full(q.shape[:-1], -np.inf, dtype=q.dtype)     # (..., T)
-    row_sum = np.zeros(q.shape[:-1], dtype=q.dtype)             # (..., T)
-    acc = np.zeros(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (..., T, Dv)
-    shift = np.zeros_like(row_max)
-    for start in range(0, s, block_size):                       # key tiles
-        cols = slice(start, start + block_size)
-        p = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., T, Sb) scores
-        if mask is not None:
-            np.copyto(p, -np.inf, where=~mask[..., cols])
-        new_max = np.maximum(row_max, p.max(axis=-1))
-        shift = np.where(np.isneginf(new_max), 0, new_max)      # no inf - inf
-        rescale = np.exp(row_max - shift)                       # (..., T)
-        p -= shift[..., None]
-        np.exp(p, out=p)                                        # (..., T, Sb) weights so far
-        row_sum = row_sum * rescale + p.sum(axis=-1)
-        acc = acc * rescale[..., None] + p @ v[..., cols, :]    # (..., T, Dv)
-        row_max = new_max
-    empty = row_sum == 0
-    out = acc / np.where(empty, 1, row_sum)[..., None]          # (..., T, Dv)
-    lse = shift + np.log(np.where(empty, 1, row_sum))           # (..., T)
-    return out, FlashAttentionCache(q, k, v, out, lse, mask, block_size, scale)
+    out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)    # (..., T, Dv)
+    lse = np.empty(q.shape[:-1], dtype=q.dtype)                   # (..., T)
+
+    def query_block(rows):
+        q_tile = q[..., rows, :] * q.dtype.type(scale)            # (..., Tb, Dk)
+        row_max = np.full(q_tile.shape[:-1], -np.inf, dtype=q.dtype)   # (..., Tb)
+        row_sum = np.zeros_like(row_max)
+        acc = np.zeros(q_tile.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (..., Tb, Dv)
+        shift = np.zeros_like(row_max)
+        for cols in tiles(s, block_size):
+            allowed = tile_mask(rows, cols, t, s, causal=causal, key_lengths=key_lengths,
+                                mask=mask)                        # (..., Tb, Sb) or None
+            if allowed is not None and not allowed.any():
+                continue                                          # no query sees it: skip
+            p = q_tile @ np.swapaxes(k[..., cols, :], -1, -2)     # (..., Tb, Sb) scores
+            if allowed is not None:
+                np.copyto(p, -np.inf, where=~allowed)
+            new_max = np.maximum(row_max, p.max(axis=-1))
+            shift = np.where(np.isneginf(new_max), 0, new_max)    # no inf - inf
+            rescale = np.exp(row_max - shift)                     # (..., Tb)
+            p -= shift[..., None]
+            np.exp(p, out=p)                                      # (..., Tb, Sb) weights so far
+            row_sum = row_sum * rescale + p.sum(axis=-1)
+            acc *= rescale[..., None]
+            acc += p @ v[..., cols, :]                            # (..., Tb, Dv)
+            row_max = new_max
+        empty = row_sum == 0
+        out[..., rows, :] = acc / np.where(empty, 1, row_sum)[..., None]
+        lse[..., rows] = shift + np.log(np.where(empty, 1, row_sum))
+
+    # the last queries see the most keys when causal: start them first
+    run_chunks(query_block, tiles(t, block_size)[::-1])
+    return out, FlashAttentionCache(q, k, v, out, lse, mask, block_size, scale, causal,
+                                    key_lengths)
 
 
 def flash_attention_backward(dout, cache):
     """Gradients ``(dq, dk, dv)`` of ``flash_attention_forward``.
 
-    Recomputes each block of weights as ``exp(scores - lse)``; uses
-    ``rowsum(dout * out)`` for the softmax backward.
+    Recomputes each tile of weights as ``exp(scores - lse)``; uses
+    ``rowsum(dout * out)`` for the softmax backward; skips the tiles the
+    forward skipped.
     """
-    q, k, v, out, lse, mask, block_size, scale = cache
+    q, k, v, out, lse, mask, block_size, scale, causal, key_lengths = cache
     dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)
     scale = q.dtype.type(scale)
-    q_scaled = q * scale
-    delta = (dout * out).sum(axis=-1, keepdims=True)           # (..., T, 1)
-    dq = np.zeros_like(q)
-    dk, dv = np.empty_like(k), np.empty_like(v)
-    for start in range(0, k.shape[-2], block_size):             # key tiles
-        cols = slice(start, start + block_size)
-        weights = q_scaled @ np.swapaxes(k[..., cols, :], -1, -2)   # (..., T, Sb)
-        if mask is not None:
-            np.copyto(weights, -np.inf, where=~mask[..., cols])
-        weights -= lse[..., None]
-        np.exp(weights, out=weights)                            # recomputed, not stored
-        dv[..., cols, :] = np.swapaxes(weights, -1, -2) @ dout  # (..., Sb, Dv)
-        dscores = dout @ np.swapaxes(v[..., cols, :], -1, -2)   # (..., T, Sb) dweights
-        dscores -= delta
-        dscores *= weights
-        dscores *= scale
-        dq += dscores @ k[..., cols, :]                         # (..., T, Dk)
-        dk[..., cols, :] = np.swapaxes(dscores, -1, -2) @ q     # (..., Sb, Dk)
+    t, s = q.shape[-2], k.shape[-2]
+    delta = (dout * out).sum(axis=-1)                            # (..., T)
+    dk, dv = np.zeros_like(k), np.zeros_like(v)
+    key_tiles = tiles(s, block_size)
+
+    def key_group(group):
+        dq = np.zeros_like(q)                                    # this group's share
+        for cols in key_tiles[group::KEY_GROUPS]:
+            k_tile = k[..., cols, :] * scale                     # (..., Sb, Dk)
+            dk_tile = np.zeros_like(k_tile)
+            dv_tile = np.zeros(k_tile.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+            for rows in tiles(t, block_size):
+                allowed = tile_mask(rows, cols, t, s, causal=causal,
+                                    key_lengths=key_lengths, mask=mask)
+                if allowed is not None and not allowed.any():
+                    continue
+                weights = q[..., rows, :] @ np.swapaxes(k_tile, -1, -2)   # (..., Tb, Sb)
+                if allowed is not None:
+                    np.copyto(weights, -np.inf, where=~allowed)
+                weights -= lse[..., rows, None]
+                np.exp(weights, out=weights)                     # recomputed, not stored
+                dv_tile += np.swapaxes(weights, -1, -2) @ dout[..., rows, :]   # (..., Sb, Dv)
+                dscores = dout[..., rows, :] @ np.swapaxes(v[..., cols, :], -1, -2)
+                dscores -= delta[..., rows, None]
+                dscores *= weights                               # (..., Tb, Sb), unscaled
+                dq[..., rows, :] += dscores @ k_tile             # (..., Tb, Dk)
+                dk_tile += np.swapaxes(dscores, -1, -2) @ q[..., rows, :]     # (..., Sb, Dk)
+                del weights, dscores        # freed before the next tile's: two tiles at most
+            dk[..., cols, :] = dk_tile * scale
+            dv[..., cols, :] = dv_tile
+        return dq
+
+    shares = run_chunks(key_group, range(KEY_GROUPS))
+    dq = shares[0]
+    for share in shares[1:]:                                     # in order: same sum always
+        dq += share
     return dq, dk, dv
