@@ -22,6 +22,7 @@ MIRROR_ONLY = {
     "core.local_attention.pairs",
     "core.local_attention.band",
     "core.local_attention.from_pairs",
+    "core.flash_attention.dealt",              # key blocks shared out among the workers
 }
 
 

@@ -32,6 +32,24 @@ from attention_from_scratch.common.validate import (
 KEY_GROUPS = 2
 
 
+def dealt(blocks, group):
+    """The blocks of one of ``KEY_GROUPS`` groups, dealt there and back.
+
+    Dealt like cards, but turning at each end (0 1 1 0 0 1 1 0 ... for
+    two groups): under a causal mask the first keys are seen by the most
+    queries, and a plain round robin (0 1 0 1 ...) would give the first
+    group the most work.
+
+    Examples
+    --------
+    >>> dealt(list(range(8)), 0), dealt(list(range(8)), 1)
+    ([0, 3, 4, 7], [1, 2, 5, 6])
+    """
+    return [block for n, block in enumerate(blocks)
+            if group == (n % KEY_GROUPS if n // KEY_GROUPS % 2 == 0
+                         else KEY_GROUPS - 1 - n % KEY_GROUPS)]
+
+
 class FlashAttentionCache(NamedTuple):
     q: np.ndarray
     k: np.ndarray
@@ -122,7 +140,7 @@ def flash_attention_backward(dout, cache):
 
     def key_group(group):
         dq = np.zeros_like(q)                                    # this group's share
-        for cols in key_tiles[group::KEY_GROUPS]:
+        for cols in dealt(key_tiles, group):
             k_tile = k[..., cols, :] * scale                     # (..., Sb, Dk)
             dk_tile = np.zeros_like(k_tile)
             dv_tile = np.zeros(k_tile.shape[:-1] + v.shape[-1:], dtype=q.dtype)
