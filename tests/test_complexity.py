@@ -7,6 +7,7 @@ import pytest
 from attention_from_scratch.measure.complexity import (
     attention_peak_memory,
     best_times,
+    flash_peak_memory,
     loglog_slope,
     peak_memory,
     self_attention_runs,
@@ -100,3 +101,13 @@ def test_attention_peak_memory_quadratic_against_linear(rng):
     assert 1.7 < large["flash attention"] / small["flash attention"] < 2.3
     only = attention_peak_memory(256, 8, rng=rng, parts=("projections",))
     assert set(only) == {"projections"}
+
+
+def test_flash_peak_memory_is_linear_in_t_causal_or_not(rng):
+    lengths = [1024, 2048, 4096]
+    for causal in (False, True):
+        peaks = [flash_peak_memory(t, 64, rng=rng, causal=causal) for t in lengths]
+        # the output and three gradients alone: four (T, 64) float64 arrays
+        assert all(p > 4 * t * 64 * 8 for p, t in zip(peaks, lengths, strict=True))
+        assert 0.8 < loglog_slope(lengths, peaks) < 1.2
+        assert peaks[-1] < 0.1 * 4096 * 4096 * 8       # a tenth of one (T, T) float64 matrix

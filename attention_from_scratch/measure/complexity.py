@@ -198,3 +198,46 @@ def attention_peak_memory(t, d, *, rng, block_size=256,
         peak_memory(warm_up[part])   # a first call allocates a few hundred bytes once
     runs = self_attention_runs(t, d, rng=rng, block_size=block_size)
     return {part: peak_memory(runs[part]) for part in parts}
+
+
+def flash_peak_memory(t, d=64, *, rng, causal=False, block_size=128, dtype=np.float64):
+    """Peak bytes of ``core`` flash attention, forward + backward, one head.
+
+    Queries, keys, values and the upstream gradient, each ``(1, 1, T, D)``
+    (``B = H = 1``, ``S = T``), are made before the measurement and not
+    counted; the output, the cache and the three gradients are. Compare
+    with the ``T * T * 8`` bytes of one float64 weight matrix.
+
+    Parameters
+    ----------
+    t, d : int
+        Sequence length ``T`` and key width ``Dk = Dv = D``.
+    rng : numpy.random.Generator, keyword-only
+    causal : bool, keyword-only
+        Causal attention by index (``flash_attention_forward(...,
+        causal=True)``): no ``(T, S)`` mask anywhere.
+    block_size : int, keyword-only
+        Tile size; the default is flash attention's own.
+    dtype : numpy dtype, keyword-only
+
+    Returns
+    -------
+    bytes : int
+        :func:`peak_memory` of one forward + backward.
+
+    Examples
+    --------
+    >>> peak = flash_peak_memory(4096, 16, rng=np.random.default_rng(0), causal=True)
+    >>> bool(peak < 4096 * 4096 * 8 / 4)       # a quarter of one (T, T) matrix
+    True
+    """
+    for n in (8, t):                 # a first call allocates a few hundred bytes once
+        q, k, v, dout = (rng.normal(size=(1, 1, n, d)).astype(dtype) for _ in range(4))
+
+        def run(q=q, k=k, v=v, dout=dout):
+            _, cache = flash_attention.flash_attention_forward(q, k, v, causal=causal,
+                                                               block_size=block_size)
+            flash_attention.flash_attention_backward(dout, cache)
+
+        peak = peak_memory(run)
+    return peak
