@@ -17,7 +17,7 @@ from attention_from_scratch.measure.layer_comparison import (
 MEMORY_SEED = 6
 MEMORY_LENGTHS = (512, 1024, 2048, 4096)   # the chapter measures these and continues further
 MEMORY_WIDTH = 64
-MEMORY_BLOCK = 256
+MEMORY_BLOCK = 128                          # flash attention's default tile
 REACH_LENGTH = 12
 PATH_LENGTHS = (2, 4, 8, 16, 32, 64)
 PATH_KINDS = ("self-attention", "recurrent", "convolution", "dilated convolution",
@@ -56,7 +56,7 @@ def flops_figure():
 def memory_figure():
     """Measured peak memory of standard and flash attention against ``T``.
 
-    The chapter's measurement (one head of width 64, float32, tiles of 256
+    The chapter's measurement (one head of width 64, float32, tiles of 128
     keys, forward + backward) for the lengths it can remeasure in under a
     second, each time the figures are regenerated.
     """
