@@ -111,3 +111,19 @@ def test_flash_peak_memory_is_linear_in_t_causal_or_not(rng):
         assert all(p > 4 * t * 64 * 8 for p, t in zip(peaks, lengths, strict=True))
         assert 0.8 < loglog_slope(lengths, peaks) < 1.2
         assert peaks[-1] < 0.1 * 4096 * 4096 * 8       # a tenth of one (T, T) float64 matrix
+
+
+def test_best_times_counts_the_chunks_core_hands_to_worker_threads():
+    from attention_from_scratch.common.parallel import run_chunks, set_workers
+
+    def busy(_):
+        start = time.thread_time()
+        while time.thread_time() - start < 0.005:
+            pass
+
+    previous = set_workers(2)
+    try:
+        seconds = best_times([lambda: run_chunks(busy, range(4))], repeat=2, min_seconds=0)[0]
+    finally:
+        set_workers(previous)
+    assert seconds >= 0.018        # four chunks of 5 ms, all counted

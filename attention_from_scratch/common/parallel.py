@@ -22,6 +22,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 _PREFIX = "attention-chunk"
 _state = {"workers": os.cpu_count() or 1, "pool": None}
 
@@ -69,3 +71,28 @@ def run_chunks(function, chunks):
         _state["pool"] = ThreadPoolExecutor(_state["workers"],
                                             thread_name_prefix=_PREFIX)
     return list(_state["pool"].map(function, chunks))
+
+
+def matmul(a, b):
+    """``a @ b`` for 2-D ``a (M, K)`` and ``b (K, N)``, its rows (or, when
+    ``a`` has fewer rows than ``b`` has columns, its columns) split over the
+    workers: one BLAS thread per worker still uses every core.
+
+    Examples
+    --------
+    >>> a, b = np.arange(6.0).reshape(3, 2), np.arange(8.0).reshape(2, 4)
+    >>> bool(np.array_equal(matmul(a, b), a @ b))
+    True
+    """
+    (m, _), (_, n) = a.shape, b.shape
+    out = np.empty((m, n), dtype=np.result_type(a, b))               # (M, N)
+    parts = min(_state["workers"], max(m, n))
+    if m >= n:
+        bounds = np.linspace(0, m, parts + 1).astype(int)
+        run_chunks(lambda i: np.matmul(a[bounds[i]:bounds[i + 1]], b,
+                                       out=out[bounds[i]:bounds[i + 1]]), range(parts))
+    else:
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        run_chunks(lambda i: np.matmul(a, b[:, bounds[i]:bounds[i + 1]],
+                                       out=out[:, bounds[i]:bounds[i + 1]]), range(parts))
+    return out
