@@ -157,7 +157,7 @@ def flash_attention_backward(dout, cache):
                 dv_tile += np.swapaxes(weights, -1, -2) @ dout[..., rows, :]   # (..., Sb, Dv)
                 dscores = dout[..., rows, :] @ np.swapaxes(v[..., cols, :], -1, -2)
                 dscores -= delta[..., rows, None]
-                dscores *= weights                               # (..., Tb, Sb), unscaled
+                dscores *= weights                               # (..., Tb, Sb) d(scores)
                 dq[..., rows, :] += dscores @ k_tile             # (..., Tb, Dk)
                 dk_tile += np.swapaxes(dscores, -1, -2) @ q[..., rows, :]     # (..., Sb, Dk)
                 del weights, dscores        # freed before the next tile's: two tiles at most
