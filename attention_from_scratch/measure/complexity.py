@@ -94,6 +94,11 @@ def peak_memory(fn):
 
     Inputs created before the call are not counted; everything the call
     allocates (outputs, caches, temporaries) is, at its highest point.
+    ``core``'s chunks of work run one after another in this thread while
+    it measures (``common.parallel.set_workers(1)``, restored after): with
+    several threads the peak would depend on how their working sets
+    happen to overlap in time. Each further worker can add its own
+    working set (for flash attention, a few tiles).
 
     Examples
     --------
@@ -103,12 +108,14 @@ def peak_memory(fn):
     tracing = tracemalloc.is_tracing()
     if not tracing:
         tracemalloc.start()
+    previous = set_workers(1)
     try:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         fn()
         return tracemalloc.get_traced_memory()[1] - before
     finally:
+        set_workers(previous)
         if not tracing:
             tracemalloc.stop()
 
