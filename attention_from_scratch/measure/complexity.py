@@ -94,11 +94,9 @@ def peak_memory(fn):
 
     Inputs created before the call are not counted; everything the call
     allocates (outputs, caches, temporaries) is, at its highest point.
-    ``core``'s chunks of work run one after another in this thread while
-    it measures (``common.parallel.set_workers(1)``, restored after): with
-    several threads the peak would depend on how their working sets
-    happen to overlap in time. Each further worker can add its own
-    working set (for flash attention, a few tiles).
+    ``core``'s chunks run one at a time while it measures
+    (``common.parallel.set_workers(1)``, restored after): with several
+    threads the peak would depend on how their temporaries overlap.
 
     Examples
     --------
