@@ -130,8 +130,7 @@ def decoder_block_backward(dout, cache):
     from the cross-attention alone; inside it, memory fed both the keys
     and the values, so it is the sum of the two paths.
     """
-    dout = check_gradient("dout", dout, cache.ffn.ln.x_hat.shape, "(..., T, D)",
-                          dtype=np.float64)
+    dout = check_gradient("dout", dout, cache.ffn.ln.x_hat.shape, "(..., T, D)", dtype=np.float64)
     return _decoder_block_backward(dout, cache)
 
 

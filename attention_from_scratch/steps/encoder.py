@@ -120,8 +120,7 @@ def encoder_block_backward(dout, cache):
     self-attention. Each ``residual_backward`` adds the gradient that went
     around its sub-layer to the one that went through it.
     """
-    dout = check_gradient("dout", dout, cache.ffn.ln.x_hat.shape, "(..., T, D)",
-                          dtype=np.float64)
+    dout = check_gradient("dout", dout, cache.ffn.ln.x_hat.shape, "(..., T, D)", dtype=np.float64)
     return _encoder_block_backward(dout, cache)
 
 
