@@ -98,3 +98,19 @@ def test_attention_peak_memory_quadratic_against_linear(rng):
     assert 1.7 < large["flash attention"] / small["flash attention"] < 2.3
     only = attention_peak_memory(256, 8, rng=rng, parts=("projections",))
     assert set(only) == {"projections"}
+
+
+def test_best_times_counts_the_chunks_core_hands_to_worker_threads():
+    from attention_from_scratch.common.parallel import run_chunks, set_workers
+
+    def busy(_):
+        start = time.thread_time()
+        while time.thread_time() - start < 0.005:
+            pass
+
+    previous = set_workers(2)
+    try:
+        seconds = best_times([lambda: run_chunks(busy, range(4))], repeat=2, min_seconds=0)[0]
+    finally:
+        set_workers(previous)
+    assert seconds >= 0.018        # four chunks of 5 ms, all counted

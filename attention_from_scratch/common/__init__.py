@@ -1,2 +1,3 @@
 """Shared by both mirrors: input checks (``validate``), mask builders
-(``masks``) and every parameter layout and initialiser (``params``)."""
+(``masks``), every parameter layout and initialiser (``params``), and the
+worker threads ``core`` runs independent chunks on (``parallel``)."""

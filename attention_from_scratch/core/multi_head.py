@@ -9,8 +9,16 @@ Every head at once, no loop over heads:
   ``(..., H, T, Dh)``. A head's rows are evenly strided and its columns
   adjacent, which BLAS takes as it is (contiguous copies of the heads
   measure no faster: ``python -m attention_from_scratch bench``);
-- the mask and the softmax work in place on the ``(..., H, T, S)``
-  scores, the head outputs go straight into the merged ``(..., T, H, Dh)``
+- each head of each sequence is an independent chunk of work, and the
+  chunks run on every CPU core (``common.parallel``: NumPy releases
+  Python's lock while it computes). A head is computed a tile of queries
+  at a time, ``(Tb, S)`` scores small enough to stay in the CPU's cache,
+  where the mask and the softmax work in place;
+- a tile computes only the keys its queries may see: under a causal mask
+  most of the upper triangle is never computed nor exponentiated, and the
+  mask itself is applied only to the keys that some query of the tile
+  cannot see (the diagonal block). The same result as the dense path;
+- the head outputs go straight into the merged ``(..., T, H, Dh)``
   layout, and the softmax's division is done on the ``(T, Dh)`` outputs
   instead of the ``(T, S)`` weights.
 
@@ -22,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from attention_from_scratch.common.parallel import matmul, run_chunks
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
     check_array,
@@ -136,7 +145,7 @@ def _heads(y, part):
 def _project(x, w, b, n_heads):
     """``x @ w + b`` for ``w (D, n D)``, as ``(..., T, n, H, Dh)``."""
     *lead, t, d_model = x.shape
-    y = x.reshape(-1, d_model) @ w                                # (N, n D)
+    y = matmul(x.reshape(-1, d_model), w)                         # (N, n D)
     y += b
     return y.reshape(*lead, t, -1, n_heads, d_model // n_heads)   # (..., T, n, H, Dh)
 
@@ -144,8 +153,8 @@ def _project(x, w, b, n_heads):
 def _projection_backward(dy, x, w):
     """``(dx, dw, db)`` of ``_project`` for ``dy (..., T, n, H, Dh)``."""
     dy = dy.reshape(-1, w.shape[1])                               # (N, n D)
-    dx = dy @ w.T                                                 # (N, D)
-    dw = x.reshape(-1, x.shape[-1]).T @ dy                        # (D, n D)
+    dx = matmul(dy, w.T)                                          # (N, D)
+    dw = matmul(x.reshape(-1, x.shape[-1]).T, dy)                 # (D, n D)
     return dx.reshape(x.shape), dw, dy.sum(axis=0)
 
 
@@ -160,9 +169,10 @@ class MultiHeadAttentionCache(NamedTuple):
     q: np.ndarray            # (..., H, T, Dh) views of the projections; q scaled
     k: np.ndarray            # (..., H, S, Dh)
     v: np.ndarray            # (..., H, S, Dh)
-    exp_scores: np.ndarray   # (..., H, T, S): exp(scores - row max)
+    exp_scores: np.ndarray   # (..., H, T, S): exp(scores - row max), 0 where skipped
     total: np.ndarray        # (..., H, T, 1): row sums of exp_scores, 1 if 0
     concat: np.ndarray       # (..., T, H, Dh): the merged head outputs
+    tiles: list              # (rows, cols) per query block: the keys computed
     w_o: np.ndarray          # (D, D)
     scale: float             # 1 / sqrt(Dh), folded into w_q
 
@@ -172,24 +182,95 @@ class MultiHeadAttentionCache(NamedTuple):
         return self.exp_scores / self.total
 
 
+TILE_SIZE = 2 ** 17   # scores per tile: 512 KiB of float32 stays in the CPU's cache
+
+
+def _chunks(n, n_heads, t, s):
+    """Independent chunks of work, ``(sequences, head)``: one head of as
+    many sequences as fill a tile when ``T S`` is small (few chunks, each
+    batched), of one sequence when it is large."""
+    per_chunk = max(1, TILE_SIZE // (t * s))                        # sequences per chunk
+    return [(slice(start, min(start + per_chunk, n)), head)
+            for head in range(n_heads) for start in range(0, n, per_chunk)]
+
+
+def _tiles(mask, t, s):
+    """``(rows, cols, partly)`` per block of ``TILE_SIZE // S`` queries.
+
+    ``cols`` slices the keys that any query of the block may see, in any
+    sequence or head (None when none may): the keys outside are never
+    computed, so a causal mask skips most of its upper triangle, a padding
+    mask the padded keys. ``partly`` slices, within ``cols``, the keys
+    that some query may not see (None when all may): only there is the
+    mask applied.
+    """
+    block = max(16, TILE_SIZE // s)                                 # Tb
+    blocks = [slice(start, min(start + block, t)) for start in range(0, t, block)]
+    if mask is None:
+        return [(rows, slice(0, s), None) for rows in blocks]
+    lead = mask.reshape(-1, *mask.shape[-2:])                       # (N, T or 1, S or 1)
+    seen_by_any = np.broadcast_to(lead.any(axis=0), (t, s))         # (T, S)
+    seen_by_all = np.broadcast_to(lead.all(axis=0), (t, s))         # (T, S)
+    tiles = []
+    for rows in blocks:
+        seen = np.flatnonzero(seen_by_any[rows].any(axis=0))        # keys some query sees
+        if seen.size == 0:
+            tiles.append((rows, None, None))
+            continue
+        cols = slice(seen[0], seen[-1] + 1)
+        hidden = np.flatnonzero(~seen_by_all[rows, cols].all(axis=0))   # keys some can't
+        partly = slice(hidden[0], hidden[-1] + 1) if hidden.size else None
+        tiles.append((rows, cols, partly))
+    return tiles
+
+
 def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     """Every head's attention, merged, then ``@ W_O + b_O``.
 
     Returns ``out (..., T, D)`` and what the backward reads:
-    ``exp_scores``, ``total`` and ``concat``. The bias is a constant
-    added to the (already scaled) scores: the backward never reads it.
+    ``exp_scores``, ``total``, ``concat`` and the tiles. The bias is a
+    constant added to the (already scaled) scores: the backward never
+    reads it. The work is cut into independent chunks (``_chunks``) that
+    run on every core, each computed one tile of queries at a time
+    (``_tiles``); the leading axes are flattened to ``N`` sequences.
     """
-    exp_scores = q @ np.swapaxes(k, -1, -2)                       # (..., H, T, S)
-    if bias is not None:
-        exp_scores += bias
-    total = masked_softmax_in_place(exp_scores, mask, normalise=False)   # (..., H, T, 1)
     *lead, n_heads, t, d_head = q.shape
-    concat = np.empty((*lead, t, n_heads, d_head), dtype=q.dtype)  # (..., T, H, Dh)
-    weighted = np.matmul(exp_scores, v, out=np.swapaxes(concat, -2, -3))   # (..., H, T, Dh)
-    np.divide(weighted, total, out=weighted)   # heads: divide T x Dh outputs, not T x S
-    out = concat.reshape(-1, n_heads * d_head) @ w_o              # (N, D): heads merged
+    s = k.shape[-2]
+    q, k, v = (a.reshape(-1, n_heads, a.shape[-2], d_head) for a in (q, k, v))
+    n = q.shape[0]
+    if mask is not None:
+        mask = np.broadcast_to(mask, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
+    if bias is not None:
+        bias = np.broadcast_to(bias, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
+    tiles = _tiles(mask, t, s)
+    # zeros: the tiles never computed are masked weights; their pages are not even touched
+    exp_scores = np.zeros((n, n_heads, t, s), dtype=q.dtype)        # (N, H, T, S)
+    total = np.ones((n, n_heads, t, 1), dtype=q.dtype)              # (N, H, T, 1)
+    concat = np.zeros((n, t, n_heads, d_head), dtype=q.dtype)       # (N, T, H, Dh)
+    heads = np.swapaxes(concat, 1, 2)                               # (N, H, T, Dh) view
+
+    def attend(chunk):                                              # (sequences, head)
+        for rows, cols, partly in tiles:
+            if cols is None:
+                continue                          # nothing to attend to: zeros, total 1
+            tile = chunk + (rows, cols)
+            scores = exp_scores[tile]                               # (Nb, Tb, Sb) view
+            np.matmul(q[chunk][:, rows], np.swapaxes(k[chunk][:, cols], -1, -2), out=scores)
+            if bias is not None:
+                scores += bias[tile]
+            if partly is not None:   # the mask, only on the keys that some query can't see
+                hidden = ~mask[tile][..., partly]                   # (Nb, Tb, Sp)
+                np.copyto(scores[..., partly], -np.inf, where=hidden)
+            total[chunk][:, rows] = masked_softmax_in_place(scores, normalise=False)
+            weighted = np.matmul(scores, v[chunk][:, cols], out=heads[chunk][:, rows])
+            weighted /= total[chunk][:, rows]   # divide Tb x Dh outputs, not Tb x Sb weights
+
+    run_chunks(attend, _chunks(n, n_heads, t, s))
+    out = matmul(concat.reshape(-1, n_heads * d_head), w_o)         # (N T, D): heads merged
     out += b_o
-    return out.reshape(*lead, t, n_heads * d_head), exp_scores, total, concat
+    return (out.reshape(*lead, t, n_heads * d_head), exp_scores.reshape(*lead, n_heads, t, s),
+            total.reshape(*lead, n_heads, t, 1), concat.reshape(*lead, t, n_heads, d_head),
+            tiles)
 
 
 def _attention_backward(dheads, cache):
@@ -197,26 +278,40 @@ def _attention_backward(dheads, cache):
 
     Returned in the projections' layouts, ``dy_q (..., T, 1, H, Dh)``
     holding ``dq`` and ``dy_kv (..., S, 2, H, Dh)`` holding ``dk, dv``,
-    so that each projection's backward is one matmul.
+    so that each projection's backward is one matmul. The chunks and tiles
+    are the forward's: a tile it skipped has zero weights and gradients.
     """
     c = cache
-    *_, n_heads, _, d_head = c.q.shape
-    dy_q = np.empty(c.x_q.shape[:-1] + (1, n_heads, d_head), dtype=c.q.dtype)
-    dy_kv = np.empty(c.x_kv.shape[:-1] + (2, n_heads, d_head), dtype=c.q.dtype)
-    heads = np.swapaxes(c.concat, -2, -3)                         # (..., H, T, Dh)
-    # forward: weighted = exp_scores @ v, total = rowsum(exp_scores),
-    # heads = weighted / total
-    dweighted = dheads / c.total                                  # (..., H, T, Dh)
-    dtotal = -(dweighted * heads).sum(axis=-1, keepdims=True)     # (..., H, T, 1)
-    np.matmul(np.swapaxes(c.exp_scores, -1, -2), dweighted, out=_heads(dy_kv, 1))   # dv
-    # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal
-    dexp_scores = dweighted @ np.swapaxes(c.v, -1, -2)            # (..., H, T, S)
-    dexp_scores += dtotal
-    # exp's backward (the row max is a shift: it gets no gradient)
-    dscores = np.multiply(dexp_scores, c.exp_scores, out=dexp_scores)
-    np.matmul(dscores, c.k, out=_heads(dy_q, 0))                              # dq
-    np.matmul(np.swapaxes(dscores, -1, -2), c.q, out=_heads(dy_kv, 0))        # dk
-    return dy_q, dy_kv
+    *lead, n_heads, t, d_head = c.q.shape
+    s = c.k.shape[-2]
+    flat = (dheads, c.q, c.k, c.v, c.exp_scores, c.total, np.swapaxes(c.concat, -2, -3))
+    dheads, q, k, v, exp_scores, total, heads = (               # leading axes as one, N
+        a.reshape(-1, *a.shape[-3:]) for a in flat)
+    n = q.shape[0]
+    dy_q = np.zeros((n, t, 1, n_heads, d_head), dtype=q.dtype)     # (N, T, 1, H, Dh)
+    dy_kv = np.zeros((n, s, 2, n_heads, d_head), dtype=q.dtype)    # (N, S, 2, H, Dh)
+    dq, dk, dv = _heads(dy_q, 0), _heads(dy_kv, 0), _heads(dy_kv, 1)
+
+    def backward(chunk):
+        for rows, cols, _ in c.tiles:
+            if cols is None:
+                continue
+            exp_tile = exp_scores[chunk + (rows, cols)]             # (Nb, Tb, Sb)
+            # forward: weighted = exp_scores @ v, total = rowsum(exp_scores),
+            # heads = weighted / total
+            dweighted = dheads[chunk][:, rows] / total[chunk][:, rows]              # (Nb, Tb, Dh)
+            dtotal = -(dweighted * heads[chunk][:, rows]).sum(axis=-1, keepdims=True)
+            dv[chunk][:, cols] += np.swapaxes(exp_tile, -1, -2) @ dweighted         # (Nb, Sb, Dh)
+            # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal
+            dexp_scores = dweighted @ np.swapaxes(v[chunk][:, cols], -1, -2)        # (Nb, Tb, Sb)
+            dexp_scores += dtotal
+            # exp's backward (the row max is a shift: it gets no gradient)
+            dscores = np.multiply(dexp_scores, exp_tile, out=dexp_scores)
+            np.matmul(dscores, k[chunk][:, cols], out=dq[chunk][:, rows])           # (Nb, Tb, Dh)
+            dk[chunk][:, cols] += np.swapaxes(dscores, -1, -2) @ q[chunk][:, rows]  # (Nb, Sb, Dh)
+
+    run_chunks(backward, _chunks(n, n_heads, t, s))
+    return dy_q.reshape(*lead, *dy_q.shape[1:]), dy_kv.reshape(*lead, *dy_kv.shape[1:])
 
 
 def _scaled_query_params(p, d_head):
@@ -285,10 +380,10 @@ def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
     y_kv = _project(x_kv, w_kv, b_kv, n_heads)                    # (..., S, 2, H, Dh)
     q, k, v = _heads(y_q, 0), _heads(y_kv, 0), _heads(y_kv, 1)
-    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
-                                                             p["b_o"])
+    out, exp_scores, total, concat, tiles = _attend_and_project(q, k, v, mask, bias,
+                                                                    p["w_o"], p["b_o"])
     return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, exp_scores, total,
-                                        concat, p["w_o"], scale)
+                                        concat, tiles, p["w_o"], scale)
 
 
 def multi_head_attention_backward(dout, cache):
@@ -316,9 +411,9 @@ def _multi_head_attention_backward(dout, cache):
     c = cache
     d_model = c.w_o.shape[0]
     dout_rows = dout.reshape(-1, d_model)                         # (N, D)
-    dw_o = c.concat.reshape(-1, d_model).T @ dout_rows            # (D, D)
+    dw_o = matmul(c.concat.reshape(-1, d_model).T, dout_rows)     # (D, D)
     db_o = dout_rows.sum(axis=0)                                  # (D,)
-    dconcat = (dout_rows @ c.w_o.T).reshape(c.concat.shape)       # (..., T, H, Dh)
+    dconcat = matmul(dout_rows, c.w_o.T).reshape(c.concat.shape)  # (..., T, H, Dh)
     dy_q, dy_kv = _attention_backward(np.swapaxes(dconcat, -2, -3), c)   # merge's backward
     dx_q, dw_q, db_q = _projection_backward(dy_q, c.x_q, c.w_q)
     # [dK dV] @ [W_K W_V]^T = dK W_K^T + dV W_V^T: the two paths into x_kv add
@@ -359,11 +454,11 @@ def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    out, exp_scores, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
-                                                             p["b_o"])
+    out, exp_scores, total, concat, tiles = _attend_and_project(q, k, v, mask, bias,
+                                                                    p["w_o"], p["b_o"])
     d_model = x.shape[-1]
     return out, MultiHeadAttentionCache(x, x, w_qkv[:, :d_model], w_qkv[:, d_model:], q, k,
-                                        v, exp_scores, total, concat, p["w_o"], scale)
+                                        v, exp_scores, total, concat, tiles, p["w_o"], scale)
 
 
 def self_multi_head_attention_backward(dout, cache):

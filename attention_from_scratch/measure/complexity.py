@@ -18,6 +18,7 @@ import tracemalloc
 
 import numpy as np
 
+from attention_from_scratch.common.parallel import set_workers
 from attention_from_scratch.common.validate import check_int
 from attention_from_scratch.core import attention, flash_attention, linear
 
@@ -30,9 +31,11 @@ def best_times(fns, *, repeat=5, min_seconds=0.01):
     other programs hold the processor, so a busy machine disturbs it far
     less (a little still: caches and memory bandwidth are shared). It is
     all the work of a call only when NumPy's BLAS runs in this one thread:
-    set ``OPENBLAS_NUM_THREADS=1`` before NumPy is first imported. (The
-    CPU time of the whole process would count BLAS helper threads too, but
-    also the time they spend spinning while they wait for work.)
+    set ``OPENBLAS_NUM_THREADS=1`` before NumPy is first imported; and
+    ``core``'s chunks of work run in this thread too while it times
+    (``common.parallel.set_workers(1)``, restored after). (The CPU time of
+    the whole process would count helper threads too, but also the time
+    they spend spinning while they wait for work.)
 
     Each timing repeats the call enough times to last ``min_seconds``, so
     no result rests on one sub-millisecond reading. Round-robin: every
@@ -62,6 +65,14 @@ def best_times(fns, *, repeat=5, min_seconds=0.01):
     """
     fns = list(fns)
     repeat = check_int("repeat", repeat)
+    previous = set_workers(1)
+    try:
+        return _best_times(fns, repeat, min_seconds)
+    finally:
+        set_workers(previous)
+
+
+def _best_times(fns, repeat, min_seconds):
     calls = []
     for fn in fns:                                 # calibrate: how many calls fill one timing
         start = time.thread_time()

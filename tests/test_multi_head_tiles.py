@@ -1,0 +1,156 @@
+"""``core`` multi-head attention computes in tiles of queries, skipping the
+keys that a tile cannot see: the same results as ``steps``' dense loop over
+heads, whatever the mask, the tile height or the number of workers."""
+
+import numpy as np
+import pytest
+
+from attention_from_scratch import core, steps
+from attention_from_scratch.checking.gradcheck import gradient_check
+from attention_from_scratch.common.masks import (
+    causal_mask,
+    padding_mask,
+    sliding_window_mask,
+)
+from attention_from_scratch.common.parallel import set_workers
+from attention_from_scratch.common.params import init_multi_head_params
+
+B, T, S, D, H = 2, 37, 29, 12, 3
+
+
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def workers(request):
+    previous = set_workers(request.param)
+    yield request.param
+    set_workers(previous)
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Tiles of 16 query rows (the least) at these sizes: several per head."""
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", 16)
+
+
+def _masks(t, s, rng):
+    lengths = np.array([s, s - 11])
+    random = rng.random((B, 1, t, s)) < 0.5
+    random[0, 0, t // 2] = False                                # a row with nothing
+    empty_block = np.ones((t, s), dtype=bool)
+    empty_block[16:32] = False                                  # a whole tile with nothing
+    return {
+        "causal": lambda: causal_mask(t, s),
+        "window": lambda: sliding_window_mask(t, 4, s),
+        "padding": lambda: padding_mask(lengths, s),            # (B, 1, S)
+        "random": lambda: random,                               # (B, 1, T, S)
+        "empty tile": lambda: empty_block,
+    }
+
+
+CASES = [(name, t, s) for t, s in [(T, S), (S, T), (T, T), (1, S)]
+         for name in ["causal", "window", "padding", "random", "empty tile"]
+         if s >= t or name not in ("causal", "window")]   # bottom-right causal needs S >= T
+
+
+@pytest.mark.parametrize("name, t, s", CASES)
+def test_tiled_core_equals_steps(name, t, s, workers, small_tiles):
+    rng = np.random.default_rng(1)
+    x_q, x_kv = rng.normal(size=(B, t, D)), rng.normal(size=(B, s, D))
+    params = init_multi_head_params(D, rng=rng)
+    params = {k: v + rng.normal(size=v.shape) * 0.1 for k, v in params.items()}
+    mask = _masks(t, s, rng)[name]()
+    bias = rng.normal(size=(1, H, t, s))
+    dout = rng.normal(size=(B, t, D))
+    results = []
+    for impl in (steps, core):
+        out, cache = impl.multi_head.multi_head_attention_forward(
+            x_q, x_kv, params, n_heads=H, mask=mask, bias=bias)
+        results.append((out, cache.weights, *impl.multi_head.multi_head_attention_backward(
+            dout, cache)))
+    (out_s, w_s, dq_s, dkv_s, dp_s), (out_c, w_c, dq_c, dkv_c, dp_c) = results
+    assert np.all(np.isfinite(out_c)) and np.all(np.isfinite(dkv_c))
+    np.testing.assert_allclose(out_c, out_s, atol=1e-12)
+    np.testing.assert_allclose(w_c, w_s, atol=1e-12)
+    np.testing.assert_allclose(dq_c, dq_s, atol=1e-12)
+    np.testing.assert_allclose(dkv_c, dkv_s, atol=1e-12)
+    for key in dp_s:
+        np.testing.assert_allclose(dp_c[key], dp_s[key], atol=1e-11, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["causal", "padding", "empty tile"])
+def test_tiled_core_backward_matches_finite_differences(name, small_tiles):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(B, T, D))
+    params = {k: v + rng.normal(size=v.shape) * 0.1
+              for k, v in init_multi_head_params(D, rng=rng).items()}
+    mask = _masks(T, T, rng)[name]()
+    result = gradient_check(core.multi_head.self_multi_head_attention_forward,
+                            core.multi_head.self_multi_head_attention_backward, (x, params),
+                            kwargs={"n_heads": H, "mask": mask}, rng=rng, n_entries=40)
+    assert result.passed, result
+
+
+def test_workers_do_not_change_a_single_bit(small_tiles):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(B, T, D)).astype(np.float32)
+    params = {k: v.astype(np.float32) for k, v in init_multi_head_params(D, rng=rng).items()}
+    dout = rng.normal(size=(B, T, D)).astype(np.float32)
+    results = []
+    for n in (1, 2):
+        previous = set_workers(n)
+        try:
+            out, cache = core.multi_head.self_multi_head_attention_forward(
+                x, params, n_heads=H, mask=causal_mask(T))
+            dx, dparams = core.multi_head.self_multi_head_attention_backward(dout, cache)
+        finally:
+            set_workers(previous)
+        results.append((out, dx, *dparams.values()))
+    for one, two in zip(*results, strict=True):
+        assert np.array_equal(one, two)
+
+
+def test_a_causal_mask_skips_the_keys_after_each_tile(small_tiles):
+    tiles = core.multi_head._tiles(causal_mask(T), T, T)
+    assert len(tiles) == 3                                       # 16 + 16 + 5 rows
+    for rows, cols, partly in tiles:
+        assert (cols.start, cols.stop) == (0, rows.stop)         # nothing right of the tile
+        # the mask is applied only on the tile's own diagonal block
+        assert (cols.start + partly.start, cols.start + partly.stop) == (rows.start + 1,
+                                                                         rows.stop)
+
+
+def test_a_padding_mask_skips_keys_no_sequence_sees(small_tiles):
+    mask = padding_mask(np.array([9, 20]), T)[:, None]           # (B, 1, 1, S)
+    for _, cols, partly in core.multi_head._tiles(mask, T, T):
+        assert (cols.start, cols.stop) == (0, 20)                # keys 20.. are padding for all
+        assert (partly.start, partly.stop) == (9, 20)            # seen by one sequence only
+
+
+def test_no_mask_is_one_tile_of_all_keys_per_block(small_tiles):
+    tiles = core.multi_head._tiles(None, T, S)
+    assert [(r.start, r.stop) for r, _, _ in tiles] == [(0, 16), (16, 32), (32, T)]
+    assert all((c.start, c.stop, p) == (0, S, None) for _, c, p in tiles)
+
+
+def test_several_leading_axes_and_few_chunks_equal_steps(workers):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 6, D))                            # (B1, B2, T, D): T S small,
+    params = {k: v + rng.normal(size=v.shape) * 0.1             # so several sequences a chunk
+              for k, v in init_multi_head_params(D, rng=rng).items()}
+    mask = rng.random((2, 3, 1, 6, 6)) < 0.7                     # (B1, B2, 1, T, S)
+    dout = rng.normal(size=x.shape)
+    results = []
+    for impl in (steps, core):
+        out, cache = impl.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                       mask=mask)
+        results.append((out, *impl.multi_head.self_multi_head_attention_backward(dout, cache)))
+    (out_s, dx_s, dp_s), (out_c, dx_c, dp_c) = results
+    np.testing.assert_allclose(out_c, out_s, atol=1e-12)
+    np.testing.assert_allclose(dx_c, dx_s, atol=1e-12)
+    for key in dp_s:
+        np.testing.assert_allclose(dp_c[key], dp_s[key], atol=1e-11, err_msg=key)
+
+
+def test_small_sequences_share_a_chunk_and_large_ones_get_their_own():
+    assert core.multi_head._chunks(64, 4, 10, 10) == [(slice(0, 64), h) for h in range(4)]
+    assert core.multi_head._chunks(2, 3, 1024, 1024) == [
+        (slice(b, b + 1), h) for h in range(3) for b in range(2)]

@@ -1,0 +1,49 @@
+"""The worker threads that ``core`` hands independent chunks to."""
+
+import threading
+
+import pytest
+
+from attention_from_scratch.common.parallel import get_workers, run_chunks, set_workers
+
+
+@pytest.fixture
+def two_workers():
+    previous = set_workers(2)
+    yield
+    set_workers(previous)
+
+
+def test_results_come_back_in_the_order_of_the_chunks(two_workers):
+    assert run_chunks(lambda i: i * 10, range(9)) == [i * 10 for i in range(9)]
+
+
+def test_two_workers_use_two_threads(two_workers):
+    barrier = threading.Barrier(2, timeout=10)   # passes only if both chunks run at once
+    names = run_chunks(lambda _: (barrier.wait(), threading.current_thread().name)[1], range(2))
+    assert len(set(names)) == 2
+
+
+def test_one_worker_runs_in_the_calling_thread():
+    previous = set_workers(1)
+    try:
+        names = run_chunks(lambda _: threading.current_thread().name, range(3))
+    finally:
+        set_workers(previous)
+    assert set(names) == {threading.current_thread().name}
+
+
+def test_a_chunk_may_call_run_chunks_without_waiting_on_itself(two_workers):
+    inner = run_chunks(lambda i: sum(run_chunks(lambda j: i * j, range(3))), range(4))
+    assert inner == [3 * i for i in range(4)]
+
+
+def test_set_workers_returns_the_previous_number(two_workers):
+    assert set_workers(3) == 2
+    assert get_workers() == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_workers_refuses_what_is_not_a_positive_int(bad):
+    with pytest.raises(ValueError, match="positive int"):
+        set_workers(bad)
