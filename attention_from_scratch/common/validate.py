@@ -19,7 +19,6 @@ calls that body, so data is checked once, at the door.
 
 import numpy as np
 
-NORMS = ("post", "pre")
 ACTIVATION_NAMES = ("relu", "gelu")
 
 
@@ -293,7 +292,7 @@ def check_choice(name, value, choices):
 
 def check_norm(norm):
     """Refuse anything but ``"post"`` or ``"pre"``."""
-    if norm not in NORMS:
+    if norm not in ("post", "pre"):
         raise ValueError(f'norm must be "post" or "pre", got {norm!r}')
 
 
@@ -366,11 +365,16 @@ def check_heads(n_heads, d_model):
 
 
 def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=False):
-    """A mask (``dtype`` None) or a bias of shape ``(T, S)``,
-    ``(..., T, S)`` or ``(..., H, T, S)``, with a head axis, or an error.
+    """A multi-head mask (``dtype`` None) or bias, with a head axis.
 
-    ``per_sequence``: a ``(..., T, S)`` one is one per sequence even when
-    the batch's last axis has size ``H`` (the blocks' masks and biases).
+    It may be ``(T, S)`` (shared by every sequence and head),
+    ``(..., T, S)`` (one per sequence, shared by the heads) or
+    ``(..., H, T, S)`` (one per head), with size-1 axes where shared. Any
+    other number of axes is refused, so a batch axis can never broadcast
+    onto the heads. A ``(..., T, S)`` one whose axis before ``T`` has size
+    ``H``, where the batch's last axis has size ``H`` too, could be
+    either: it is refused with the two shapes that say which, unless
+    ``per_sequence`` (the blocks' masks are one per sequence).
     """
     if a is None:
         return None
@@ -398,30 +402,17 @@ def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=Fa
 
 
 def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, bias, *, layouts, dtype,
-                            names=("x_q", "x_kv"), per_sequence=False):
-    """Check and convert the inputs of ``multi_head_attention_forward``.
-
-    ``x_q`` is ``(..., T, D)``, ``x_kv`` is ``(..., S, D)`` with the same
-    leading axes (``names`` in the messages), ``n_heads`` divides ``D``,
-    ``params`` match ``layouts``. The mask and the bias may be ``(T, S)``
-    (shared by every sequence and head), ``(..., T, S)`` (one per
-    sequence, shared by the heads) or ``(..., H, T, S)`` (one per head),
-    with size-1 axes where shared. Any other number of axes is refused,
-    so a mask can never broadcast its batch axis onto the heads. One of
-    as many axes as ``(..., T, S)`` whose axis before ``T`` has size
-    ``H``, where the batch's last axis has size ``H`` too, could be
-    either: it is refused with the two shapes that say which, unless
-    ``per_sequence`` (the blocks' masks: one per sequence).
-
-    Returns ``x_q, x_kv, params`` converted, the mask as a boolean array
-    and the bias as a finite one of ``x_q``'s dtype, each with a head
-    axis, broadcastable to ``(..., H, T, S)`` (or ``None``).
+                            names=("x_q", "x_kv")):
+    """``x_q (..., T, D)`` and ``x_kv (..., S, D)`` (``names`` in the
+    messages) and ``params`` (``layouts``) converted; ``n_heads`` divides
+    ``D``; the mask boolean and the bias finite, of ``x_q``'s dtype, each
+    with a head axis (``_with_head_axis``), or ``None``.
     """
     x_q, x_kv = check_sequence_pair(names[0], x_q, names[1], x_kv, width="D", dtype=dtype)
     lead, t, s, d_model = x_q.shape[:-2], x_q.shape[-2], x_kv.shape[-2], x_q.shape[-1]
     n_heads = check_heads(n_heads, d_model)
     params = check_params("params", params, layouts, sizes={"D": d_model}, dtype=x_q.dtype)
-    mask = _with_head_axis("mask", mask, lead, n_heads, t, s, per_sequence=per_sequence)
+    mask = _with_head_axis("mask", mask, lead, n_heads, t, s)
     bias = _with_head_axis("bias", bias, lead, n_heads, t, s, dtype=x_q.dtype)
     return x_q, x_kv, params, mask, bias
 
@@ -433,9 +424,8 @@ def check_block_inputs(x, memory, params, n_heads, masks, bias, norm, activation
     ``x (..., T, D)`` (``y`` in a decoder), ``memory (..., S, D)``,
     ``params`` against ``layouts``, the norm's and the activation's
     names; ``masks``, one per attention (self, then cross), one per
-    sequence, and ``bias``, the self-attention's, as
-    ``check_multi_head_inputs`` takes them. Returns ``x, memory, params,
-    masks, bias`` converted, the masks and the bias with a head axis.
+    sequence, and ``bias``, the self-attention's. Returns them converted,
+    the masks and the bias with a head axis (``_with_head_axis``).
     """
     check_norm(norm)
     check_choice("activation", activation, ACTIVATION_NAMES)

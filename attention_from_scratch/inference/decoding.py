@@ -77,9 +77,9 @@ def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm, activatio
     return layers, final_norm
 
 
-def _check_stack_inputs(name, x, layers, *, n_heads, norm, final_norm, activation):
-    """``x (..., T, D)`` converted, and the stack's parameters (``_check_stack``)."""
-    x = check_array(name, x, 2, f"(..., {'T_new' if name == 'x_new' else 'T'}, D)", dtype=None)
+def _check_stack_inputs(name, x, layout, layers, *, n_heads, norm, final_norm, activation):
+    """``x`` (``name``, ``layout``) converted, and the stack's parameters."""
+    x = check_array(name, x, 2, layout, dtype=None)
     layers, final_norm = _check_stack(x.shape[-1], x.dtype, layers, n_heads=n_heads, norm=norm,
                                       final_norm=final_norm, activation=activation)
     return x, layers, final_norm
@@ -114,9 +114,9 @@ def _check_attention_inputs(x_new, params, layer_kv, n_heads):
 
 def _check_step_inputs(x_new, layers, kv_cache, *, n_heads, norm, final_norm, activation):
     """``decode_step``'s inputs, converted; ``kv_cache`` as a list."""
-    x, layers, final_norm = _check_stack_inputs("x_new", x_new, layers, n_heads=n_heads,
-                                                norm=norm, final_norm=final_norm,
-                                                activation=activation)
+    x, layers, final_norm = _check_stack_inputs("x_new", x_new, "(..., T_new, D)", layers,
+                                                n_heads=n_heads, norm=norm,
+                                                final_norm=final_norm, activation=activation)
     kv_cache = [None] * len(layers) if kv_cache is None else list(kv_cache)
     if len(kv_cache) != len(layers):
         raise ValueError(f"kv_cache must hold one entry per layer ({len(layers)}), "
@@ -155,8 +155,9 @@ def decoder_only_forward(x, layers, *, n_heads, norm="post", final_norm=None,
     -------
     out : (..., T, D) ndarray
     """
-    x, layers, final_norm = _check_stack_inputs("x", x, layers, n_heads=n_heads, norm=norm,
-                                                final_norm=final_norm, activation=activation)
+    x, layers, final_norm = _check_stack_inputs("x", x, "(..., T, D)", layers, n_heads=n_heads,
+                                                norm=norm, final_norm=final_norm,
+                                                activation=activation)
     mask = causal_mask(x.shape[-2])                                   # (T, T)
     for params in layers:
         x, _ = _encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
