@@ -155,3 +155,30 @@ def test_a_planted_second_check_is_counted(module, name, public, check, check_ca
         entry = "check_multi_head_inputs"
     assert check_calls[entry] == 1
     assert check_calls[check] >= 1     # the test above would fail
+
+
+@pytest.mark.parametrize("model", ["encoder-decoder", "decoder-only"])
+def test_greedy_decoding_checks_once_whatever_the_number_of_tokens(model, check_calls):
+    from attention_from_scratch.common.params import (
+        init_decoder_only_params,
+        init_encoder_decoder_params,
+    )
+    from attention_from_scratch.inference import encoder_decoder
+
+    rng = _rng()
+    counts = []
+    for max_new in (1, 4):
+        check_calls.clear()
+        if model == "encoder-decoder":
+            params = init_encoder_decoder_params(7, 8, 12, n_enc=1, n_dec=2, rng=rng)
+            encoder_decoder.greedy_encoder_decoder(params, [[3, 4, 5], [6, 2, 0]], n_heads=2,
+                                                   max_new=max_new, bos=1, eos=2)
+        else:
+            params = init_decoder_only_params(7, 8, 12, n_layers=2, rng=rng)
+            encoder_decoder.greedy_decoder_only(params, [[3, 4, 5], [6]], n_heads=2,
+                                                max_new=max_new)
+        # each step builds its positions' encoding: two integers checked, no data
+        counts.append({name: n for name, n in check_calls.items()
+                       if name != "check_positional_arguments"})
+    assert counts[0] == counts[1]
+    assert counts[0]["check_params"] == 1
