@@ -38,16 +38,19 @@ def main(argv=None):
                          help="directory to write to (default: the repository's figures/)")
     bench = commands.add_parser(
         "bench",
-        help="time core multi-head attention against steps and np.matmul (~15 s)",
+        help="time core attention against steps, np.matmul and, if installed, PyTorch "
+             "(~30 s)",
         description="Time core multi-head self-attention, forward and forward+backward, "
                     "float32 and float64, without and with a causal mask, at (B, T, D, H) "
-                    "= (8, 128, 256, 8) and (4, 512, 512, 8); the steps version at the "
-                    "small size; core's matrix products alone, and the per-head products "
-                    "on strided views and on contiguous copies; and a large square "
-                    "np.matmul, all in one run. Prints "
-                    "median and best times, FLOPs counted explicitly (matrix products "
-                    "only) and the fraction of the square-matmul rate achieved, as a "
-                    "Markdown table. Close other work first: the times are wall-clock.",
+                    "= (8, 128, 256, 8) and (4, 512, 512, 8), and causal at (1, 2048, 512, "
+                    "8) in float32 with core's flash and dense attention on the bare heads; "
+                    "the steps version at the small size; a large square np.matmul; and, "
+                    "when PyTorch is installed, its nn.MultiheadAttention and "
+                    "scaled_dot_product_attention on the same inputs, all in one run. "
+                    "Prints median and best times, FLOPs counted explicitly (matrix products "
+                    "only), the fraction of the square-matmul rate achieved, as a Markdown "
+                    "table, and the time ratios to PyTorch against their targets. Close "
+                    "other work first: the times are wall-clock.",
     )
     bench.add_argument("--repeats", type=int, default=4,
                        help="timed runs per core measurement (default: 4)")

@@ -11,41 +11,47 @@ from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.measure import bench, flops
 
 TINY = (2, 6, 12, 3)     # (B, T, D, H)
+LONG_TINY = (1, 20, 8, 2)
 
 
 @pytest.fixture(scope="module")
 def result():
-    return bench.run(sizes=(TINY,), steps_sizes=(TINY,), repeats=2, steps_repeats=1,
-                     matmul_size=32)
+    return bench.run(sizes=(TINY,), steps_sizes=(TINY,), long=LONG_TINY, repeats=2,
+                     steps_repeats=1, matmul_size=32, use_torch=False)
 
 
 def test_every_measurement_is_there(result):
-    keys = [(r.impl, r.dtype, r.mask, r.pass_name) for r in result.rows]
+    keys = [(r.impl, r.dtype, r.size, r.mask, r.pass_name) for r in result.rows]
     assert len(keys) == len(set(keys))
     for dtype in ("float32", "float64"):
         for mask in ("none", "causal"):
             for pass_name in ("forward", "forward+backward"):
-                assert ("core", dtype, mask, pass_name) in keys
-        for impl in ("core, matmuls only", "head products, views", "head products, copies"):
-            assert (impl, dtype, "none", "forward+backward") in keys
+                assert ("core", dtype, TINY, mask, pass_name) in keys
     # steps computes in float64 only, without a mask
     assert {r.dtype for r in result.rows if r.impl == "steps"} == {"float64"}
     assert sum(r.impl == "steps" for r in result.rows) == 2
-    assert len(result.rows) == 2 * (4 + 3) + 2
+    # the long size: causal, float32, multi-head and the bare heads' flash and dense attention
+    for impl in ("core", "core flash", "core attention"):
+        for pass_name in ("forward", "forward+backward"):
+            assert (impl, "float32", LONG_TINY, "causal", pass_name) in keys
+    assert not any(r.impl.startswith("PyTorch") for r in result.rows)
+    assert len(result.rows) == 2 * 4 + 2 + 3 * 2
 
 
 def test_rows_are_consistent(result):
     assert set(result.matmul_rates) == set(result.matmul_runs) == {"float32", "float64"}
+    assert list(result.matmul_runs["float64"]) == [TINY]
+    assert list(result.matmul_runs["float32"]) == [TINY, LONG_TINY]
     for name, by_size in result.matmul_runs.items():
-        assert list(by_size) == [TINY]
-        assert result.matmul_rates[name] > 0 and by_size[TINY] > 0
-    forward, backward = flops.multi_head_matmul_flops(*TINY)
+        assert result.matmul_rates[name] > 0 and all(rate > 0 for rate in by_size.values())
     for r in result.rows:
-        assert r.size == TINY
         assert 0 < r.best <= r.median
-        if r.impl.startswith("head products"):
-            assert r.flops == flops.head_product_flops(*TINY[:3])
+        b, t, d, h = r.size
+        if r.impl in ("core flash", "core attention"):
+            forward = 4 * b * t * t * d                           # q k^T and weights @ v
+            assert r.flops == (forward if r.pass_name == "forward" else 3 * forward)
         else:
+            forward, backward = flops.multi_head_matmul_flops(*r.size)
             assert r.flops == (forward if r.pass_name == "forward" else forward + backward)
         assert r.fraction == pytest.approx(r.rate / result.matmul_runs[r.dtype][r.size])
     assert result.seconds > 0
@@ -57,17 +63,39 @@ def test_table_has_a_row_per_measurement(result):
     assert len(table) == 2 + len(result.rows)
     assert table[0].startswith("| impl | dtype | B | T | D | H | mask | pass | median ms")
     assert "GFLOP/s" in text and "of matmul" in text
-    assert bench.target_row(result) is None          # the target size was not measured
+    assert bench.verdicts(result) == []          # no PyTorch rows, sizes not the targets'
     assert "Target:" not in text
+    assert f"pip install torch=={bench.TORCH_VERSION}" in text
 
 
-def test_verdict_line_names_the_target(result):
-    size, dtype, goal = bench.TARGET
-    row = result.rows[1]._replace(size=size, dtype=dtype, fraction=goal / 2)
-    text = bench.format_result(result._replace(rows=[*result.rows, row]))
-    assert bench.target_row(result._replace(rows=[row])) == row
-    assert f"Target: core forward+backward at B, T, D, H = {size}" in text
-    assert "NOT met" in text
+def _with_rows(result, ratio):
+    """The result with a core and a PyTorch row at the first target, ``ratio`` apart."""
+    impl, other, size, mask, goal = bench.TARGETS[0]
+    row = result.rows[1]._replace(impl=other, size=size, mask=mask, dtype="float32",
+                                  pass_name="forward+backward", median=0.1)
+    mine = row._replace(impl=impl, median=0.1 * ratio)
+    return result._replace(rows=[*result.rows, mine, row]), goal
+
+
+@pytest.mark.parametrize("ratio, verdict", [(0.5, "met"), (2.0, "NOT met")])
+def test_a_verdict_compares_the_two_median_times(result, ratio, verdict):
+    changed, goal = _with_rows(result, ratio)
+    [(text, met)] = bench.verdicts(changed)
+    assert met == (verdict == "met")
+    assert text.endswith(f": {ratio:.2f} (target <= {goal}): {verdict}")
+    assert f"Target: {text}" in bench.format_result(changed)
+
+
+def test_pytorch_rows_when_it_is_installed():
+    pytest.importorskip("torch")
+    with_torch = bench.run(sizes=(TINY,), steps_sizes=(), dtypes=(np.float32,),
+                           long=LONG_TINY, repeats=1, matmul_size=16)
+    impls = {(r.impl, r.size, r.mask) for r in with_torch.rows}
+    assert {("PyTorch MHA", TINY, "none"), ("PyTorch MHA", TINY, "causal"),
+            ("PyTorch MHA", LONG_TINY, "causal"), ("PyTorch SDPA", LONG_TINY, "causal")} <= impls
+    assert len(with_torch.agreement) == 4
+    assert all(difference < 1e-4 for _, difference in with_torch.agreement)
+    assert with_torch.torch and "checked against core's" in bench.format_result(with_torch)
 
 
 def test_disagreeing_matmul_rates_are_flagged(result):
@@ -96,30 +124,12 @@ def test_matmuls_only_computes_the_same_products(rng):
     assert dx.shape == (10, 6) and dw_q.shape == (6, 6) and dw_kv.shape == (6, 12)
 
 
-def test_head_products_on_views_and_copies_agree(rng):
-    b, t, h, d_head = 2, 5, 3, 4
-    y = rng.normal(size=(b, t, 3, h, d_head))
-    dheads = rng.normal(size=(b, h, t, d_head))
-    concat, dy = bench.head_products(y, dheads, contiguous=False)
-    concat_copies, dy_copies = bench.head_products(y, dheads, contiguous=True)
-    np.testing.assert_allclose(concat_copies, concat, rtol=1e-12)
-    np.testing.assert_allclose(dy_copies, dy, rtol=1e-12)
-    # by hand, head 1 of sequence 0
-    q, k, v = (y[0, :, i, 1] for i in range(3))
-    scores = q @ k.T
-    np.testing.assert_allclose(concat[0, :, 1], scores @ v, rtol=1e-12)
-    np.testing.assert_allclose(dy[0, :, 2, 1], scores.T @ dheads[0, 1], rtol=1e-12)   # dv
-    dscores = dheads[0, 1] @ v.T
-    np.testing.assert_allclose(dy[0, :, 0, 1], dscores @ k, rtol=1e-12)               # dq
-    np.testing.assert_allclose(dy[0, :, 1, 1], dscores.T @ q, rtol=1e-12)             # dk
-
-
 def test_cli_help_and_progress():
     done = subprocess.run([sys.executable, "-m", "attention_from_scratch", "bench", "--help"],
                           capture_output=True, text=True, check=True)
     assert "np.matmul" in done.stdout and "--repeats" in done.stdout
     out = io.StringIO()
-    bench.run(sizes=(TINY,), steps_sizes=(), dtypes=(np.float32,), repeats=1,
-              matmul_size=16, out=out)
+    bench.run(sizes=(TINY,), steps_sizes=(), dtypes=(np.float32,), long=None, repeats=1,
+              matmul_size=16, use_torch=False, out=out)
     assert out.getvalue().count("measured float32 (2, 6, 12, 3)") == 1
     assert "core mask=causal" in out.getvalue()

@@ -7,7 +7,6 @@ from attention_from_scratch.measure.complexity import loglog_slope
 from attention_from_scratch.measure.flops import (
     attention_matmul_flops,
     attention_weights_bytes,
-    head_product_flops,
     layer_flops,
     multi_head_matmul_flops,
     multiply_adds_per_token,
@@ -62,7 +61,6 @@ def test_flop_count_by_hand():
     assert multi_head_matmul_flops(4, 512, 512, 8) == multi_head_matmul_flops(4, 512, 512, 1)
     b, t, d = 4, 512, 512
     assert multi_head_matmul_flops(b, t, d, 8)[0] == 8 * b * t * d ** 2 + 4 * b * t ** 2 * d
-    assert head_product_flops(b, t, d) == 3 * 4 * b * t ** 2 * d
     with pytest.raises(ValueError, match="n_heads = 3 must divide D = 8"):
         multi_head_matmul_flops(1, 2, 8, 3)
 

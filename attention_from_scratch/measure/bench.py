@@ -1,33 +1,31 @@
-"""``python -m attention_from_scratch bench``: multi-head attention speed.
+"""``python -m attention_from_scratch bench``: attention speed, side by side.
 
 Times ``core`` multi-head self-attention, forward and forward+backward,
 float32 and float64, with and without a causal mask, next to the ``steps``
 version and next to the machine's own matrix-multiply throughput (a large
-square ``np.matmul``), all measured in the same run.
+square matmul split over the same worker threads as ``core``), all
+measured in the same run; at a long causal size, ``core``'s flash
+attention next to its dense attention. When PyTorch is installed, its
+``nn.MultiheadAttention`` and ``scaled_dot_product_attention`` are timed
+on the same inputs in the same rounds, after checking that their outputs
+agree with ``core``'s; the verdicts compare the times.
 
 FLOPs are counted explicitly, 2 per multiply-add, for the matrix products
-only (``measure.flops.multi_head_matmul_flops``); the softmax, the mask, the bias additions
-and the copies are real work but are not counted. The causal mask does not
-change the count: the masked scores are computed and then discarded.
+only (``measure.flops.multi_head_matmul_flops``); the softmax, the mask, the
+bias additions and the copies are real work but are not counted. A causal
+mask does not change the count: the dense count is the yardstick, so a
+path that skips the masked half shows a higher rate.
 
 "Of matmul" is the achieved rate, counted FLOPs over the median time,
-divided by the median rate of a square ``np.matmul`` of the same dtype,
-timed in the same rounds. Per size and dtype three more rows run matrix
-products alone:
-
-- "core, matmuls only": exactly the products of ``core``'s forward and
-  backward, in ``core``'s memory layouts, and nothing else. It bounds
-  ``core`` as written; another layout could run its products faster;
-- "head products, views" and "head products, copies": the six per-head
-  products (scores, ``weights @ v`` and their four gradient products) on
-  strided head views of the fused projection, as ``core`` does, and on
-  contiguous per-head copies, the copies in and out included. Side by
-  side they show what contiguous heads would buy.
+divided by the median rate of the square matmul of the same dtype, timed
+in the same rounds.
 
 The measurements are interleaved, one run of each in turn, the square
 matmul included, so that a burst of other work on the machine slows the
-reference as much as what is compared with it. The reference rates of
-the two sizes should agree; the output warns when they do not.
+reference as much as what is compared with it. Between a NumPy call and a
+PyTorch call the bench sleeps briefly: each library's threads keep spinning
+for a moment after a call and would slow the other's. The reference rates
+of the sizes should agree; the output warns when they do not.
 """
 
 import os
@@ -38,15 +36,25 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch import core, steps
+from attention_from_scratch.common import parallel
 from attention_from_scratch.common.masks import causal_mask
 from attention_from_scratch.common.params import init_multi_head_params
-from attention_from_scratch.measure.flops import head_product_flops, multi_head_matmul_flops
+from attention_from_scratch.measure.flops import attention_matmul_flops, multi_head_matmul_flops
 
 SIZES = ((8, 128, 256, 8), (4, 512, 512, 8))     # (B, T, D, H)
+LONG = (1, 2048, 512, 8)                         # causal only, float32; flash attention too
 STEPS_SIZES = ((8, 128, 256, 8),)                # steps builds one softmax Jacobian per row
 DTYPES = (np.float32, np.float64)
-TARGET = ((4, 512, 512, 8), "float32", 0.65)     # core forward+backward, fraction of matmul
+# (numerator impl, denominator impl, size, mask, goal): median time ratio, forward+backward
+TARGETS = (
+    ("core", "PyTorch MHA", (4, 512, 512, 8), "none", 0.9),
+    ("core", "PyTorch MHA", LONG, "causal", 0.9),
+    ("core flash", "PyTorch SDPA", LONG, "causal", 1.5),
+    ("core flash", "core attention", LONG, "causal", 1.0),
+)
 DISAGREE = 0.15   # matmul rates of two sizes further apart than this: other work ran
+SETTLE = 0.05     # seconds between calls of different libraries
+TORCH_VERSION = "2.13.0"
 
 
 def _heads(y, part):
@@ -54,7 +62,8 @@ def _heads(y, part):
 
 
 def core_matmuls_only_forward(x, params, *, n_heads):
-    """The matrix products of ``core``'s self-attention forward, alone."""
+    """The matrix products of a multi-head self-attention forward, alone,
+    each one batched call over every head (no softmax, no tiles)."""
     *lead, t, d = x.shape
     w_qkv = np.concatenate([params["w_q"], params["w_k"], params["w_v"]], axis=1)
     y = (x.reshape(-1, d) @ w_qkv).reshape(*lead, t, 3, n_heads, d // n_heads)
@@ -67,13 +76,13 @@ def core_matmuls_only_forward(x, params, *, n_heads):
 
 
 def core_matmuls_only_backward(dout, cache):
-    """The matrix products of ``core``'s self-attention backward, alone."""
+    """The matrix products of its backward, alone, batched the same way."""
     x, w_qkv, q, k, v, exp_scores, concat, w_o = cache
     d = x.shape[-1]
     dout = dout.reshape(-1, d)
     concat.reshape(-1, d).T @ dout                                 # dw_o
     dconcat = (dout @ w_o.T).reshape(concat.shape)
-    dweighted = np.ascontiguousarray(np.swapaxes(dconcat, -2, -3))   # core: dheads / total
+    dweighted = np.ascontiguousarray(np.swapaxes(dconcat, -2, -3))
     dy_q = np.empty(x.shape[:-1] + (1,) + q.shape[-3:-2] + q.shape[-1:], dtype=x.dtype)
     dy_kv = np.empty(x.shape[:-1] + (2,) + q.shape[-3:-2] + q.shape[-1:], dtype=x.dtype)
     np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted, out=_heads(dy_kv, 1))
@@ -83,37 +92,6 @@ def core_matmuls_only_backward(dout, cache):
     x_rows, dy_q, dy_kv = x.reshape(-1, d), dy_q.reshape(-1, d), dy_kv.reshape(-1, 2 * d)
     dx = dy_q @ w_qkv[:, :d].T + dy_kv @ w_qkv[:, d:].T
     return dx, (x_rows.T @ dy_q, x_rows.T @ dy_kv)
-
-
-def head_products(y, dheads, *, contiguous):
-    """The six per-head products of attention's forward and backward.
-
-    ``y (..., T, 3, H, Dh)`` is a fused projection, ``dheads
-    (..., H, T, Dh)`` an upstream gradient. With ``contiguous=False`` the
-    products read strided head views of ``y`` and write into the merged
-    layouts, as ``core`` does; with ``contiguous=True`` they run on
-    contiguous per-head copies, and the copies in and out are part of the
-    work.
-    """
-    q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    concat, dy = np.empty(y.shape[:-3] + y.shape[-2:], dtype=y.dtype), np.empty_like(y)
-    outs = (np.swapaxes(concat, -2, -3), _heads(dy, 0), _heads(dy, 1), _heads(dy, 2))
-    if contiguous:
-        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
-        results = [np.empty_like(q) for _ in outs]
-    else:
-        results = outs
-    heads, dq, dk, dv = results
-    scores = q @ np.swapaxes(k, -1, -2)                            # (..., H, T, S)
-    np.matmul(scores, v, out=heads)
-    np.matmul(np.swapaxes(scores, -1, -2), dheads, out=dv)
-    dscores = dheads @ np.swapaxes(v, -1, -2)
-    np.matmul(dscores, k, out=dq)
-    np.matmul(np.swapaxes(dscores, -1, -2), q, out=dk)
-    if contiguous:
-        for out, result in zip(outs, results, strict=True):
-            out[...] = result
-    return concat, dy
 
 
 class Row(NamedTuple):
@@ -142,6 +120,8 @@ class BenchResult(NamedTuple):
     rows: list
     seconds: float       # wall time of the whole run
     busy_before: float   # fraction of CPU time other work used just before, nan if unknown
+    torch: str = ""      # PyTorch's version and threads, "" when not installed
+    agreement: tuple = ()   # (what, largest |difference| from core's output) per check
 
 
 def cpu_busy(seconds=0.5):
@@ -160,20 +140,79 @@ def cpu_busy(seconds=0.5):
 
 
 class _Job(NamedTuple):
-    """One thing to time: ``forward``, then ``backward`` unless None."""
+    """One thing to time: ``forward()``, then ``backward(dout, result[1])``
+    unless None."""
 
     impl: str
     mask: str
     forward: object
     backward: object
-    args: tuple
-    kwargs: dict
     flops: tuple      # counted FLOPs of (forward, forward+backward); None: no row
     repeats: int
+    library: str = "numpy"
 
 
-def _jobs(size, dtype, steps_sizes, rng, *, repeats, steps_repeats, square):
-    """Everything timed at one size and dtype, and the ``dout`` to use."""
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _torch_multi_head(torch, x, params, n_heads, causal):
+    """``nn.MultiheadAttention`` holding ``params`` (PyTorch keeps weights
+    as ``(D_out, D_in)``: transposed) and its forward and backward on ``x``."""
+    t, d = x.shape[-2:]
+    dtype = torch.float32 if x.dtype == np.float32 else torch.float64
+    module = torch.nn.MultiheadAttention(d, n_heads, batch_first=True, dtype=dtype)
+    with torch.no_grad():
+        w_qkv = np.concatenate([params["w_q"], params["w_k"], params["w_v"]], axis=1)
+        module.in_proj_weight.copy_(torch.from_numpy(np.ascontiguousarray(w_qkv.T)))
+        module.in_proj_bias.copy_(torch.from_numpy(
+            np.concatenate([params["b_q"], params["b_k"], params["b_v"]])))
+        module.out_proj.weight.copy_(torch.from_numpy(np.ascontiguousarray(params["w_o"].T)))
+        module.out_proj.bias.copy_(torch.from_numpy(params["b_o"]))
+    x_t = torch.from_numpy(x).requires_grad_()
+    # PyTorch's float mask: -inf where masked (the opposite polarity to ours, Chapter 3)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(t, dtype=dtype) if causal else None
+
+    def forward():
+        x_t.grad = None
+        out, _ = module(x_t, x_t, x_t, need_weights=False, attn_mask=mask, is_causal=causal)
+        return out, out
+
+    def backward(dout, out):
+        out.backward(torch.from_numpy(dout))
+
+    return forward, backward
+
+
+def _torch_sdpa(torch, q, k, v):
+    """``scaled_dot_product_attention(..., is_causal=True)``, forward and
+    backward, on ``(B, H, T, Dh)`` arrays."""
+    q_t, k_t, v_t = (torch.from_numpy(a).requires_grad_() for a in (q, k, v))
+
+    def forward():
+        for a in (q_t, k_t, v_t):
+            a.grad = None
+        out = torch.nn.functional.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=True)
+        return out, out
+
+    def backward(dout, out):
+        out.backward(torch.from_numpy(dout))
+
+    return forward, backward
+
+
+def _pair(forward, backward, *args, **kwargs):
+    """A ``core``/``steps`` pair as a job's ``forward()`` and ``backward``."""
+    return (lambda: forward(*args, **kwargs)), backward
+
+
+def _multi_head_jobs(size, dtype, rng, *, steps_sizes, repeats, steps_repeats, torch,
+                     masks, agreement):
+    """The multi-head jobs at one size and dtype, and the ``dout`` to use."""
     b, t, d, n_heads = size
     x = rng.standard_normal((b, t, d)).astype(dtype)
     params = {key: value.astype(dtype) for key, value in
@@ -181,72 +220,128 @@ def _jobs(size, dtype, steps_sizes, rng, *, repeats, steps_repeats, square):
     dout = rng.standard_normal((b, t, d)).astype(dtype)
     forward, backward = multi_head_matmul_flops(b, t, d, n_heads)
     both = (forward, forward + backward)
-    jobs = [_Job("np.matmul", "none", np.matmul, None, tuple(square), {},
-                 (None, 2 * square.shape[-1] ** 3), repeats)]
-    for mask_name, mask in (("none", None), ("causal", causal_mask(t))):
-        jobs.append(_Job("core", mask_name, core.multi_head.self_multi_head_attention_forward,
-                         core.multi_head.self_multi_head_attention_backward, (x, params),
-                         {"n_heads": n_heads, "mask": mask}, both, repeats))
+    jobs = []
+    for mask_name in masks:
+        mask = causal_mask(t) if mask_name == "causal" else None
+        jobs.append(_Job("core", mask_name, *_pair(
+            core.multi_head.self_multi_head_attention_forward,
+            core.multi_head.self_multi_head_attention_backward, x, params, n_heads=n_heads,
+            mask=mask), both, repeats))
+        if torch is not None and dtype == np.float32:
+            torch_forward, torch_backward = _torch_multi_head(torch, x, params, n_heads,
+                                                              mask_name == "causal")
+            difference = float(np.abs(torch_forward()[0].detach().numpy()
+                                      - jobs[-1].forward()[0]).max())
+            agreement.append((f"PyTorch MHA {size} mask={mask_name}", difference))
+            if difference < 1e-3:
+                jobs.append(_Job("PyTorch MHA", mask_name, torch_forward, torch_backward,
+                                 both, repeats, "torch"))
     if size in steps_sizes and dtype == np.float64:   # steps computes in float64 only
-        jobs.append(_Job("steps", "none", steps.multi_head.self_multi_head_attention_forward,
-                         steps.multi_head.self_multi_head_attention_backward, (x, params),
-                         {"n_heads": n_heads}, both, steps_repeats))
-    jobs.append(_Job("core, matmuls only", "none", core_matmuls_only_forward,
-                     core_matmuls_only_backward, (x, params), {"n_heads": n_heads},
-                     (None, both[1]), repeats))
-    y = rng.standard_normal((b, t, 3, n_heads, d // n_heads)).astype(dtype)
-    dheads = rng.standard_normal((b, n_heads, t, d // n_heads)).astype(dtype)
-    for name, contiguous in (("head products, views", False), ("head products, copies", True)):
-        jobs.append(_Job(name, "none", head_products, None, (y, dheads),
-                         {"contiguous": contiguous}, (None, head_product_flops(b, t, d)),
-                         repeats))
+        jobs.append(_Job("steps", "none", *_pair(
+            steps.multi_head.self_multi_head_attention_forward,
+            steps.multi_head.self_multi_head_attention_backward, x, params,
+            n_heads=n_heads), both, steps_repeats))
+    return jobs, dout
+
+
+def _flash_jobs(size, rng, *, repeats, torch, agreement):
+    """Causal attention on ``(B, H, T, Dh)`` heads: ``core``'s flash and
+    dense attention, and PyTorch's ``scaled_dot_product_attention``."""
+    b, t, d, n_heads = size
+    q, k, v, dout = (rng.standard_normal((b, n_heads, t, d // n_heads)).astype(np.float32)
+                     for _ in range(4))
+    forward = b * n_heads * attention_matmul_flops(t, t, d // n_heads, d // n_heads)   # dense
+    both = (forward, 3 * forward)
+    mask = causal_mask(t)
+    jobs = [
+        _Job("core flash", "causal", *_pair(core.flash_attention.flash_attention_forward,
+                                            core.flash_attention.flash_attention_backward,
+                                            q, k, v, mask=mask), both, repeats),
+        _Job("core attention", "causal", *_pair(core.attention.attention_forward,
+                                                core.attention.attention_backward,
+                                                q, k, v, mask=mask), both, repeats),
+    ]
+    if torch is not None:
+        torch_forward, torch_backward = _torch_sdpa(torch, q, k, v)
+        difference = float(np.abs(torch_forward()[0].detach().numpy()
+                                  - jobs[0].forward()[0]).max())
+        agreement.append((f"PyTorch SDPA {(b, n_heads, t, d // n_heads)} causal", difference))
+        if difference < 1e-3:
+            jobs.append(_Job("PyTorch SDPA", "causal", torch_forward, torch_backward, both,
+                             repeats, "torch"))
     return jobs, dout
 
 
 def _run(job, dout):
     """Seconds of one forward, and of forward+backward (if any)."""
     start = time.perf_counter()
-    result = job.forward(*job.args, **job.kwargs)
+    result = job.forward()
     middle = time.perf_counter()
     if job.backward is not None:
         job.backward(dout, result[1])
     return middle - start, time.perf_counter() - start
 
 
-def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, repeats=4, steps_repeats=2,
-        matmul_size=2048, seed=0, out=None):
+def _measure(jobs, dout):
+    """Warm every job up (``steps`` is slow: not it), then time them in
+    interleaved rounds; a list of ``(forward, total)`` pairs per job."""
+    for job in jobs:
+        if job.impl != "steps":
+            _run(job, dout)
+    times, library = [[] for _ in jobs], None
+    for round_ in range(max(job.repeats for job in jobs)):
+        for job, job_times in zip(jobs, times, strict=True):
+            if round_ < job.repeats:
+                if job.library != library:
+                    time.sleep(SETTLE)    # let the other library's threads stop spinning
+                    library = job.library
+                job_times.append(_run(job, dout))
+    return times
+
+
+def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, long=LONG, repeats=4,
+        steps_repeats=2, matmul_size=2048, seed=0, use_torch=True, out=None):
     """Measure everything; return a :class:`BenchResult`.
 
-    At each size and dtype every job, the square ``np.matmul`` included,
-    is warmed up once (``steps`` is not: it is slow) and then timed in
-    rounds, one run of each job per round, so that other work on the
-    machine slows the reference as much as the attention. ``out``, if
-    given, gets one progress line per size and dtype.
+    At each size and dtype every job is timed in rounds with a square
+    matmul, one run of each per round (see the module docstring); ``long``
+    (None: skipped) adds the long causal size in float32. ``use_torch``
+    adds PyTorch's rows when it is installed. ``out``, if given, gets one
+    progress line per size and dtype.
     """
     busy_before = cpu_busy()
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    rows, runs, samples = [], {}, {}
+    torch = _import_torch() if use_torch else None
+    rows, runs, samples, agreement = [], {}, {}, []
     squares = {dtype: rng.standard_normal((2, matmul_size, matmul_size)).astype(dtype)
                for dtype in dtypes}                       # two (n, n) factors
-    for size in sizes:
-        for dtype in dtypes:
-            name = np.dtype(dtype).name
-            jobs, dout = _jobs(size, dtype, steps_sizes, rng, repeats=repeats,
-                               steps_repeats=steps_repeats, square=squares[dtype])
-            for job in jobs:
-                if job.impl != "steps":
-                    _run(job, dout)
-            times = [[] for _ in jobs]
-            for round_ in range(max(job.repeats for job in jobs)):
-                for job, job_times in zip(jobs, times, strict=True):
-                    if round_ < job.repeats:
-                        job_times.append(_run(job, dout))
-            matmul_times = [total for _, total in times[0]]
-            reference = jobs[0].flops[1] / float(np.median(matmul_times))
-            runs.setdefault(name, {})[size] = reference
-            samples.setdefault(name, []).extend(jobs[0].flops[1] / ts for ts in matmul_times)
-            for job, job_times in zip(jobs[1:], times[1:], strict=True):
+    plan = [(size, dtype, ("none", "causal")) for size in sizes for dtype in dtypes]
+    if long is not None:
+        plan.append((long, np.float32, ("causal",)))
+    for size, dtype, masks in plan:
+        name = np.dtype(dtype).name
+        square = squares.get(dtype, squares[next(iter(squares))].astype(dtype))
+        jobs, dout = _multi_head_jobs(size, dtype, rng, steps_sizes=steps_sizes,
+                                      repeats=repeats, steps_repeats=steps_repeats,
+                                      torch=torch, masks=masks, agreement=agreement)
+        jobs.insert(0, _Job("np.matmul", "none", lambda a=square: (parallel.matmul(*a), None),
+                            None, (None, 2 * matmul_size ** 3), repeats))
+        groups = [(jobs, dout)]
+        if size == long:
+            groups.append(_flash_jobs(size, rng, repeats=repeats, torch=torch,
+                                      agreement=agreement))
+        reference = None
+        for group_jobs, group_dout in groups:
+            times = _measure(group_jobs, group_dout)
+            if reference is None:                 # the first group holds the square matmul
+                matmul_times = [total for _, total in times[0]]
+                reference = jobs[0].flops[1] / float(np.median(matmul_times))
+                runs.setdefault(name, {})[size] = reference
+                samples.setdefault(name, []).extend(jobs[0].flops[1] / ts
+                                                    for ts in matmul_times)
+                group_jobs, times = group_jobs[1:], times[1:]
+            for job, job_times in zip(group_jobs, times, strict=True):
                 forward_times, total_times = zip(*job_times, strict=True)
                 passes = (("forward", forward_times, job.flops[0]),
                           ("forward+backward", total_times, job.flops[1]))
@@ -255,20 +350,36 @@ def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, repeats=4, steps
                          for pass_name, ts, flops in passes if flops is not None]
             if out is not None:
                 print(f"  measured {name} {size}: " + ", ".join(
-                    f"{job.impl} mask={job.mask}" for job in jobs), file=out, flush=True)
+                    f"{job.impl} mask={job.mask}" for job in group_jobs), file=out, flush=True)
     rates = {name: float(np.median(rates)) for name, rates in samples.items()}
+    torch_text = ("" if torch is None else
+                  f"{torch.__version__}, {torch.get_num_threads()} threads")
     return BenchResult(matmul_size, rates, runs, rows, time.perf_counter() - start,
-                       busy_before)
+                       busy_before, torch_text, tuple(agreement))
 
 
-def target_row(result):
-    """The row the performance target is about, or ``None``."""
-    size, dtype, _ = TARGET
+def find_row(result, impl, size, mask, *, dtype="float32", pass_name="forward+backward"):
+    """The row of ``impl`` at ``size`` and ``mask``, or ``None``."""
     for row in result.rows:
         if (row.impl, row.dtype, row.size, row.mask, row.pass_name) == (
-                "core", dtype, size, "none", "forward+backward"):
+                impl, dtype, size, mask, pass_name):
             return row
     return None
+
+
+def verdicts(result):
+    """``(text, met)`` per target of ``TARGETS`` whose rows were measured."""
+    found = []
+    for impl, other, size, mask, goal in TARGETS:
+        mine, theirs = find_row(result, impl, size, mask), find_row(result, other, size, mask)
+        if mine is None or theirs is None:
+            continue
+        ratio = mine.median / theirs.median
+        met = ratio <= goal
+        found.append((f"{impl} / {other}, forward+backward, float32, B, T, D, H = {size}, "
+                      f"mask={mask}: {ratio:.2f} (target <= {goal}): "
+                      f"{'met' if met else 'NOT met'}", met))
+    return found
 
 
 def rates_disagree(result):
@@ -279,12 +390,14 @@ def rates_disagree(result):
 
 
 def format_result(result):
-    """The result as text: a header, a Markdown table, the verdict."""
+    """The result as text: a header, a Markdown table, the verdicts."""
     n = result.matmul_size
     lines = [
-        "Multi-head self-attention: core and steps against np.matmul, measured in one run.",
-        f"Square matmul ({n}, {n}) @ ({n}, {n}), timed in the same rounds as the attention "
-        "runs of each size; each row is compared with its own size's median:",
+        "Multi-head self-attention: core, steps and PyTorch against a square matmul, "
+        "measured in one run.",
+        f"Square matmul ({n}, {n}) @ ({n}, {n}) on {parallel.get_workers()} worker "
+        "thread(s), timed in the same rounds as the attention runs of each size; each row is "
+        "compared with its own size's median:",
         *(f"  {name}: {result.matmul_rates[name] / 1e9:.1f} GFLOP/s (by size: " + ", ".join(
             f"{size} {rate / 1e9:.1f}" for size, rate in by_size.items())
           + ")" for name, by_size in result.matmul_runs.items()),
@@ -295,16 +408,21 @@ def format_result(result):
                      f"differ by more than {DISAGREE:.0%}: other work competed for the CPUs "
                      "during the run, so the times are unreliable. Run again on a quiet "
                      "machine.")
+    if result.torch:
+        lines.append(f"PyTorch {result.torch}; its outputs were checked against core's "
+                     "first (largest |difference|, rows only where < 1e-3): " + "; ".join(
+                         f"{what} {difference:.1e}" for what, difference in result.agreement))
+    else:
+        lines.append("PyTorch is not installed, so its rows are missing: "
+                     f"`.venv/bin/pip install torch=={TORCH_VERSION}` adds them.")
     lines += [
-        "FLOPs: matrix products only, 2 per multiply-add; forward = 8 B T D^2 + 4 B T^2 D, "
-        "backward = 2 x forward. Softmax, mask, biases and copies are not counted.",
+        "FLOPs: matrix products only, 2 per multiply-add, dense (a causal mask does not "
+        "change the count); multi-head forward = 8 B T D^2 + 4 B T^2 D, attention forward = "
+        "4 B T^2 D; backward = 2 x forward. Softmax, mask, biases and copies are not counted.",
         "Times: median and best of repeated runs, interleaved. 'of matmul' = counted FLOPs / "
         "median time / square-matmul rate of the same dtype and size.",
-        "'core, matmuls only': core's matrix products in core's layouts, nothing else. "
-        "'head products': the six per-head products (12 B T^2 D FLOPs) on strided head "
-        "views, as core does, and on contiguous per-head copies, copies included.",
         "steps runs in float64 at the small size only: it builds one softmax Jacobian per "
-        "row.",
+        "row. 'core flash' and 'core attention' run on (B, H, T, D/H) heads, no projections.",
         "",
         "| impl | dtype | B | T | D | H | mask | pass | median ms | best ms | GFLOP "
         "| GFLOP/s | of matmul |",
@@ -315,18 +433,8 @@ def format_result(result):
         lines.append(f"| {r.impl} | {r.dtype} | {b} | {t} | {d} | {h} | {r.mask} | "
                      f"{r.pass_name} | {r.median * 1e3:.1f} | {r.best * 1e3:.1f} | "
                      f"{r.flops / 1e9:.2f} | {r.rate / 1e9:.1f} | {r.fraction:.0%} |")
-    row = target_row(result)
     lines.append("")
-    if row is not None:
-        size, dtype, goal = TARGET
-        verdict = "met" if row.fraction >= goal else "NOT met"
-        ceiling = [r for r in result.rows if r.impl == "core, matmuls only"
-                   and r.size == size and r.dtype == dtype]
-        lines.append(
-            f"Target: core forward+backward at B, T, D, H = {size}, {dtype}, >= {goal:.0%} "
-            f"of matmul: {row.fraction:.0%}, {verdict}"
-            + (f" (its matrix products alone, in its layouts, reach "
-               f"{ceiling[0].fraction:.0%})." if ceiling else "."))
+    lines += [f"Target: {text}" for text, _ in verdicts(result)]
     busy = result.busy_before
     lines.append(f"Whole run: {result.seconds:.1f} s on {os.cpu_count()} CPUs, "
                  f"{busy:.0%} busy with other work just before"
@@ -336,7 +444,7 @@ def format_result(result):
 
 def main(*, repeats=4, steps_repeats=2, out=sys.stdout):
     """Run the benchmark, print the table; return the exit status (0)."""
-    print("Measuring (about 15 s on two idle cores) ...", file=out, flush=True)
+    print("Measuring (about 30 s on two idle cores) ...", file=out, flush=True)
     result = run(repeats=repeats, steps_repeats=steps_repeats, out=out)
     print(format_result(result), file=out, flush=True)
     return 0

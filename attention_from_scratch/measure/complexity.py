@@ -94,6 +94,9 @@ def peak_memory(fn):
 
     Inputs created before the call are not counted; everything the call
     allocates (outputs, caches, temporaries) is, at its highest point.
+    ``core``'s chunks run one at a time while it measures
+    (``common.parallel.set_workers(1)``, restored after): with several
+    threads the peak would depend on how their temporaries overlap.
 
     Examples
     --------
@@ -103,12 +106,14 @@ def peak_memory(fn):
     tracing = tracemalloc.is_tracing()
     if not tracing:
         tracemalloc.start()
+    previous = set_workers(1)
     try:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         fn()
         return tracemalloc.get_traced_memory()[1] - before
     finally:
+        set_workers(previous)
         if not tracing:
             tracemalloc.stop()
 

@@ -10,7 +10,6 @@ Elementwise work (the softmax's exponentials, masks, scaling, biases) is
   attention apart (Chapter 6);
 - ``multi_head_matmul_flops``: multi-head attention with batch and heads,
   forward and backward (Chapter 4 and ``bench``);
-- ``head_product_flops``: the six per-head products alone (``bench``);
 - ``layer_flops``: the layers of Table 1 as ``core`` computes them;
 - ``multiply_adds_per_token``: decoding with and without a KV cache
   (Chapter 5), in multiply-adds;
@@ -97,16 +96,6 @@ def multi_head_matmul_flops(b, t, d, n_heads, *, s=None):
     heads = n_heads * 2 * (2 * b * t * s * d_head)                    # scores, weighted sum
     forward = projections + heads
     return forward, 2 * forward
-
-
-def head_product_flops(b, t, d, *, s=None):
-    """FLOPs of the six per-head products of a forward and backward.
-
-    Scores and weighted sum, ``2 B T S D`` each over all heads, and their
-    four gradient products: ``12 B T S D``.
-    """
-    s = t if s is None else s
-    return 6 * 2 * b * t * s * d
 
 
 def layer_flops(kind, t, d, *, width=3):
