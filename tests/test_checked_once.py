@@ -100,7 +100,7 @@ def test_encoder_block_checks_once_each_way(mirror, norm, check_calls):
         x, init_encoder_params(8, 12, rng=rng), n_heads=2, norm=norm,
         mask=padding_mask([3, 5], 5))
     mirror.encoder.encoder_block_backward(rng.normal(size=out.shape), cache)
-    assert check_calls == {"check_block_inputs": 1, "check_gradient": 1}
+    assert check_calls == {"check_encoder_block_inputs": 1, "check_gradient": 1}
 
 
 @pytest.mark.parametrize("mirror", [steps, core], ids=["steps", "core"])
@@ -111,7 +111,7 @@ def test_decoder_block_checks_once_each_way(mirror, check_calls):
         y, memory, init_decoder_params(8, 12, rng=rng), n_heads=2,
         memory_mask=padding_mask([2, 4], 4))
     mirror.decoder.decoder_block_backward(rng.normal(size=out.shape), cache)
-    assert check_calls == {"check_block_inputs": 1, "check_gradient": 1}
+    assert check_calls == {"check_decoder_block_inputs": 1, "check_gradient": 1}
 
 
 def test_a_cached_decoding_step_checks_once(check_calls):
@@ -148,7 +148,7 @@ def test_a_planted_second_check_is_counted(module, name, public, check, check_ca
     x = rng.normal(size=(2, 5, 8))
     if module is core.encoder:
         core.encoder.encoder_block_forward(x, init_encoder_params(8, 12, rng=rng), n_heads=2)
-        entry = "check_block_inputs"
+        entry = "check_encoder_block_inputs"
     else:
         steps.multi_head.self_multi_head_attention_forward(
             x, init_multi_head_params(8, rng=rng), n_heads=2)

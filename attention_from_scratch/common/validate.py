@@ -417,32 +417,33 @@ def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, bias, *, layouts, 
     return x_q, x_kv, params, mask, bias
 
 
-def check_block_inputs(x, memory, params, n_heads, masks, bias, norm, activation, *,
-                       layouts, dtype):
-    """The inputs of an encoder block (``memory`` None) or a decoder block.
-
-    ``x (..., T, D)`` (``y`` in a decoder), ``memory (..., S, D)``,
-    ``params`` against ``layouts``, the norm's and the activation's
-    names; ``masks``, one per attention (self, then cross), one per
-    sequence, and ``bias``, the self-attention's. Returns them converted,
-    the masks and the bias with a head axis (``_with_head_axis``).
-    """
+def check_encoder_block_inputs(x, params, n_heads, mask, bias, norm, activation, *, layouts,
+                               dtype):
+    """``x (..., T, D)`` and ``params`` (``layouts``) converted; ``n_heads``,
+    the norm's and the activation's names; the mask (one per sequence) and
+    the bias of the self-attention with a head axis (``_with_head_axis``)."""
     check_norm(norm)
     check_choice("activation", activation, ACTIVATION_NAMES)
-    names = ("x", "x") if memory is None else ("y", "memory")
-    x, kv, params, _, _ = check_multi_head_inputs(
-        x, x if memory is None else memory, params, n_heads, None, None, layouts=layouts,
-        dtype=dtype, names=names)
-    lead, t, s = x.shape[:-2], x.shape[-2], kv.shape[-2]
-    self_mask = masks[0]
-    if memory is not None and self_mask is not None:   # as the causal mask will broadcast it
+    x, _, params, _, bias = check_multi_head_inputs(x, x, params, n_heads, None, bias,
+                                                    layouts=layouts, dtype=dtype, names=("x", "x"))
+    lead, t = x.shape[:-2], x.shape[-2]
+    return x, params, _with_head_axis("mask", mask, lead, n_heads, t, t, per_sequence=True), bias
+
+
+def check_decoder_block_inputs(y, memory, params, n_heads, self_mask, memory_mask, self_bias,
+                               norm, activation, *, layouts, dtype):
+    """``y (..., T, D)``, ``memory (..., S, D)`` and ``params`` converted,
+    as for an encoder block; ``memory_mask`` one per sequence, with a head
+    axis. ``self_mask`` is checked as the causal mask will broadcast it."""
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=dtype)
+    t, s = y.shape[-2], memory.shape[-2]
+    if self_mask is not None:
         self_mask = np.broadcast_to(self_mask, np.broadcast_shapes(np.shape(self_mask), (t, t)))
-    checked = [_with_head_axis("mask", self_mask, lead, n_heads, t, t, per_sequence=True)]
-    if memory is not None:
-        checked.append(_with_head_axis("mask", masks[1], lead, n_heads, t, s,
-                                       per_sequence=True))
-    bias = _with_head_axis("bias", bias, lead, n_heads, t, t, dtype=x.dtype)
-    return x, None if memory is None else kv, params, checked, bias
+    y, params, self_mask, self_bias = check_encoder_block_inputs(
+        y, params, n_heads, self_mask, self_bias, norm, activation, layouts=layouts, dtype=dtype)
+    memory_mask = _with_head_axis("mask", memory_mask, y.shape[:-2], n_heads, t, s,
+                                  per_sequence=True)
+    return y, memory, params, self_mask, memory_mask, self_bias
 
 
 def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):

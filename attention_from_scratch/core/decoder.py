@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 from attention_from_scratch.common.masks import decoder_self_mask
 from attention_from_scratch.common.params import DECODER_LAYOUTS, sub_params, with_prefix
-from attention_from_scratch.common.validate import check_block_inputs, check_gradient
+from attention_from_scratch.common.validate import check_decoder_block_inputs, check_gradient
 from attention_from_scratch.core.feed_forward import _feed_forward_backward, _feed_forward_forward
 from attention_from_scratch.core.multi_head import (
     _multi_head_attention_backward,
@@ -40,8 +40,8 @@ def decoder_block_forward(y, memory, params, *, n_heads, self_mask=None, memory_
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    y, memory, params, (self_mask, memory_mask), self_bias = check_block_inputs(
-        y, memory, params, n_heads, [self_mask, memory_mask], self_bias, norm, activation,
+    y, memory, params, self_mask, memory_mask, self_bias = check_decoder_block_inputs(
+        y, memory, params, n_heads, self_mask, memory_mask, self_bias, norm, activation,
         layouts=DECODER_LAYOUTS, dtype=None)
     return _decoder_block_forward(y, memory, params, n_heads=n_heads, self_mask=self_mask,
                                   memory_mask=memory_mask, norm=norm, activation=activation,

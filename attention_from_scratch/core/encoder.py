@@ -7,7 +7,7 @@ multi-head attention, layer norm and feed-forward network.
 from typing import NamedTuple
 
 from attention_from_scratch.common.params import ENCODER_LAYOUTS, sub_params, with_prefix
-from attention_from_scratch.common.validate import check_block_inputs, check_gradient
+from attention_from_scratch.common.validate import check_encoder_block_inputs, check_gradient
 from attention_from_scratch.core.feed_forward import _feed_forward_backward, _feed_forward_forward
 from attention_from_scratch.core.multi_head import (
     _self_multi_head_attention_backward,
@@ -40,9 +40,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     >>> out.dtype == np.float32 and out.shape == (2, 3, 4)
     True
     """
-    x, _, params, (mask,), bias = check_block_inputs(
-        x, None, params, n_heads, [mask], bias, norm, activation, layouts=ENCODER_LAYOUTS,
-        dtype=None)
+    x, params, mask, bias = check_encoder_block_inputs(
+        x, params, n_heads, mask, bias, norm, activation, layouts=ENCODER_LAYOUTS, dtype=None)
     return _encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
                                   activation=activation, bias=bias)
 

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.params import ENCODER_LAYOUTS, sub_params, with_prefix
-from attention_from_scratch.common.validate import check_block_inputs, check_gradient
+from attention_from_scratch.common.validate import check_encoder_block_inputs, check_gradient
 from attention_from_scratch.steps.feed_forward import _feed_forward_backward, _feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
     _self_multi_head_attention_backward,
@@ -89,8 +89,8 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out.mean(axis=-1), 0))   # post-norm
     True
     """
-    x, _, params, (mask,), bias = check_block_inputs(
-        x, None, params, n_heads, [mask], bias, norm, activation, layouts=ENCODER_LAYOUTS,
+    x, params, mask, bias = check_encoder_block_inputs(
+        x, params, n_heads, mask, bias, norm, activation, layouts=ENCODER_LAYOUTS,
         dtype=np.float64)
     return _encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
                                   activation=activation, bias=bias)
