@@ -215,13 +215,18 @@ def check_attention_inputs(q, k, v, mask, *, dtype):
     return q, k, v, mask
 
 
+def check_attention_bias(bias, q, k):
+    """``None``, or the bias of ``attention_forward`` as a finite array of
+    ``q``'s dtype broadcastable to the scores ``(..., T, S)``."""
+    if bias is None:
+        return None
+    return check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
+
+
 def check_attention_forward_inputs(q, k, v, mask, bias, *, dtype):
-    """``check_attention_inputs``, and the bias ``None`` or a finite array
-    of ``q``'s dtype broadcastable to the scores ``(..., T, S)``."""
+    """``check_attention_inputs`` and ``check_attention_bias`` in one call."""
     q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=dtype)
-    if bias is not None:
-        bias = check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
-    return q, k, v, mask, bias
+    return q, k, v, mask, check_attention_bias(bias, q, k)
 
 
 def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype, name="x"):
