@@ -1,9 +1,8 @@
 """Input checks shared by ``steps`` and ``core``: one call per public pair.
 
 A public forward checks and converts all its inputs in one call at its
-top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)`` (an optional
-attention bias in one more), and a backward its upstream gradient in
-one, ``dout = check_gradient(...)``.
+top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)``, and a
+backward its upstream gradient in one, ``dout = check_gradient(...)``.
 A wrong shape fails with a message naming the argument, the shape
 expected and the shape given, instead of broadcasting into a wrong
 answer.
