@@ -720,7 +720,8 @@ GALLERY = [
             finite_differences("feed-forward (ReLU)", "D == F")),
     Planted(gelu_backward_without_cubic_term, core_feed_forward.ACTIVATIONS, "gelu",
             finite_differences("feed-forward (GELU)")),
-    Planted(residual_backward_drops_the_skip_path, core_encoder, "residual_backward",
+    # the blocks call the unchecked bodies of their children: plant the bug there
+    Planted(residual_backward_drops_the_skip_path, core_encoder, "_residual_backward",
             finite_differences("encoder block (post-norm)")),
     # masks: properties
     Planted(causal_mask_strict, masks, "causal_mask", causal_attention_hides_the_future),
@@ -730,9 +731,9 @@ GALLERY = [
     Planted(sliding_window_one_too_wide, masks, "sliding_window_mask",
             local_attention_matches_the_window_mask),
     # decoding with a KV cache: properties
-    Planted(cached_attention_new_keys_first, decoding, "cached_attention",
+    Planted(cached_attention_new_keys_first, decoding, "_cached_attention",
             kv_cache_changes_nothing),
-    Planted(cached_attention_without_mask, decoding, "cached_attention",
+    Planted(cached_attention_without_mask, decoding, "_cached_attention",
             kv_cache_changes_nothing),
     Planted(positional_encoding_offset_ignored, decoding, "positional_encoding_forward",
             cached_generation_matches_uncached),

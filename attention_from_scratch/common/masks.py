@@ -177,29 +177,6 @@ def decoder_self_mask(t, self_mask=None):
     return causal if self_mask is None else causal & np.asarray(self_mask)
 
 
-def add_head_axis(mask, ndim):
-    """A block's ``(..., T, S)`` mask is one per sequence: make it ``(..., 1, T, S)``.
-
-    Multi-head attention refuses a ``(B, T, S)`` mask when ``B = H``
-    (one per sequence or one per head?); the blocks take their masks per
-    sequence (padding), so they say so with a head axis of size 1.
-    ``ndim`` is the number of axes of the block's input ``(..., T, D)``;
-    a ``(T, S)`` mask, or one that already has the head axis, is
-    returned as it is.
-
-    Examples
-    --------
-    >>> add_head_axis(padding_mask([1, 2], 2), 3).shape      # (B, 1, S) for (B, T, D)
-    (2, 1, 1, 2)
-    >>> add_head_axis(causal_mask(3), 3).shape
-    (3, 3)
-    """
-    if mask is None:
-        return None
-    mask = np.asarray(mask)
-    return mask[..., None, :, :] if 2 < mask.ndim == ndim else mask
-
-
 def alibi_slopes(n_heads):
     """ALiBi's per-head slopes, the geometric sequence ``2^(-8 h / H)``.
 

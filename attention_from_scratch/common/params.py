@@ -12,7 +12,7 @@ The layouts below give every key's shape in the shape alphabet.
 
 import numpy as np
 
-from attention_from_scratch.common.validate import check_int
+from attention_from_scratch.common.validate import check_int, check_norm
 
 SELF_ATTENTION_LAYOUTS = {"w_q": ("D", "Dk"), "b_q": ("Dk",), "w_k": ("D", "Dk"),
                           "b_k": ("Dk",), "w_v": ("D", "Dv"), "b_v": ("Dv",)}
@@ -20,7 +20,6 @@ ATTENTION_LAYOUTS = {"w_q": ("D", "D"), "b_q": ("D",), "w_k": ("D", "D"), "b_k":
                      "w_v": ("D", "D"), "b_v": ("D",), "w_o": ("D", "D"), "b_o": ("D",)}
 NORM_LAYOUTS = {"gamma": ("D",), "beta": ("D",)}
 FFN_LAYOUTS = {"w_1": ("D", "F"), "b_1": ("F",), "w_2": ("F", "D"), "b_2": ("D",)}
-NORMS = ("post", "pre")
 # weights are (D_in, D_out): y = x @ w + b
 
 
@@ -57,12 +56,6 @@ ENCODER_LAYOUTS = block_layouts([("attn", ATTENTION_LAYOUTS), ("ln1", NORM_LAYOU
 DECODER_LAYOUTS = block_layouts([("self_attn", ATTENTION_LAYOUTS), ("ln1", NORM_LAYOUTS),
                                  ("cross_attn", ATTENTION_LAYOUTS), ("ln2", NORM_LAYOUTS),
                                  ("ffn", FFN_LAYOUTS), ("ln3", NORM_LAYOUTS)])
-
-
-def check_norm(norm):
-    """Refuse anything but ``"post"`` or ``"pre"``."""
-    if norm not in NORMS:
-        raise ValueError(f'norm must be "post" or "pre", got {norm!r}')
 
 
 def init_norm_params(d_model):

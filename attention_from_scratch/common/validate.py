@@ -1,9 +1,8 @@
 """Input checks shared by ``steps`` and ``core``: one call per public pair.
 
 A public forward checks and converts all its inputs in one call at its
-top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)`` (an optional
-attention bias in one more), and a backward its upstream gradient in
-one, ``dout = check_gradient(...)``.
+top, ``x, w, b = check_linear_inputs(x, w, b, dtype=...)``, and a
+backward its upstream gradient in one, ``dout = check_gradient(...)``.
 A wrong shape fails with a message naming the argument, the shape
 expected and the shape given, instead of broadcasting into a wrong
 answer.
@@ -11,9 +10,15 @@ answer.
 ``dtype``: ``steps`` passes ``np.float64``; ``core`` passes ``None``,
 which keeps the first array's float32 or float64 and converts the other
 arrays to it.
+
+The maths of a pair lives in a private body (``_linear_forward``) that
+checks nothing; a pair that calls another pair, after its own one check,
+calls that body, so data is checked once, at the door.
 """
 
 import numpy as np
+
+ACTIVATION_NAMES = ("relu", "gelu")
 
 
 def as_float_array(name, x, *, dtype=None):
@@ -87,13 +92,6 @@ def check_int(name, value, *, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
-
-
-def check_positive(name, value):
-    """Return ``value`` as a positive float, or raise ``ValueError``."""
-    if not np.isscalar(value) or not np.isreal(value) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def _check_broadcasts_to_scores(name, x, scores_shape, layout, given):
@@ -261,13 +259,22 @@ def check_attention_bias(bias, q, k):
     return check_bias(bias, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)", dtype=q.dtype)
 
 
-def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype):
-    """``x (..., D)``, ``gamma (D,)``, ``beta (D,)`` converted; ``eps > 0``."""
-    x, gamma, beta = _as_float_arrays([("x", x), ("gamma", gamma), ("beta", beta)], dtype)
-    check_ndim("x", x, 1, "(..., D)")
+def check_attention_forward_inputs(q, k, v, mask, bias, *, dtype):
+    """``check_attention_inputs`` and ``check_attention_bias`` in one call."""
+    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=dtype)
+    return q, k, v, mask, check_attention_bias(bias, q, k)
+
+
+def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype, name="x"):
+    """``x (..., D)`` (``name`` in messages), ``gamma (D,)``, ``beta (D,)``
+    converted; ``eps`` a positive float."""
+    x, gamma, beta = _as_float_arrays([(name, x), ("gamma", gamma), ("beta", beta)], dtype)
+    check_ndim(name, x, 1, "(..., D)")
     check_same_shape("gamma", gamma, x.shape[-1:], "(D,)")
     check_same_shape("beta", beta, x.shape[-1:], "(D,)")
-    return x, gamma, beta, check_positive("eps", eps)
+    if not np.isscalar(eps) or not np.isreal(eps) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    return x, gamma, beta, float(eps)
 
 
 def check_params(name, params, layouts, *, sizes, dtype):
@@ -317,19 +324,50 @@ def check_params(name, params, layouts, *, sizes, dtype):
     return checked
 
 
-def check_input_and_params(x, params, layouts, *, min_ndim, layout, dtype):
-    """``x`` with at least ``min_ndim`` axes and ``params`` against
-    ``layouts`` (``D`` = the width of ``x``), both converted."""
-    x = check_array("x", x, min_ndim, layout, dtype=dtype)
-    return x, check_params("params", params, layouts, sizes={"D": x.shape[-1]},
-                           dtype=x.dtype)
-
-
 def check_choice(name, value, choices):
     """Refuse ``value`` unless it is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_norm(norm):
+    """Refuse anything but ``"post"`` or ``"pre"``."""
+    if norm not in ("post", "pre"):
+        raise ValueError(f'norm must be "post" or "pre", got {norm!r}')
+
+
+def check_self_attention_inputs(x, params, mask, *, layouts, dtype):
+    """``x (..., T, D)`` and ``params`` (``layouts``, ``D`` the width of
+    ``x``) converted, and the mask boolean, broadcastable to ``(..., T, T)``."""
+    x = check_array("x", x, 2, "(..., T, D)", dtype=dtype)
+    params = check_params("params", params, layouts, sizes={"D": x.shape[-1]}, dtype=x.dtype)
+    if mask is not None:
+        mask = check_mask(mask, x.shape[:-1] + x.shape[-2:-1], "(..., T, S)")
+    return x, params, mask
+
+
+def check_feed_forward_inputs(x, params, activation, *, layouts, dtype):
+    """``x (..., D)`` and ``params`` converted; ``activation`` a known name."""
+    x = check_array("x", x, 1, "(..., D)", dtype=dtype)
+    check_choice("activation", activation, ACTIVATION_NAMES)
+    return x, check_params("params", params, layouts, sizes={"D": x.shape[-1]},
+                           dtype=x.dtype)
+
+
+def check_residual_inputs(u, gamma, beta, norm, sublayer, *, dtype):
+    """``u (..., D)``, ``gamma`` and ``beta`` ``(D,)`` converted as for the
+    layer norm, the norm's name, and ``sublayer`` wrapped so that an output
+    not shaped like its input is refused."""
+    u, gamma, beta, _ = check_layer_norm_inputs(u, gamma, beta, 1.0, dtype=dtype, name="u")
+    check_norm(norm)
+
+    def shape_checked(v):
+        s, cache = sublayer(v)
+        check_same_shape("the sub-layer's output", s, v.shape, "(..., T, D)")
+        return s, cache
+
+    return u, gamma, beta, shape_checked
 
 
 def check_positional_arguments(t, d, offset, base):
@@ -356,89 +394,97 @@ def check_split_heads_inputs(x, n_heads, *, dtype):
     return x, n_heads
 
 
-def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, *, layouts, dtype):
-    """Check and convert the inputs of ``multi_head_attention_forward``.
-
-    ``x_q`` is ``(..., T, D)``, ``x_kv`` is ``(..., S, D)`` with the same
-    leading axes, ``n_heads`` divides ``D``, ``params`` match ``layouts``.
-    The mask may be ``(T, S)`` (shared by every sequence and head),
-    ``(..., T, S)`` (one per sequence, shared by the heads) or
-    ``(..., H, T, S)`` (one per head), with size-1 axes where it is
-    shared. Any other number of axes is refused, so a mask can never
-    broadcast its batch axis onto the heads. A mask of as many axes as
-    ``(..., T, S)`` whose axis before ``T`` has size ``H``, where the
-    batch's last axis has size ``H`` too, could be either: it is refused
-    with the two shapes that say which.
-
-    Returns ``x_q, x_kv, params`` converted and the mask as a boolean
-    array with a head axis, broadcastable to ``(..., H, T, S)`` (or
-    ``None``).
-    """
-    x_q, x_kv = check_sequence_pair("x_q", x_q, "x_kv", x_kv, width="D", dtype=dtype)
-    lead, d_model = x_q.shape[:-2], x_q.shape[-1]
+def check_heads(n_heads, d_model):
+    """``n_heads`` as an int that divides the model width ``d_model``."""
     n_heads = check_int("n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(
             f"n_heads = {n_heads} must divide the model width D = {d_model}: "
             f"each head gets Dh = D / H columns"
         )
-    params = check_params("params", params, layouts, sizes={"D": d_model}, dtype=x_q.dtype)
-    if mask is None:
-        return x_q, x_kv, params, None
-    mask = np.asarray(mask)
-    t, s = x_q.shape[-2], x_kv.shape[-2]
-    scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
-    if mask.ndim not in (2, len(lead) + 2, len(lead) + 3):
-        raise ValueError(
-            f"mask must have shape (T, S), (..., T, S) or (..., H, T, S) with "
-            f"(..., H, T, S) = {scores_shape}, got shape {mask.shape}"
-        )
-    if (mask.ndim == len(lead) + 2 and lead and n_heads > 1
-            and mask.shape[-3] == lead[-1] == n_heads):
-        raise ValueError(
-            f"mask of shape {mask.shape} is ambiguous: its axis before (T, S) has size "
-            f"{n_heads}, both the batch's last axis and H; pass "
-            f"{lead + (1, t, s)} for one mask per sequence or "
-            f"{lead[:-1] + (1, n_heads, t, s)} for one mask per head"
-        )
-    given = mask.shape
-    if mask.ndim < len(lead) + 3:
-        mask = mask[..., None, :, :]            # the same mask for every head
-    mask = check_mask(mask, scores_shape, "(..., H, T, S)", given=given)
-    return x_q, x_kv, params, mask
+    return n_heads
 
 
-def check_multi_head_bias(bias, x_q, x_kv, n_heads):
-    """The bias of a multi-head attention, ``None`` or broadcastable to
-    ``(..., H, T, S)``, converted to ``x_q``'s dtype.
+def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=False):
+    """A multi-head mask (``dtype`` None) or bias, with a head axis.
 
-    The shapes allowed are a mask's (``check_multi_head_inputs``):
-    ``(T, S)``, ``(..., T, S)`` (shared by the heads) or ``(..., H, T, S)``
-    (per head, e.g. ALiBi's ``(H, T, S)`` as ``(1, H, T, S)`` for a batch
-    ``(B, T, D)``). Returned with a head axis.
+    It may be ``(T, S)`` (shared by every sequence and head),
+    ``(..., T, S)`` (one per sequence, shared by the heads) or
+    ``(..., H, T, S)`` (one per head), with size-1 axes where shared. Any
+    other number of axes is refused, so a batch axis can never broadcast
+    onto the heads. A ``(..., T, S)`` one whose axis before ``T`` has size
+    ``H``, where the batch's last axis has size ``H`` too, could be
+    either: it is refused with the two shapes that say which, unless
+    ``per_sequence`` (the blocks' masks are one per sequence).
     """
-    if bias is None:
+    if a is None:
         return None
-    lead, t, s = x_q.shape[:-2], x_q.shape[-2], x_kv.shape[-2]
+    given = np.shape(a)
     scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
-    given = np.shape(bias)
     if len(given) not in (2, len(lead) + 2, len(lead) + 3):
         raise ValueError(
-            f"bias must have shape (T, S), (..., T, S) or (..., H, T, S) with "
+            f"{name} must have shape (T, S), (..., T, S) or (..., H, T, S) with "
             f"(..., H, T, S) = {scores_shape}, got shape {given}"
         )
-    if (len(given) == len(lead) + 2 and lead and n_heads > 1
+    if (len(given) == len(lead) + 2 and lead and n_heads > 1 and not per_sequence
             and given[-3] == lead[-1] == n_heads):
         raise ValueError(
-            f"bias of shape {given} is ambiguous: its axis before (T, S) has size "
+            f"{name} of shape {given} is ambiguous: its axis before (T, S) has size "
             f"{n_heads}, both the batch's last axis and H; pass "
-            f"{lead + (1, t, s)} for one bias per sequence or "
-            f"{lead[:-1] + (1, n_heads, t, s)} for one bias per head"
+            f"{lead + (1, t, s)} for one {name} per sequence or "
+            f"{lead[:-1] + (1, n_heads, t, s)} for one {name} per head"
         )
-    bias = as_float_array("bias", bias, dtype=x_q.dtype)
-    if bias.ndim < len(lead) + 3:
-        bias = bias[..., None, :, :]            # the same bias for every head
-    return check_bias(bias, scores_shape, "(..., H, T, S)", dtype=x_q.dtype, given=given)
+    a = np.asarray(a) if dtype is None else as_float_array(name, a, dtype=dtype)
+    if a.ndim < len(lead) + 3:
+        a = a[..., None, :, :]            # the same for every head
+    if dtype is None:
+        return check_mask(a, scores_shape, "(..., H, T, S)", given=given)
+    return check_bias(a, scores_shape, "(..., H, T, S)", dtype=dtype, given=given)
+
+
+def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, bias, *, layouts, dtype,
+                            names=("x_q", "x_kv")):
+    """``x_q (..., T, D)`` and ``x_kv (..., S, D)`` (``names`` in the
+    messages) and ``params`` (``layouts``) converted; ``n_heads`` divides
+    ``D``; the mask boolean and the bias finite, of ``x_q``'s dtype, each
+    with a head axis (``_with_head_axis``), or ``None``.
+    """
+    x_q, x_kv = check_sequence_pair(names[0], x_q, names[1], x_kv, width="D", dtype=dtype)
+    lead, t, s, d_model = x_q.shape[:-2], x_q.shape[-2], x_kv.shape[-2], x_q.shape[-1]
+    n_heads = check_heads(n_heads, d_model)
+    params = check_params("params", params, layouts, sizes={"D": d_model}, dtype=x_q.dtype)
+    mask = _with_head_axis("mask", mask, lead, n_heads, t, s)
+    bias = _with_head_axis("bias", bias, lead, n_heads, t, s, dtype=x_q.dtype)
+    return x_q, x_kv, params, mask, bias
+
+
+def check_encoder_block_inputs(x, params, n_heads, mask, bias, norm, activation, *, layouts,
+                               dtype):
+    """``x (..., T, D)`` and ``params`` (``layouts``) converted; ``n_heads``,
+    the norm's and the activation's names; the mask (one per sequence) and
+    the bias of the self-attention with a head axis (``_with_head_axis``)."""
+    check_norm(norm)
+    check_choice("activation", activation, ACTIVATION_NAMES)
+    x, _, params, _, bias = check_multi_head_inputs(x, x, params, n_heads, None, bias,
+                                                    layouts=layouts, dtype=dtype, names=("x", "x"))
+    lead, t = x.shape[:-2], x.shape[-2]
+    return x, params, _with_head_axis("mask", mask, lead, n_heads, t, t, per_sequence=True), bias
+
+
+def check_decoder_block_inputs(y, memory, params, n_heads, self_mask, memory_mask, self_bias,
+                               norm, activation, *, layouts, dtype):
+    """``y (..., T, D)``, ``memory (..., S, D)`` and ``params`` converted,
+    as for an encoder block; ``memory_mask`` one per sequence, with a head
+    axis. ``self_mask`` is checked as the causal mask will broadcast it."""
+    y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=dtype)
+    t, s = y.shape[-2], memory.shape[-2]
+    if self_mask is not None:
+        self_mask = np.broadcast_to(self_mask, np.broadcast_shapes(np.shape(self_mask), (t, t)))
+    y, params, self_mask, self_bias = check_encoder_block_inputs(
+        y, params, n_heads, self_mask, self_bias, norm, activation, layouts=layouts, dtype=dtype)
+    memory_mask = _with_head_axis("mask", memory_mask, y.shape[:-2], n_heads, t, s,
+                                  per_sequence=True)
+    return y, memory, params, self_mask, memory_mask, self_bias
 
 
 def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):
@@ -499,14 +545,15 @@ def check_features_inputs(q, k, v, features, *, dtype):
     return q, k, v, features
 
 
-def check_same_input(x_q, x_kv):
-    """Raise ``ValueError`` unless a multi-head cache is self-attention's.
+def check_self_attention_gradient(dout, x_q, x_kv, *, dtype):
+    """``dout (..., T, D)`` converted, for a multi-head cache that must be
+    self-attention's (``x_q`` equal to ``x_kv``, read from the cache).
 
     ``dx = dx_q + dx_kv`` is the gradient of one ``x`` only when the
     queries and the keys/values were computed from the same values.
     """
     if x_q is x_kv or (x_q.shape == x_kv.shape and np.array_equal(x_q, x_kv)):
-        return
+        return check_gradient("dout", dout, x_q.shape, "(..., T, D)", dtype=dtype)
     raise ValueError(
         "self_multi_head_attention_backward needs the cache of a self-attention "
         f"forward (x_q equal to x_kv); this cache has x_q of shape {x_q.shape} and "
@@ -527,17 +574,17 @@ def check_tokens(name, tokens, vocab):
     return tokens
 
 
-def check_table(name, w):
-    """Return ``w`` as a float ``(V, D)`` array, or raise ``ValueError``."""
-    w = as_float_array(name, w)
+def _check_table(w, *, dtype):
+    """``w`` as a float ``(V, D)`` array of ``dtype``, or an error."""
+    w = as_float_array("w", w, dtype=dtype)
     if w.ndim != 2:
-        raise ValueError(f"{name} must have shape (V, D), got shape {w.shape}")
+        raise ValueError(f"w must have shape (V, D), got shape {w.shape}")
     return w
 
 
 def check_embedding_inputs(w, tokens, *, dtype=None):
     """Return ``(w, tokens)``: the ``(V, D)`` table as ``dtype`` and the ids."""
-    w = as_float_array("w", check_table("w", w), dtype=dtype)
+    w = _check_table(w, dtype=dtype)
     return w, check_tokens("tokens", tokens, w.shape[0])
 
 
@@ -545,7 +592,7 @@ def check_output_projection_inputs(h, w, b, *, dtype=None):
     """Return ``(h, w, b)`` as ``dtype`` (default: ``h``'s), with
     ``h (..., D)``, ``w (V, D)`` and ``b (V,)``, or raise."""
     h = as_float_array("h", h, dtype=dtype)
-    w = as_float_array("w", check_table("w", w), dtype=h.dtype)
+    w = _check_table(w, dtype=h.dtype)
     b = as_float_array("b", b, dtype=h.dtype)
     if h.ndim < 1 or h.shape[-1] != w.shape[1]:
         raise ValueError(f"h must have shape (..., D) with D = {w.shape[1]} (w is (V, D) = "

@@ -19,8 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    check_attention_bias,
-    check_attention_inputs,
+    check_attention_forward_inputs,
     check_gradient,
     check_sequence_pair,
     check_weights_value,
@@ -197,8 +196,11 @@ def attention_forward(q, k, v, *, mask=None, bias=None):
     >>> out.dtype == np.float32 and bool(np.all(future == 0))
     True
     """
-    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=None)
-    bias = check_attention_bias(bias, q, k)                        # None or (..., T, S)
+    q, k, v, mask, bias = check_attention_forward_inputs(q, k, v, mask, bias, dtype=None)
+    return _attention_forward(q, k, v, mask=mask, bias=bias)
+
+
+def _attention_forward(q, k, v, *, mask, bias):
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)   # (..., T, S)
     if bias is not None:
@@ -232,8 +234,12 @@ def attention_backward(dout, cache):
     rowsum(dout * out)``: a ``(T, Dv)`` product instead of ``(T, S)``.
     A bias passes ``dscores`` on unchanged and gets no gradient itself.
     """
+    dout = check_gradient("dout", dout, cache.out.shape, "(..., T, Dv)", dtype=cache.q.dtype)
+    return _attention_backward(dout, cache)
+
+
+def _attention_backward(dout, cache):
     q, k, v, weights, out, scale = cache
-    dout = check_gradient("dout", dout, out.shape, "(..., T, Dv)", dtype=q.dtype)
     scale = q.dtype.type(scale)
     # forward was: out = weights @ v
     dv = np.swapaxes(weights, -1, -2) @ dout                     # (..., S, Dv)

@@ -7,10 +7,10 @@ import numpy as np
 from attention_from_scratch.common.params import FFN_LAYOUTS
 from attention_from_scratch.common.validate import (
     as_float_array,
-    check_choice,
-    check_input_and_params,
+    check_feed_forward_inputs,
+    check_gradient,
 )
-from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
+from attention_from_scratch.core.linear import LinearCache, _linear_backward, _linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
 
@@ -21,7 +21,10 @@ class ActivationCache(NamedTuple):
 
 def relu_forward(x):
     """``max(x, 0)`` elementwise, dtype kept."""
-    x = as_float_array("x", x)
+    return _relu_forward(as_float_array("x", x))
+
+
+def _relu_forward(x):
     return np.maximum(x, 0), ActivationCache(x)
 
 
@@ -32,7 +35,10 @@ def relu_backward(dout, cache):
 
 def gelu_forward(x):
     """GELU in its tanh approximation, dtype kept."""
-    x = as_float_array("x", x)
+    return _gelu_forward(as_float_array("x", x))
+
+
+def _gelu_forward(x):
     c = x.dtype.type(_GELU_C)
     return 0.5 * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x ** 3))), \
         ActivationCache(x)
@@ -46,7 +52,8 @@ def gelu_backward(dout, cache):
     return dout * (0.5 * (1 + tanh_u) + 0.5 * x * (1 - tanh_u ** 2) * c * (1 + 3 * a * x ** 2))
 
 
-ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
+# the feed-forward network's table: its input is checked already
+ACTIVATIONS = {"relu": (_relu_forward, relu_backward), "gelu": (_gelu_forward, gelu_backward)}
 
 
 class FeedForwardCache(NamedTuple):
@@ -67,20 +74,29 @@ def feed_forward_forward(x, params, *, activation="relu"):
     >>> out.dtype == np.float32 and out.shape == (3, 4)
     True
     """
-    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
-                                       layout="(..., D)", dtype=None)
-    check_choice("activation", activation, ACTIVATIONS)
+    x, params = check_feed_forward_inputs(x, params, activation, layouts=FFN_LAYOUTS,
+                                          dtype=None)
+    return _feed_forward_forward(x, params, activation=activation)
+
+
+def _feed_forward_forward(x, params, *, activation):
     act_forward, _ = ACTIVATIONS[activation]
-    hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
-    hidden, act_cache = act_forward(hidden)                             # (..., F)
-    out, linear_2 = linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
+    hidden, linear_1 = _linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
+    hidden, act_cache = act_forward(hidden)                              # (..., F)
+    out, linear_2 = _linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
     return out, FeedForwardCache(linear_1, act_cache, linear_2, activation)
 
 
 def feed_forward_backward(dout, cache):
     """Gradients ``(dx, dparams)`` of ``feed_forward_forward``."""
+    dout = check_gradient("dout", dout, cache.linear_2.x.shape[:-1] + cache.linear_2.w.shape[1:],
+                          "(..., D)", dtype=cache.linear_2.x.dtype)
+    return _feed_forward_backward(dout, cache)
+
+
+def _feed_forward_backward(dout, cache):
     _, act_backward = ACTIVATIONS[cache.activation_name]
-    dhidden, dw_2, db_2 = linear_backward(dout, cache.linear_2)       # (..., F)
+    dhidden, dw_2, db_2 = _linear_backward(dout, cache.linear_2)      # (..., F)
     dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
-    dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
+    dx, dw_1, db_1 = _linear_backward(dhidden, cache.linear_1)        # (..., D)
     return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}

@@ -27,6 +27,10 @@ def layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     True
     """
     x, gamma, beta, eps = check_layer_norm_inputs(x, gamma, beta, eps, dtype=None)
+    return _layer_norm_forward(x, gamma, beta, eps=eps)
+
+
+def _layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     centered = x - x.mean(axis=-1, keepdims=True)                     # (..., D)
     var = np.mean(centered * centered, axis=-1, keepdims=True)        # (..., 1)
     rstd = 1 / np.sqrt(var + x.dtype.type(eps))                       # (..., 1)
@@ -44,8 +48,12 @@ def layer_norm_backward(dout, cache):
     \\sigma^2 + \\epsilon}`, :math:`d\\hat x = \\gamma \\odot dout` and
     bars for means over the last axis.
     """
+    dout = check_gradient("dout", dout, cache.x_hat.shape, "(..., D)", dtype=cache.x_hat.dtype)
+    return _layer_norm_backward(dout, cache)
+
+
+def _layer_norm_backward(dout, cache):
     x_hat, rstd, gamma = cache
-    dout = check_gradient("dout", dout, x_hat.shape, "(..., D)", dtype=x_hat.dtype)
     d = x_hat.shape[-1]
     dout_rows = dout.reshape(-1, d)                                   # (N, D)
     dgamma = (dout_rows * x_hat.reshape(-1, d)).sum(axis=0)          # (D,)

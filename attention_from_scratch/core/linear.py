@@ -38,6 +38,10 @@ def linear_forward(x, w, b):
     True
     """
     x, w, b = check_linear_inputs(x, w, b, dtype=None)
+    return _linear_forward(x, w, b)
+
+
+def _linear_forward(x, w, b):
     out = x @ w + b                                  # (..., D_out)
     return out, LinearCache(x, w)
 
@@ -65,9 +69,14 @@ def linear_backward(dout, cache):
     ``dw = x^T dout`` with the leading axes flattened into one row axis:
     one matmul sums the per-position outer products.
     """
+    dout = check_gradient("dout", dout, cache.x.shape[:-1] + cache.w.shape[1:], "(..., D_out)",
+                          dtype=cache.x.dtype)
+    return _linear_backward(dout, cache)
+
+
+def _linear_backward(dout, cache):
     x, w = cache
     d_in, d_out = w.shape
-    dout = check_gradient("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)", dtype=x.dtype)
     dout_rows = dout.reshape(-1, d_out)              # (N, D_out)
     dx = dout @ w.T                                  # (..., D_in)
     dw = x.reshape(-1, d_in).T @ dout_rows           # (D_in, D_out)

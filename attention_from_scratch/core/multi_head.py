@@ -35,10 +35,8 @@ from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
     check_array,
     check_gradient,
-    check_multi_head_bias,
     check_multi_head_inputs,
-    check_same_input,
-    check_same_shape,
+    check_self_attention_gradient,
     check_split_heads_inputs,
 )
 from attention_from_scratch.core.softmax import masked_softmax_in_place
@@ -73,6 +71,10 @@ def split_heads(x, *, n_heads):
     [[2.0, 3.0], [8.0, 9.0]]
     """
     x, n_heads = check_split_heads_inputs(x, n_heads, dtype=None)
+    return _split_heads(x, n_heads=n_heads)
+
+
+def _split_heads(x, *, n_heads):
     *lead, t, d_model = x.shape
     x = x.reshape(*lead, t, n_heads, d_model // n_heads)        # (..., T, H, Dh)
     return np.ascontiguousarray(np.swapaxes(x, -2, -3))       # (..., H, T, Dh)
@@ -97,6 +99,10 @@ def merge_heads(heads):
     split_heads : the inverse, and so the backward.
     """
     heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=None)
+    return _merge_heads(heads)
+
+
+def _merge_heads(heads):
     *lead, n_heads, t, d_head = heads.shape
     return np.swapaxes(heads, -2, -3).reshape(*lead, t, n_heads * d_head)   # (..., T, D)
 
@@ -114,8 +120,8 @@ def split_heads_forward(x, *, n_heads):
 
 def split_heads_backward(dout, cache):
     """``dx = merge_heads(dout)``: a reshape's backward is its inverse."""
-    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., H, T, Dh)")
-    return merge_heads(dout)
+    dout = check_gradient("dout", dout, cache.out_shape, "(..., H, T, Dh)", dtype=None)
+    return _merge_heads(dout)
 
 
 def merge_heads_forward(heads):
@@ -126,8 +132,8 @@ def merge_heads_forward(heads):
 
 def merge_heads_backward(dout, cache):
     """``dheads = split_heads(dout, H)``."""
-    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
-    return split_heads(dout, n_heads=cache.n_heads)
+    dout = check_gradient("dout", dout, cache.out_shape, "(..., T, D)", dtype=None)
+    return _split_heads(dout, n_heads=cache.n_heads)
 
 
 def _heads(y, part):
@@ -361,9 +367,13 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
     >>> out.dtype == np.float32 and cache.weights.shape == (2, 3, 3, 4)
     True
     """
-    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
-                                                 layouts=ATTENTION_LAYOUTS, dtype=None)
-    bias = check_multi_head_bias(bias, x_q, x_kv, n_heads)       # (..., H, T, S) or None
+    x_q, x_kv, params, mask, bias = check_multi_head_inputs(
+        x_q, x_kv, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=None)
+    return _multi_head_attention_forward(x_q, x_kv, params, n_heads=n_heads, mask=mask,
+                                         bias=bias)
+
+
+def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
     w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
@@ -393,8 +403,12 @@ def multi_head_attention_backward(dout, cache):
     dparams : dict of str -> ndarray
         The keys and shapes of ``params``.
     """
+    dout = check_gradient("dout", dout, cache.x_q.shape, "(..., T, D)", dtype=cache.q.dtype)
+    return _multi_head_attention_backward(dout, cache)
+
+
+def _multi_head_attention_backward(dout, cache):
     c = cache
-    dout = check_gradient("dout", dout, c.x_q.shape, "(..., T, D)", dtype=c.q.dtype)
     d_model = c.w_o.shape[0]
     dout_rows = dout.reshape(-1, d_model)                         # (N, D)
     dw_o = matmul(c.concat.reshape(-1, d_model).T, dout_rows)     # (D, D)
@@ -429,9 +443,12 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
     cache : MultiHeadAttentionCache
         The one ``multi_head_attention_forward(x, x, ...)`` gives.
     """
-    x, _, p, mask = check_multi_head_inputs(x, x, params, n_heads, mask,
-                                            layouts=ATTENTION_LAYOUTS, dtype=None)
-    bias = check_multi_head_bias(bias, x, x, n_heads)            # (..., H, T, T) or None
+    x, _, params, mask, bias = check_multi_head_inputs(
+        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=None)
+    return _self_multi_head_attention_forward(x, params, n_heads=n_heads, mask=mask, bias=bias)
+
+
+def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
     w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
@@ -461,7 +478,11 @@ def self_multi_head_attention_backward(dout, cache):
     dx : (..., T, D) ndarray
     dparams : dict of str -> ndarray
     """
-    check_same_input(cache.x_q, cache.x_kv)
-    dx_q, dx_kv, dparams = multi_head_attention_backward(dout, cache)
+    dout = check_self_attention_gradient(dout, cache.x_q, cache.x_kv, dtype=cache.q.dtype)
+    return _self_multi_head_attention_backward(dout, cache)
+
+
+def _self_multi_head_attention_backward(dout, cache):
+    dx_q, dx_kv, dparams = _multi_head_attention_backward(dout, cache)
     dx = dx_q + dx_kv   # x fans out to both inputs: its gradients add
     return dx, dparams

@@ -6,12 +6,11 @@ The wrapper has no loops of its own; it keeps the dtype of ``u`` and uses
 
 from typing import NamedTuple
 
-from attention_from_scratch.common.params import check_norm
-from attention_from_scratch.common.validate import as_float_array, check_same_shape
+from attention_from_scratch.common.validate import check_gradient, check_residual_inputs
 from attention_from_scratch.core.layer_norm import (
     LayerNormCache,
-    layer_norm_backward,
-    layer_norm_forward,
+    _layer_norm_backward,
+    _layer_norm_forward,
 )
 
 
@@ -37,29 +36,36 @@ def residual_forward(u, gamma, beta, *, sublayer, norm="post"):
     >>> out.dtype == np.float32 and bool(np.allclose(out.mean(axis=-1), 0, atol=1e-6))
     True
     """
-    u = as_float_array("u", u)
-    check_norm(norm)
+    u, gamma, beta, sublayer = check_residual_inputs(u, gamma, beta, norm, sublayer,
+                                                     dtype=None)
+    return _residual_forward(u, gamma, beta, sublayer=sublayer, norm=norm)
+
+
+def _residual_forward(u, gamma, beta, *, sublayer, norm):
     if norm == "post":
         s, sublayer_cache = sublayer(u)
-        check_same_shape("the sub-layer's output", s, u.shape, "(..., T, D)")
-        out, ln_cache = layer_norm_forward(u + s, gamma, beta)
+        out, ln_cache = _layer_norm_forward(u + s, gamma, beta)
     else:
-        n, ln_cache = layer_norm_forward(u, gamma, beta)
+        n, ln_cache = _layer_norm_forward(u, gamma, beta)
         s, sublayer_cache = sublayer(n)
-        check_same_shape("the sub-layer's output", s, u.shape, "(..., T, D)")
         out = u + s
     return out, ResidualCache(sublayer_cache, ln_cache, norm)
 
 
 def residual_backward(dout, cache, *, sublayer_backward):
     """Gradients ``(du, dgamma, dbeta, dsublayer)`` of ``residual_forward``."""
-    dout = as_float_array("dout", dout, dtype=cache.ln.x_hat.dtype)
+    dout = check_gradient("dout", dout, cache.ln.x_hat.shape, "(..., T, D)",
+                          dtype=cache.ln.x_hat.dtype)
+    return _residual_backward(dout, cache, sublayer_backward=sublayer_backward)
+
+
+def _residual_backward(dout, cache, *, sublayer_backward):
     if cache.norm == "post":
-        dsum, dgamma, dbeta = layer_norm_backward(dout, cache.ln)
+        dsum, dgamma, dbeta = _layer_norm_backward(dout, cache.ln)
         du_sublayer, *dsublayer = sublayer_backward(dsum, cache.sublayer)
         du = dsum + du_sublayer          # residual
     else:
         dn, *dsublayer = sublayer_backward(dout, cache.sublayer)
-        du_norm, dgamma, dbeta = layer_norm_backward(dn, cache.ln)
+        du_norm, dgamma, dbeta = _layer_norm_backward(dn, cache.ln)
         du = dout + du_norm              # residual
     return du, dgamma, dbeta, tuple(dsublayer)

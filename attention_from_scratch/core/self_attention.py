@@ -7,13 +7,13 @@ computes in the dtype of ``x`` (float32 stays float32).
 from typing import NamedTuple
 
 from attention_from_scratch.common.params import SELF_ATTENTION_LAYOUTS
-from attention_from_scratch.common.validate import check_input_and_params
+from attention_from_scratch.common.validate import check_gradient, check_self_attention_inputs
 from attention_from_scratch.core.attention import (
     AttentionCache,
-    attention_backward,
-    attention_forward,
+    _attention_backward,
+    _attention_forward,
 )
-from attention_from_scratch.core.linear import LinearCache, linear_backward, linear_forward
+from attention_from_scratch.core.linear import LinearCache, _linear_backward, _linear_forward
 
 
 class SelfAttentionCache(NamedTuple):
@@ -44,21 +44,31 @@ def self_attention_forward(x, params, *, mask=None):
     >>> out.dtype == np.float32 and out.shape == (2, 4, 3)
     True
     """
-    x, params = check_input_and_params(x, params, SELF_ATTENTION_LAYOUTS, min_ndim=2,
-                                       layout="(..., T, D)", dtype=None)
-    q, q_cache = linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
-    k, k_cache = linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
-    v, v_cache = linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)
-    out, attention_cache = attention_forward(q, k, v, mask=mask)   # (..., T, Dv)
+    x, params, mask = check_self_attention_inputs(x, params, mask,
+                                                  layouts=SELF_ATTENTION_LAYOUTS, dtype=None)
+    return _self_attention_forward(x, params, mask=mask)
+
+
+def _self_attention_forward(x, params, *, mask):
+    q, q_cache = _linear_forward(x, params["w_q"], params["b_q"])   # (..., T, Dk)
+    k, k_cache = _linear_forward(x, params["w_k"], params["b_k"])   # (..., T, Dk)
+    v, v_cache = _linear_forward(x, params["w_v"], params["b_v"])   # (..., T, Dv)
+    out, attention_cache = _attention_forward(q, k, v, mask=mask, bias=None)   # (..., T, Dv)
     return out, SelfAttentionCache(q_cache, k_cache, v_cache, attention_cache)
 
 
 def self_attention_backward(dout, cache):
     """Gradients ``(dx, dparams)`` of ``self_attention_forward``."""
-    dq, dk, dv = attention_backward(dout, cache.attention)
-    dx_q, dw_q, db_q = linear_backward(dq, cache.q)
-    dx_k, dw_k, db_k = linear_backward(dk, cache.k)
-    dx_v, dw_v, db_v = linear_backward(dv, cache.v)
+    dout = check_gradient("dout", dout, cache.v.x.shape[:-1] + cache.v.w.shape[1:],
+                          "(..., T, Dv)", dtype=cache.v.x.dtype)
+    return _self_attention_backward(dout, cache)
+
+
+def _self_attention_backward(dout, cache):
+    dq, dk, dv = _attention_backward(dout, cache.attention)
+    dx_q, dw_q, db_q = _linear_backward(dq, cache.q)
+    dx_k, dw_k, db_k = _linear_backward(dk, cache.k)
+    dx_v, dw_v, db_v = _linear_backward(dv, cache.v)
     # x fans out to three paths (queries, keys, values): its gradients add
     dx = dx_q + dx_k + dx_v                                        # (..., T, D)
     dparams = {"w_q": dw_q, "b_q": db_q, "w_k": dw_k, "b_k": db_k,

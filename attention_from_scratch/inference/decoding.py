@@ -25,22 +25,25 @@ from attention_from_scratch.common.params import (
     ATTENTION_LAYOUTS,
     ENCODER_LAYOUTS,
     NORM_LAYOUTS,
-    check_norm,
     sub_params,
 )
 from attention_from_scratch.common.validate import (
+    ACTIVATION_NAMES,
     as_float_array,
+    check_array,
+    check_choice,
+    check_heads,
     check_int,
-    check_ndim,
+    check_norm,
     check_params,
 )
-from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.core.encoder import encoder_block_forward
-from attention_from_scratch.core.feed_forward import feed_forward_forward
-from attention_from_scratch.core.layer_norm import layer_norm_forward
-from attention_from_scratch.core.multi_head import merge_heads, split_heads
+from attention_from_scratch.core.attention import _attention_forward
+from attention_from_scratch.core.encoder import _encoder_block_forward
+from attention_from_scratch.core.feed_forward import _feed_forward_forward
+from attention_from_scratch.core.layer_norm import _layer_norm_forward
+from attention_from_scratch.core.multi_head import _merge_heads, _split_heads
 from attention_from_scratch.core.positional_encoding import positional_encoding_forward
-from attention_from_scratch.core.residual import residual_forward
+from attention_from_scratch.core.residual import _residual_forward
 
 
 class LayerKV(NamedTuple):
@@ -50,15 +53,15 @@ class LayerKV(NamedTuple):
     v: np.ndarray   # (..., H, S, Dh)
 
 
-def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm):
-    """Check a stack's parameters for width ``D``; return them converted."""
+def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm, activation):
+    """Check a stack's parameters for width ``D`` and its options; return
+    the parameters converted."""
     if not isinstance(layers, (list, tuple)) or not layers:
         raise TypeError(f"layers must be a non-empty list of parameter dicts "
                         f"(init_encoder_params), got {layers!r:.60}")
-    n_heads = check_int("n_heads", n_heads)
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide the model width D = {d_model}")
+    check_heads(n_heads, d_model)
     check_norm(norm)
+    check_choice("activation", activation, ACTIVATION_NAMES)
     if norm == "pre" and final_norm is None:
         raise ValueError('final_norm is required when norm="pre": a pre-norm stack ends in '
                          'one more layer norm; pass {"gamma": (D,), "beta": (D,)}, e.g. '
@@ -72,6 +75,14 @@ def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm):
         final_norm = check_params("final_norm", final_norm, NORM_LAYOUTS,
                                   sizes={"D": d_model}, dtype=dtype)
     return layers, final_norm
+
+
+def _check_stack_inputs(name, x, layout, layers, *, n_heads, norm, final_norm, activation):
+    """``x`` (``name``, ``layout``) converted, and the stack's parameters."""
+    x = check_array(name, x, 2, layout, dtype=None)
+    layers, final_norm = _check_stack(x.shape[-1], x.dtype, layers, n_heads=n_heads, norm=norm,
+                                      final_norm=final_norm, activation=activation)
+    return x, layers, final_norm
 
 
 def _check_layer_kv(name, layer_kv, x_shape, n_heads):
@@ -90,10 +101,36 @@ def _check_layer_kv(name, layer_kv, x_shape, n_heads):
                              f"got shape {shape}")
 
 
+def _check_attention_inputs(x_new, params, layer_kv, n_heads):
+    """``cached_attention``'s inputs: ``x_new``, ``params`` converted."""
+    x_new = check_array("x_new", x_new, 2, "(..., T_new, D)", dtype=None)
+    check_heads(n_heads, x_new.shape[-1])
+    params = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_new.shape[-1]},
+                          dtype=x_new.dtype)
+    if layer_kv is not None:
+        _check_layer_kv("layer_kv", layer_kv, x_new.shape, n_heads)
+    return x_new, params
+
+
+def _check_step_inputs(x_new, layers, kv_cache, *, n_heads, norm, final_norm, activation):
+    """``decode_step``'s inputs, converted; ``kv_cache`` as a list."""
+    x, layers, final_norm = _check_stack_inputs("x_new", x_new, "(..., T_new, D)", layers,
+                                                n_heads=n_heads, norm=norm,
+                                                final_norm=final_norm, activation=activation)
+    kv_cache = [None] * len(layers) if kv_cache is None else list(kv_cache)
+    if len(kv_cache) != len(layers):
+        raise ValueError(f"kv_cache must hold one entry per layer ({len(layers)}), "
+                         f"got {len(kv_cache)}")
+    for i, layer_kv in enumerate(kv_cache):
+        if layer_kv is not None:
+            _check_layer_kv(f"kv_cache[{i}]", layer_kv, x.shape, n_heads)
+    return x, layers, final_norm, kv_cache
+
+
 def _final_layer_norm(x, final_norm):
     if final_norm is None:
         return x
-    out, _ = layer_norm_forward(x, final_norm["gamma"], final_norm["beta"])   # (..., T, D)
+    out, _ = _layer_norm_forward(x, final_norm["gamma"], final_norm["beta"])  # (..., T, D)
     return out
 
 
@@ -118,14 +155,13 @@ def decoder_only_forward(x, layers, *, n_heads, norm="post", final_norm=None,
     -------
     out : (..., T, D) ndarray
     """
-    x = as_float_array("x", x)
-    check_ndim("x", x, 2, "(..., T, D)")
-    layers, final_norm = _check_stack(x.shape[-1], x.dtype, layers, n_heads=n_heads,
-                                      norm=norm, final_norm=final_norm)
+    x, layers, final_norm = _check_stack_inputs("x", x, "(..., T, D)", layers, n_heads=n_heads,
+                                                norm=norm, final_norm=final_norm,
+                                                activation=activation)
     mask = causal_mask(x.shape[-2])                                   # (T, T)
     for params in layers:
-        x, _ = encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
-                                     activation=activation)           # (..., T, D)
+        x, _ = _encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
+                                      activation=activation, bias=None)   # (..., T, D)
     return _final_layer_norm(x, final_norm)
 
 
@@ -176,20 +212,20 @@ def cached_attention(x_new, params, layer_kv=None, *, n_heads):
     >>> bool(np.allclose(np.concatenate([first, last]), full))
     True
     """
-    x_new = as_float_array("x_new", x_new)
-    check_ndim("x_new", x_new, 2, "(..., T_new, D)")
-    params = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_new.shape[-1]},
-                          dtype=x_new.dtype)
-    q = split_heads(x_new @ params["w_q"] + params["b_q"], n_heads=n_heads)   # (..., H, T_new, Dh)
-    k = split_heads(x_new @ params["w_k"] + params["b_k"], n_heads=n_heads)   # (..., H, T_new, Dh)
-    v = split_heads(x_new @ params["w_v"] + params["b_v"], n_heads=n_heads)   # (..., H, T_new, Dh)
+    x_new, params = _check_attention_inputs(x_new, params, layer_kv, n_heads)
+    return _cached_attention(x_new, params, layer_kv, n_heads=n_heads)
+
+
+def _cached_attention(x_new, params, layer_kv=None, *, n_heads):
+    q = _split_heads(x_new @ params["w_q"] + params["b_q"], n_heads=n_heads)  # (..., H, T_new, Dh)
+    k = _split_heads(x_new @ params["w_k"] + params["b_k"], n_heads=n_heads)  # (..., H, T_new, Dh)
+    v = _split_heads(x_new @ params["w_v"] + params["b_v"], n_heads=n_heads)  # (..., H, T_new, Dh)
     if layer_kv is not None:
-        _check_layer_kv("layer_kv", layer_kv, x_new.shape, n_heads)
         k = np.concatenate([layer_kv.k, k], axis=-2)                     # (..., H, S, Dh)
         v = np.concatenate([layer_kv.v, v], axis=-2)                     # (..., H, S, Dh)
     mask = causal_mask(q.shape[-2], k.shape[-2])                         # (T_new, S)
-    heads, _ = attention_forward(q, k, v, mask=mask)                     # (..., H, T_new, Dh)
-    out = merge_heads(heads) @ params["w_o"] + params["b_o"]             # (..., T_new, D)
+    heads, _ = _attention_forward(q, k, v, mask=mask, bias=None)         # (..., H, T_new, Dh)
+    out = _merge_heads(heads) @ params["w_o"] + params["b_o"]            # (..., T_new, D)
     return out, LayerKV(k, v)
 
 
@@ -215,28 +251,25 @@ def decode_step(x_new, layers, kv_cache=None, *, n_heads, norm="post", final_nor
     kv_cache : list of LayerKV
         Each layer's keys and values with the new positions appended.
     """
-    x = as_float_array("x_new", x_new)
-    check_ndim("x_new", x, 2, "(..., T_new, D)")
-    layers, final_norm = _check_stack(x.shape[-1], x.dtype, layers, n_heads=n_heads,
-                                      norm=norm, final_norm=final_norm)
-    kv_cache = [None] * len(layers) if kv_cache is None else list(kv_cache)
-    if len(kv_cache) != len(layers):
-        raise ValueError(f"kv_cache must hold one entry per layer ({len(layers)}), "
-                         f"got {len(kv_cache)}")
-    for i, layer_kv in enumerate(kv_cache):
-        if layer_kv is not None:
-            _check_layer_kv(f"kv_cache[{i}]", layer_kv, x.shape, n_heads)
+    x, layers, final_norm, kv_cache = _check_step_inputs(
+        x_new, layers, kv_cache, n_heads=n_heads, norm=norm, final_norm=final_norm,
+        activation=activation)
+    return _decode_step(x, layers, kv_cache, n_heads=n_heads, norm=norm, final_norm=final_norm,
+                        activation=activation)
+
+
+def _decode_step(x, layers, kv_cache, *, n_heads, norm, final_norm, activation):
     new_cache = []
     for params, layer_kv in zip(layers, kv_cache, strict=True):
         attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
         # encoder_block_forward's two sub-layers, attention reading the cache;
         # the rest acts on each position alone, so on the new rows only
-        attention = partial(cached_attention, params=attn, layer_kv=layer_kv, n_heads=n_heads)
-        feed_forward = partial(feed_forward_forward, params=ffn, activation=activation)
-        h, attn_cache = residual_forward(x, ln1["gamma"], ln1["beta"], sublayer=attention,
-                                         norm=norm)                   # (..., T_new, D)
-        x, _ = residual_forward(h, ln2["gamma"], ln2["beta"], sublayer=feed_forward,
-                                norm=norm)                            # (..., T_new, D)
+        attention = partial(_cached_attention, params=attn, layer_kv=layer_kv, n_heads=n_heads)
+        feed_forward = partial(_feed_forward_forward, params=ffn, activation=activation)
+        h, attn_cache = _residual_forward(x, ln1["gamma"], ln1["beta"], sublayer=attention,
+                                          norm=norm)                  # (..., T_new, D)
+        x, _ = _residual_forward(h, ln2["gamma"], ln2["beta"], sublayer=feed_forward,
+                                 norm=norm)                           # (..., T_new, D)
         new_cache.append(attn_cache.sublayer)       # this layer's LayerKV, grown
     return _final_layer_norm(x, final_norm), new_cache
 
@@ -281,7 +314,7 @@ def generate(prompt, embeddings, layers, n_new, *, n_heads, use_cache=True, norm
                          f"got ids from {tokens.min()} to {tokens.max()}")
     n_new = check_int("n_new", n_new, minimum=0)
     _check_stack(embeddings.shape[-1], embeddings.dtype, layers, n_heads=n_heads, norm=norm,
-                 final_norm=final_norm)
+                 final_norm=final_norm, activation=activation)
     kv_cache, x_new, offset = None, embeddings[tokens], 0        # (B, T0, D)
     for _ in range(n_new):
         if use_cache:

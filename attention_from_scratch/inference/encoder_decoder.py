@@ -17,15 +17,22 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.masks import alibi_bias
-from attention_from_scratch.common.params import count_layers, sub_params
-from attention_from_scratch.core.attention import attention_forward
-from attention_from_scratch.core.encoder import encoder_block_forward
-from attention_from_scratch.core.feed_forward import feed_forward_forward
-from attention_from_scratch.core.layer_norm import layer_norm_forward
-from attention_from_scratch.core.multi_head import merge_heads, split_heads
+from attention_from_scratch.common.params import (
+    count_layers,
+    decoder_only_layouts,
+    encoder_decoder_layouts,
+    sub_params,
+)
+from attention_from_scratch.core.attention import _attention_forward
+from attention_from_scratch.core.encoder import _encoder_block_forward
+from attention_from_scratch.core.feed_forward import _feed_forward_forward
+from attention_from_scratch.core.layer_norm import _layer_norm_forward
+from attention_from_scratch.core.multi_head import _merge_heads, _split_heads
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
-from attention_from_scratch.core.residual import residual_forward
+from attention_from_scratch.core.residual import _residual_forward
 from attention_from_scratch.core.transformer import (
+    _model_params,
+    _token_array,
     decoder_only_forward,
     encoder_decoder_forward,
 )
@@ -49,21 +56,21 @@ def _embed_at(params, tokens, positions, encoding):
 
 
 def _project_kv(x, p, n_heads):
-    return KV(split_heads(x @ p["w_k"] + p["b_k"], n_heads=n_heads),
-              split_heads(x @ p["w_v"] + p["b_v"], n_heads=n_heads))         # (B, H, S, Dh) each
+    return KV(_split_heads(x @ p["w_k"] + p["b_k"], n_heads=n_heads),
+              _split_heads(x @ p["w_v"] + p["b_v"], n_heads=n_heads))        # (B, H, S, Dh) each
 
 
 def _attend(x_new, p, kv, mask, n_heads, bias=None):
     """Queries of the new positions against the keys/values ``kv``."""
-    q = split_heads(x_new @ p["w_q"] + p["b_q"], n_heads=n_heads)            # (B, H, T_new, Dh)
-    heads, _ = attention_forward(q, kv.k, kv.v, mask=mask, bias=bias)   # (B, H, T_new, Dh)
-    return merge_heads(heads) @ p["w_o"] + p["b_o"], None            # (B, T_new, D)
+    q = _split_heads(x_new @ p["w_q"] + p["b_q"], n_heads=n_heads)           # (B, H, T_new, Dh)
+    heads, _ = _attention_forward(q, kv.k, kv.v, mask=mask, bias=bias)  # (B, H, T_new, Dh)
+    return _merge_heads(heads) @ p["w_o"] + p["b_o"], None           # (B, T_new, D)
 
 
 def _final_norm(h, params, name):
     if f"{name}.gamma" not in params:
         return h
-    return layer_norm_forward(h, params[f"{name}.gamma"], params[f"{name}.beta"])[0]
+    return _layer_norm_forward(h, params[f"{name}.gamma"], params[f"{name}.beta"])[0]
 
 
 def _logits(h, params):
@@ -95,14 +102,14 @@ def _step_layer(x, p, self_kv, cross, *, keys_mask, n_heads, norm, encoding):
         return _attend(u, p["cross_attn"], cross.kv, cross.mask, n_heads)
 
     def feed_forward(u):
-        return feed_forward_forward(u, p["ffn"])
+        return _feed_forward_forward(u, p["ffn"], activation="relu")
 
     for sublayer, ln in ((self_attention, "ln1"), (cross_attention, "ln2"),
                          (feed_forward, "ln3")):
         if sublayer is cross_attention and cross is None:
             continue
-        x, _ = residual_forward(x, p[ln]["gamma"], p[ln]["beta"], sublayer=sublayer,
-                                norm=norm)                          # (B, T_new, D)
+        x, _ = _residual_forward(x, p[ln]["gamma"], p[ln]["beta"], sublayer=sublayer,
+                                 norm=norm)                         # (B, T_new, D)
     return x, new_kv[0]
 
 
@@ -150,13 +157,19 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
             if (out[:, 1:] == eos).any(axis=1).all():
                 break
         return _fill(out[:, 1:], max_new, eos)
+    # checked once here; the steps below call the unchecked bodies of the pairs
+    params, _ = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm=norm,
+                              n_heads=n_heads, activation="relu", positions=positions,
+                              dtype=None)
+    src = _token_array("src", src, params["embed"].shape[0])
     keys = (src != pad_id)[:, None, :]                               # (B, 1, S)
     x = _embed_at(params, src, np.broadcast_to(np.arange(src.shape[1]), src.shape), positions)
     src_bias = (alibi_bias(src.shape[1], n_heads=n_heads)[None].astype(x.dtype)
                 if positions == "alibi" else None)                   # (1, H, S, S)
     for i in range(count_layers(params, "enc")):
-        x, _ = encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
-                                     mask=keys, norm=norm, bias=src_bias)   # (B, S, D)
+        x, _ = _encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
+                                      mask=keys[:, None], norm=norm, activation="relu",
+                                      bias=src_bias)                 # (B, S, D)
     memory = _final_norm(x, params, "enc_norm")
     blocks = [_block_params(params, f"dec.{i}") for i in range(count_layers(params, "dec"))]
     crosses = [Cross(_project_kv(memory, p["cross_attn"], n_heads), keys[:, None])
@@ -223,6 +236,9 @@ def greedy_decoder_only(params, prompts, *, n_heads, max_new, norm="post", pad_i
                 tokens = np.concatenate([tokens, logits[:, -1].argmax(-1)[:, None]], axis=1)
             rows.append(tokens[0, len(prompt):])
         return np.array(rows)
+    params, _ = _model_params(params, decoder_only_layouts, ("block",), norm=norm,
+                              n_heads=n_heads, activation="relu", positions=positions,
+                              dtype=None)
     lengths = np.array([len(p) for p in prompts])
     width = int(lengths.max())
     tokens = np.full((len(prompts), width), pad_id, dtype=np.int64)

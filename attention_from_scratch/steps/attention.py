@@ -11,16 +11,15 @@ from typing import NamedTuple
 import numpy as np
 
 from attention_from_scratch.common.validate import (
-    check_attention_bias,
-    check_attention_inputs,
+    check_attention_forward_inputs,
     check_gradient,
     check_sequence_pair,
     check_weights_value,
 )
 from attention_from_scratch.steps.softmax import (
     SoftmaxCache,
-    softmax_backward,
-    softmax_forward,
+    _softmax_backward,
+    _softmax_forward,
 )
 
 
@@ -53,6 +52,10 @@ def scores_forward(q, k):
     and ``k`` have variance ``Dk`` and the softmax saturates (Chapter 2).
     """
     q, k = check_sequence_pair("q", q, "k", k, width="Dk", dtype=np.float64)
+    return _scores_forward(q, k)
+
+
+def _scores_forward(q, k):
     scale = 1.0 / np.sqrt(q.shape[-1])
     scores = np.empty(q.shape[:-1] + k.shape[-2:-1])   # (..., T, S)
     for idx in np.ndindex(q.shape[:-2]):
@@ -65,9 +68,13 @@ def scores_backward(dscores, cache):
 
     ``dq = dscores k / sqrt(Dk)`` and ``dk = dscores^T q / sqrt(Dk)``.
     """
+    dscores = check_gradient("dscores", dscores, cache.q.shape[:-1] + cache.k.shape[-2:-1],
+                             "(..., T, S)", dtype=np.float64)
+    return _scores_backward(dscores, cache)
+
+
+def _scores_backward(dscores, cache):
     q, k, scale = cache
-    dscores = check_gradient("dscores", dscores, q.shape[:-1] + k.shape[-2:-1], "(..., T, S)",
-                             dtype=np.float64)
     dq = np.empty_like(q)                              # (..., T, Dk)
     dk = np.empty_like(k)                              # (..., S, Dk)
     for idx in np.ndindex(q.shape[:-2]):
@@ -95,6 +102,10 @@ def weighted_sum_forward(weights, v):
     cache : WeightedSumCache
     """
     weights, v = check_weights_value(weights, v, dtype=np.float64)
+    return _weighted_sum_forward(weights, v)
+
+
+def _weighted_sum_forward(weights, v):
     out = np.empty(weights.shape[:-1] + v.shape[-1:])  # (..., T, Dv)
     for idx in np.ndindex(weights.shape[:-2]):
         out[idx] = weights[idx] @ v[idx]               # (T, Dv)
@@ -106,9 +117,13 @@ def weighted_sum_backward(dout, cache):
 
     ``dweights = dout v^T``; ``dv = weights^T dout`` sums over queries.
     """
+    dout = check_gradient("dout", dout, cache.weights.shape[:-1] + cache.v.shape[-1:],
+                          "(..., T, Dv)", dtype=np.float64)
+    return _weighted_sum_backward(dout, cache)
+
+
+def _weighted_sum_backward(dout, cache):
     weights, v = cache
-    dout = check_gradient("dout", dout, weights.shape[:-1] + v.shape[-1:], "(..., T, Dv)",
-                          dtype=np.float64)
     dweights = np.empty_like(weights)                  # (..., T, S)
     dv = np.empty_like(v)                              # (..., S, Dv)
     for idx in np.ndindex(weights.shape[:-2]):
@@ -171,15 +186,18 @@ def attention_forward(q, k, v, *, mask=None, bias=None):
     >>> out.shape == (3, 5) and bool(np.allclose(cache.weights.sum(axis=-1), 1.0))
     True
     """
-    q, k, v, mask = check_attention_inputs(q, k, v, mask, dtype=np.float64)
-    bias = check_attention_bias(bias, q, k)                        # None or (..., T, S)
-    scores, scores_cache = scores_forward(q, k)                    # (..., T, S)
+    q, k, v, mask, bias = check_attention_forward_inputs(q, k, v, mask, bias, dtype=np.float64)
+    return _attention_forward(q, k, v, mask=mask, bias=bias)
+
+
+def _attention_forward(q, k, v, *, mask, bias):
+    scores, scores_cache = _scores_forward(q, k)                   # (..., T, S)
     if bias is not None:
         scores = scores + bias                                     # (..., T, S)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)                   # (..., T, S)
-    weights, softmax_cache = softmax_forward(scores, axis=-1)      # (..., T, S)
-    out, sum_cache = weighted_sum_forward(weights, v)              # (..., T, Dv)
+    weights, softmax_cache = _softmax_forward(scores, axis=-1)     # (..., T, S)
+    out, sum_cache = _weighted_sum_forward(weights, v)             # (..., T, Dv)
     return out, AttentionCache(scores_cache, softmax_cache, sum_cache)
 
 
@@ -192,7 +210,13 @@ def attention_backward(dout, cache):
     Nor does the bias: ``scores + bias`` passes ``dscores`` on unchanged,
     and the bias, a constant, gets no gradient.
     """
-    dweights, dv = weighted_sum_backward(dout, cache.weighted_sum)
-    dscores = softmax_backward(dweights, cache.softmax)
-    dq, dk = scores_backward(dscores, cache.scores)
+    out_shape = cache.weights.shape[:-1] + cache.weighted_sum.v.shape[-1:]   # (..., T, Dv)
+    dout = check_gradient("dout", dout, out_shape, "(..., T, Dv)", dtype=np.float64)
+    return _attention_backward(dout, cache)
+
+
+def _attention_backward(dout, cache):
+    dweights, dv = _weighted_sum_backward(dout, cache.weighted_sum)
+    dscores = _softmax_backward(dweights, cache.softmax)
+    dq, dk = _scores_backward(dscores, cache.scores)
     return dq, dk, dv

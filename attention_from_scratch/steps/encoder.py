@@ -23,23 +23,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.masks import add_head_axis
-from attention_from_scratch.common.params import (
-    ENCODER_LAYOUTS,
-    check_norm,
-    sub_params,
-    with_prefix,
-)
-from attention_from_scratch.common.validate import check_input_and_params
-from attention_from_scratch.steps.feed_forward import feed_forward_backward, feed_forward_forward
+from attention_from_scratch.common.params import ENCODER_LAYOUTS, sub_params, with_prefix
+from attention_from_scratch.common.validate import check_encoder_block_inputs, check_gradient
+from attention_from_scratch.steps.feed_forward import _feed_forward_backward, _feed_forward_forward
 from attention_from_scratch.steps.multi_head import (
-    self_multi_head_attention_backward,
-    self_multi_head_attention_forward,
+    _self_multi_head_attention_backward,
+    _self_multi_head_attention_forward,
 )
 from attention_from_scratch.steps.residual import (
     ResidualCache,
-    residual_backward,
-    residual_forward,
+    _residual_backward,
+    _residual_forward,
 )
 
 
@@ -95,23 +89,27 @@ def encoder_block_forward(x, params, *, n_heads, mask=None, norm="post", activat
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out.mean(axis=-1), 0))   # post-norm
     True
     """
-    x, params = check_input_and_params(x, params, ENCODER_LAYOUTS, min_ndim=2,
-                                       layout="(..., T, D)", dtype=np.float64)
-    check_norm(norm)
-    mask = add_head_axis(mask, x.ndim)      # one mask per sequence
+    x, params, mask, bias = check_encoder_block_inputs(
+        x, params, n_heads, mask, bias, norm, activation, layouts=ENCODER_LAYOUTS,
+        dtype=np.float64)
+    return _encoder_block_forward(x, params, n_heads=n_heads, mask=mask, norm=norm,
+                                  activation=activation, bias=bias)
+
+
+def _encoder_block_forward(x, params, *, n_heads, mask, norm, activation, bias):
     attn, ln1, ffn, ln2 = (sub_params(params, p) for p in ("attn", "ln1", "ffn", "ln2"))
 
     def self_attention(u):
-        return self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask,
-                                                 bias=bias)
+        return _self_multi_head_attention_forward(u, attn, n_heads=n_heads, mask=mask,
+                                                  bias=bias)
 
     def feed_forward(u):
-        return feed_forward_forward(u, ffn, activation=activation)
+        return _feed_forward_forward(u, ffn, activation=activation)
 
-    h, attn_cache = residual_forward(x, ln1["gamma"], ln1["beta"], sublayer=self_attention,
-                                     norm=norm)                                # (..., T, D)
-    out, ffn_cache = residual_forward(h, ln2["gamma"], ln2["beta"], sublayer=feed_forward,
+    h, attn_cache = _residual_forward(x, ln1["gamma"], ln1["beta"], sublayer=self_attention,
                                       norm=norm)                               # (..., T, D)
+    out, ffn_cache = _residual_forward(h, ln2["gamma"], ln2["beta"], sublayer=feed_forward,
+                                       norm=norm)                              # (..., T, D)
     return out, EncoderBlockCache(attn_cache, ffn_cache)
 
 
@@ -122,10 +120,15 @@ def encoder_block_backward(dout, cache):
     self-attention. Each ``residual_backward`` adds the gradient that went
     around its sub-layer to the one that went through it.
     """
-    dh, dgamma2, dbeta2, (dffn,) = residual_backward(
-        dout, cache.ffn, sublayer_backward=feed_forward_backward)
-    dx, dgamma1, dbeta1, (dattn,) = residual_backward(
-        dh, cache.attn, sublayer_backward=self_multi_head_attention_backward)
+    dout = check_gradient("dout", dout, cache.ffn.ln.x_hat.shape, "(..., T, D)", dtype=np.float64)
+    return _encoder_block_backward(dout, cache)
+
+
+def _encoder_block_backward(dout, cache):
+    dh, dgamma2, dbeta2, (dffn,) = _residual_backward(
+        dout, cache.ffn, sublayer_backward=_feed_forward_backward)
+    dx, dgamma1, dbeta1, (dattn,) = _residual_backward(
+        dh, cache.attn, sublayer_backward=_self_multi_head_attention_backward)
     return dx, {**with_prefix("attn", dattn),
                 "ln1.gamma": dgamma1, "ln1.beta": dbeta1,
                 **with_prefix("ffn", dffn),

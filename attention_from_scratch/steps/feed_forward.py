@@ -13,10 +13,10 @@ import numpy as np
 from attention_from_scratch.common.params import FFN_LAYOUTS
 from attention_from_scratch.common.validate import (
     as_float_array,
-    check_choice,
-    check_input_and_params,
+    check_feed_forward_inputs,
+    check_gradient,
 )
-from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
+from attention_from_scratch.steps.linear import LinearCache, _linear_backward, _linear_forward
 
 _GELU_C = np.sqrt(2.0 / np.pi)
 
@@ -27,7 +27,10 @@ class ActivationCache(NamedTuple):
 
 def relu_forward(x):
     """``max(x, 0)`` elementwise; returns ``(out, ActivationCache)``."""
-    x = as_float_array("x", x, dtype=np.float64)
+    return _relu_forward(as_float_array("x", x, dtype=np.float64))
+
+
+def _relu_forward(x):
     return np.maximum(x, 0.0), ActivationCache(x)
 
 
@@ -38,7 +41,10 @@ def relu_backward(dout, cache):
 
 def gelu_forward(x):
     """GELU, tanh form: ``x/2 (1 + tanh(c (x + 0.044715 x^3)))``, ``c = sqrt(2/pi)``."""
-    x = as_float_array("x", x, dtype=np.float64)
+    return _gelu_forward(as_float_array("x", x, dtype=np.float64))
+
+
+def _gelu_forward(x):
     u = _GELU_C * (x + 0.044715 * x ** 3)
     return 0.5 * x * (1.0 + np.tanh(u)), ActivationCache(x)
 
@@ -51,7 +57,8 @@ def gelu_backward(dout, cache):
     return dout * (0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u ** 2) * du_dx)
 
 
-ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
+# the feed-forward network's table: its input is checked already
+ACTIVATIONS = {"relu": (_relu_forward, relu_backward), "gelu": (_gelu_forward, gelu_backward)}
 
 
 class FeedForwardCache(NamedTuple):
@@ -95,20 +102,29 @@ def feed_forward_forward(x, params, *, activation="relu"):
     >>> out.shape == (2, 3, 4) and bool(np.allclose(out[1], feed_forward_forward(x[1], params)[0]))
     True
     """
-    x, params = check_input_and_params(x, params, FFN_LAYOUTS, min_ndim=1,
-                                       layout="(..., D)", dtype=np.float64)
-    check_choice("activation", activation, ACTIVATIONS)
+    x, params = check_feed_forward_inputs(x, params, activation, layouts=FFN_LAYOUTS,
+                                          dtype=np.float64)
+    return _feed_forward_forward(x, params, activation=activation)
+
+
+def _feed_forward_forward(x, params, *, activation):
     act_forward, _ = ACTIVATIONS[activation]
-    hidden, linear_1 = linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
-    hidden, act_cache = act_forward(hidden)                             # (..., F)
-    out, linear_2 = linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
+    hidden, linear_1 = _linear_forward(x, params["w_1"], params["b_1"])   # (..., F)
+    hidden, act_cache = act_forward(hidden)                              # (..., F)
+    out, linear_2 = _linear_forward(hidden, params["w_2"], params["b_2"])  # (..., D)
     return out, FeedForwardCache(linear_1, act_cache, linear_2, activation)
 
 
 def feed_forward_backward(dout, cache):
     """Gradients ``(dx, dparams)`` of ``feed_forward_forward``: the chain rule reversed."""
+    dout = check_gradient("dout", dout, cache.linear_2.x.shape[:-1] + cache.linear_2.w.shape[1:],
+                          "(..., D)", dtype=np.float64)
+    return _feed_forward_backward(dout, cache)
+
+
+def _feed_forward_backward(dout, cache):
     _, act_backward = ACTIVATIONS[cache.activation_name]
-    dhidden, dw_2, db_2 = linear_backward(dout, cache.linear_2)       # (..., F)
+    dhidden, dw_2, db_2 = _linear_backward(dout, cache.linear_2)      # (..., F)
     dhidden = act_backward(dhidden, cache.activation)                 # (..., F)
-    dx, dw_1, db_1 = linear_backward(dhidden, cache.linear_1)         # (..., D)
+    dx, dw_1, db_1 = _linear_backward(dhidden, cache.linear_1)        # (..., D)
     return dx, {"w_1": dw_1, "b_1": db_1, "w_2": dw_2, "b_2": db_2}

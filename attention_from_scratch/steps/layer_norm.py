@@ -59,6 +59,10 @@ def layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     True
     """
     x, gamma, beta, eps = check_layer_norm_inputs(x, gamma, beta, eps, dtype=np.float64)
+    return _layer_norm_forward(x, gamma, beta, eps=eps)
+
+
+def _layer_norm_forward(x, gamma, beta, *, eps=1e-5):
     mean = x.mean(axis=-1, keepdims=True)                 # (..., 1)
     centered = x - mean                                   # (..., D)
     var = (centered ** 2).mean(axis=-1, keepdims=True)    # (..., 1)
@@ -77,8 +81,12 @@ def layer_norm_backward(dout, cache):
     adds a term. ``core`` uses the same result multiplied out:
     ``dx = rstd * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))``.
     """
+    dout = check_gradient("dout", dout, cache.x_hat.shape, "(..., D)", dtype=np.float64)
+    return _layer_norm_backward(dout, cache)
+
+
+def _layer_norm_backward(dout, cache):
     x_hat, rstd, gamma = cache
-    dout = check_gradient("dout", dout, x_hat.shape, "(..., D)", dtype=np.float64)
     d = x_hat.shape[-1]
     lead_axes = tuple(range(x_hat.ndim - 1))
     # forward was: out = x_hat * gamma + beta, gamma and beta shared by positions

@@ -47,6 +47,10 @@ def linear_forward(x, w, b):
     True
     """
     x, w, b = check_linear_inputs(x, w, b, dtype=np.float64)
+    return _linear_forward(x, w, b)
+
+
+def _linear_forward(x, w, b):
     out = x @ w + b                                  # (..., D_out)
     return out, LinearCache(x, w)
 
@@ -75,9 +79,14 @@ def linear_backward(dout, cache):
     over positions: the loop below makes that sum visible, one outer
     product ``x_n^T dout_n`` per position ``n``.
     """
+    dout = check_gradient("dout", dout, cache.x.shape[:-1] + cache.w.shape[1:], "(..., D_out)",
+                          dtype=np.float64)
+    return _linear_backward(dout, cache)
+
+
+def _linear_backward(dout, cache):
     x, w = cache
     d_in, d_out = w.shape
-    dout = check_gradient("dout", dout, x.shape[:-1] + (d_out,), "(..., D_out)", dtype=np.float64)
     dx = dout @ w.T                                  # (..., D_in)
     x_rows = x.reshape(-1, d_in)                     # (N, D_in)
     dout_rows = dout.reshape(-1, d_out)              # (N, D_out)

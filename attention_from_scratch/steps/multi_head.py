@@ -15,14 +15,13 @@ import numpy as np
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
 from attention_from_scratch.common.validate import (
     check_array,
-    check_multi_head_bias,
+    check_gradient,
     check_multi_head_inputs,
-    check_same_input,
-    check_same_shape,
+    check_self_attention_gradient,
     check_split_heads_inputs,
 )
-from attention_from_scratch.steps.attention import attention_backward, attention_forward
-from attention_from_scratch.steps.linear import LinearCache, linear_backward, linear_forward
+from attention_from_scratch.steps.attention import _attention_backward, _attention_forward
+from attention_from_scratch.steps.linear import LinearCache, _linear_backward, _linear_forward
 
 
 def split_heads(x, *, n_heads):
@@ -51,6 +50,10 @@ def split_heads(x, *, n_heads):
     [[2.0, 3.0], [8.0, 9.0]]
     """
     x, n_heads = check_split_heads_inputs(x, n_heads, dtype=np.float64)
+    return _split_heads(x, n_heads=n_heads)
+
+
+def _split_heads(x, *, n_heads):
     d_head = x.shape[-1] // n_heads
     heads = [x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)]   # H x (..., T, Dh)
     return np.stack(heads, axis=-3)                                        # (..., H, T, Dh)
@@ -73,6 +76,10 @@ def merge_heads(heads):
     split_heads : the inverse, and so the backward.
     """
     heads = check_array("heads", heads, 3, "(..., H, T, Dh)", dtype=np.float64)
+    return _merge_heads(heads)
+
+
+def _merge_heads(heads):
     return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-1)
 
 
@@ -112,8 +119,8 @@ def split_heads_forward(x, *, n_heads):
 
 def split_heads_backward(dout, cache):
     """``dx = merge_heads(dout)``: a reshape's backward is its inverse."""
-    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., H, T, Dh)")
-    return merge_heads(dout)
+    dout = check_gradient("dout", dout, cache.out_shape, "(..., H, T, Dh)", dtype=np.float64)
+    return _merge_heads(dout)
 
 
 def merge_heads_forward(heads):
@@ -124,8 +131,8 @@ def merge_heads_forward(heads):
 
 def merge_heads_backward(dout, cache):
     """``dheads = split_heads(dout, H)``."""
-    check_same_shape("dout", np.asarray(dout), cache.out_shape, "(..., T, D)")
-    return split_heads(dout, n_heads=cache.n_heads)
+    dout = check_gradient("dout", dout, cache.out_shape, "(..., T, D)", dtype=np.float64)
+    return _split_heads(dout, n_heads=cache.n_heads)
 
 
 class MultiHeadAttentionCache(NamedTuple):
@@ -193,29 +200,33 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
     >>> out.shape, cache.weights.shape
     ((2, 3, 6), (2, 3, 3, 4))
     """
-    x_q, x_kv, p, mask = check_multi_head_inputs(x_q, x_kv, params, n_heads, mask,
-                                                 layouts=ATTENTION_LAYOUTS, dtype=np.float64)
-    bias = check_multi_head_bias(bias, x_q, x_kv, n_heads)   # (..., H, T, S) or None
-    q, q_cache = linear_forward(x_q, p["w_q"], p["b_q"])     # (..., T, D)
-    k, k_cache = linear_forward(x_kv, p["w_k"], p["b_k"])    # (..., S, D)
-    v, v_cache = linear_forward(x_kv, p["w_v"], p["b_v"])    # (..., S, D)
-    q = split_heads(q, n_heads=n_heads)                      # (..., H, T, Dh)
-    k = split_heads(k, n_heads=n_heads)                      # (..., H, S, Dh)
-    v = split_heads(v, n_heads=n_heads)                      # (..., H, S, Dh)
+    x_q, x_kv, params, mask, bias = check_multi_head_inputs(
+        x_q, x_kv, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=np.float64)
+    return _multi_head_attention_forward(x_q, x_kv, params, n_heads=n_heads, mask=mask,
+                                         bias=bias)
+
+
+def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
+    q, q_cache = _linear_forward(x_q, p["w_q"], p["b_q"])    # (..., T, D)
+    k, k_cache = _linear_forward(x_kv, p["w_k"], p["b_k"])   # (..., S, D)
+    v, v_cache = _linear_forward(x_kv, p["w_v"], p["b_v"])   # (..., S, D)
+    q = _split_heads(q, n_heads=n_heads)                     # (..., H, T, Dh)
+    k = _split_heads(k, n_heads=n_heads)                     # (..., H, S, Dh)
+    v = _split_heads(v, n_heads=n_heads)                     # (..., H, S, Dh)
     if mask is not None:                                     # one mask per head
         mask = np.broadcast_to(mask, (*mask.shape[:-3], n_heads, *mask.shape[-2:]))
     if bias is not None:                                     # one bias per head
         bias = np.broadcast_to(bias, (*bias.shape[:-3], n_heads, *bias.shape[-2:]))
     heads, head_caches = [], []
     for h in range(n_heads):   # every head is an independent attention
-        head, head_cache = attention_forward(
+        head, head_cache = _attention_forward(
             q[..., h, :, :], k[..., h, :, :], v[..., h, :, :],
             mask=None if mask is None else mask[..., h, :, :],
             bias=None if bias is None else bias[..., h, :, :])      # (..., T, Dh)
         heads.append(head)
         head_caches.append(head_cache)
-    concat = merge_heads(np.stack(heads, axis=-3))           # (..., T, D)
-    out, out_cache = linear_forward(concat, p["w_o"], p["b_o"])   # (..., T, D)
+    concat = _merge_heads(np.stack(heads, axis=-3))          # (..., T, D)
+    out, out_cache = _linear_forward(concat, p["w_o"], p["b_o"])  # (..., T, D)
     cache = MultiHeadAttentionCache(q_cache, k_cache, v_cache, tuple(head_caches),
                                     out_cache, n_heads)
     return out, cache
@@ -239,20 +250,25 @@ def multi_head_attention_backward(dout, cache):
     dparams : dict of str -> ndarray
         The keys and shapes of ``params``.
     """
-    dconcat, dw_o, db_o = linear_backward(dout, cache.out)   # (..., T, D)
-    dheads = split_heads(dconcat, n_heads=cache.n_heads)   # merge's backward: (..., H, T, Dh)
+    dout = check_gradient("dout", dout, cache.q.x.shape, "(..., T, D)", dtype=np.float64)
+    return _multi_head_attention_backward(dout, cache)
+
+
+def _multi_head_attention_backward(dout, cache):
+    dconcat, dw_o, db_o = _linear_backward(dout, cache.out)  # (..., T, D)
+    dheads = _split_heads(dconcat, n_heads=cache.n_heads)  # merge's backward: (..., H, T, Dh)
     dq, dk, dv = [], [], []
     for h, head_cache in enumerate(cache.heads):
-        dq_h, dk_h, dv_h = attention_backward(dheads[..., h, :, :], head_cache)
+        dq_h, dk_h, dv_h = _attention_backward(dheads[..., h, :, :], head_cache)
         dq.append(dq_h)
         dk.append(dk_h)
         dv.append(dv_h)
-    dq = merge_heads(np.stack(dq, axis=-3))                  # split's backward: (..., T, D)
-    dk = merge_heads(np.stack(dk, axis=-3))                  # (..., S, D)
-    dv = merge_heads(np.stack(dv, axis=-3))                  # (..., S, D)
-    dx_q, dw_q, db_q = linear_backward(dq, cache.q)
-    dx_k, dw_k, db_k = linear_backward(dk, cache.k)
-    dx_v, dw_v, db_v = linear_backward(dv, cache.v)
+    dq = _merge_heads(np.stack(dq, axis=-3))                 # split's backward: (..., T, D)
+    dk = _merge_heads(np.stack(dk, axis=-3))                 # (..., S, D)
+    dv = _merge_heads(np.stack(dv, axis=-3))                 # (..., S, D)
+    dx_q, dw_q, db_q = _linear_backward(dq, cache.q)
+    dx_k, dw_k, db_k = _linear_backward(dk, cache.k)
+    dx_v, dw_v, db_v = _linear_backward(dv, cache.v)
     dx_kv = dx_k + dx_v   # x_kv feeds both the keys and the values: its gradients add
     dparams = {"w_q": dw_q, "b_q": db_q, "w_k": dw_k, "b_k": db_k,
                "w_v": dw_v, "b_v": db_v, "w_o": dw_o, "b_o": db_o}
@@ -274,7 +290,13 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
     out : (..., T, D) ndarray, float64
     cache : MultiHeadAttentionCache
     """
-    return multi_head_attention_forward(x, x, params, n_heads=n_heads, mask=mask, bias=bias)
+    x, _, params, mask, bias = check_multi_head_inputs(
+        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=np.float64)
+    return _self_multi_head_attention_forward(x, params, n_heads=n_heads, mask=mask, bias=bias)
+
+
+def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
+    return _multi_head_attention_forward(x, x, p, n_heads=n_heads, mask=mask, bias=bias)
 
 
 def self_multi_head_attention_backward(dout, cache):
@@ -295,7 +317,11 @@ def self_multi_head_attention_backward(dout, cache):
     dx : (..., T, D) ndarray
     dparams : dict of str -> ndarray
     """
-    check_same_input(cache.q.x, cache.k.x)
-    dx_q, dx_kv, dparams = multi_head_attention_backward(dout, cache)
+    dout = check_self_attention_gradient(dout, cache.q.x, cache.k.x, dtype=np.float64)
+    return _self_multi_head_attention_backward(dout, cache)
+
+
+def _self_multi_head_attention_backward(dout, cache):
+    dx_q, dx_kv, dparams = _multi_head_attention_backward(dout, cache)
     dx = dx_q + dx_kv   # x fans out to both inputs: its gradients add
     return dx, dparams

@@ -19,12 +19,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from attention_from_scratch.common.params import check_norm
-from attention_from_scratch.common.validate import as_float_array, check_same_shape
+from attention_from_scratch.common.validate import check_gradient, check_residual_inputs
 from attention_from_scratch.steps.layer_norm import (
     LayerNormCache,
-    layer_norm_backward,
-    layer_norm_forward,
+    _layer_norm_backward,
+    _layer_norm_forward,
 )
 
 
@@ -67,16 +66,18 @@ def residual_forward(u, gamma, beta, *, sublayer, norm="post"):
     >>> bool(np.array_equal(out, u))
     True
     """
-    u = as_float_array("u", u, dtype=np.float64)
-    check_norm(norm)
+    u, gamma, beta, sublayer = check_residual_inputs(u, gamma, beta, norm, sublayer,
+                                                     dtype=np.float64)
+    return _residual_forward(u, gamma, beta, sublayer=sublayer, norm=norm)
+
+
+def _residual_forward(u, gamma, beta, *, sublayer, norm):
     if norm == "post":
         s, sublayer_cache = sublayer(u)
-        check_same_shape("the sub-layer's output", s, u.shape, "(..., T, D)")
-        out, ln_cache = layer_norm_forward(u + s, gamma, beta)
+        out, ln_cache = _layer_norm_forward(u + s, gamma, beta)
     else:
-        n, ln_cache = layer_norm_forward(u, gamma, beta)
+        n, ln_cache = _layer_norm_forward(u, gamma, beta)
         s, sublayer_cache = sublayer(n)
-        check_same_shape("the sub-layer's output", s, u.shape, "(..., T, D)")
         out = u + s
     return out, ResidualCache(sublayer_cache, ln_cache, norm)
 
@@ -106,15 +107,19 @@ def residual_backward(dout, cache, *, sublayer_backward):
     backward of ``dout``. Pre-norm: ``du = dout + J_LN^T J_sub^T dout``.
     The first term is the path around the sub-layer (Chapter 5).
     """
-    dout = as_float_array("dout", dout, dtype=np.float64)
+    dout = check_gradient("dout", dout, cache.ln.x_hat.shape, "(..., T, D)", dtype=np.float64)
+    return _residual_backward(dout, cache, sublayer_backward=sublayer_backward)
+
+
+def _residual_backward(dout, cache, *, sublayer_backward):
     if cache.norm == "post":
         # forward was: out = LayerNorm(u + s), s = sublayer(u)
-        dsum, dgamma, dbeta = layer_norm_backward(dout, cache.ln)
+        dsum, dgamma, dbeta = _layer_norm_backward(dout, cache.ln)
         du_sublayer, *dsublayer = sublayer_backward(dsum, cache.sublayer)
         du = dsum + du_sublayer          # residual: u reaches the sum by two paths
     else:
         # forward was: out = u + s, s = sublayer(LayerNorm(u))
         dn, *dsublayer = sublayer_backward(dout, cache.sublayer)
-        du_norm, dgamma, dbeta = layer_norm_backward(dn, cache.ln)
+        du_norm, dgamma, dbeta = _layer_norm_backward(dn, cache.ln)
         du = dout + du_norm              # residual: the path around is the identity
     return du, dgamma, dbeta, tuple(dsublayer)

@@ -50,6 +50,10 @@ def softmax_forward(x, *, axis=-1):
     True
     """
     x, axis = check_softmax_inputs(x, axis, dtype=np.float64)
+    return _softmax_forward(x, axis=axis)
+
+
+def _softmax_forward(x, *, axis):
     row_max = x.max(axis=axis, keepdims=True)      # x's shape, 1 along axis
     row_max[np.isneginf(row_max)] = 0.0   # an all -inf row: exp gives zeros
     e = np.exp(x - row_max)
@@ -93,8 +97,13 @@ def softmax_backward(dy, cache):
     :math:`dx = J^T dy` row by row. Multiplying out gives the closed form
     :math:`y \\odot (dy - \\langle dy, y \\rangle)` used by ``core``.
     """
+    dy = check_gradient("dy", dy, cache.y.shape, "(...) like the forward's output",
+                        dtype=np.float64)
+    return _softmax_backward(dy, cache)
+
+
+def _softmax_backward(dy, cache):
     y, axis = cache
-    dy = check_gradient("dy", dy, y.shape, "(...) like the forward's output", dtype=np.float64)
     y_rows = np.moveaxis(y, axis, -1)                # (..., N)
     dy_rows = np.moveaxis(dy, axis, -1)              # (..., N)
     dx_rows = np.empty_like(y_rows)

@@ -33,16 +33,22 @@ from attention_from_scratch.common.params import (
     sub_params,
     with_prefix,
 )
-from attention_from_scratch.common.validate import check_choice, check_params, check_tokens
-from attention_from_scratch.steps.decoder import decoder_block_backward, decoder_block_forward
+from attention_from_scratch.common.validate import (
+    ACTIVATION_NAMES,
+    check_choice,
+    check_heads,
+    check_params,
+    check_tokens,
+)
+from attention_from_scratch.steps.decoder import _decoder_block_backward, _decoder_block_forward
 from attention_from_scratch.steps.embedding import (
     embedding_backward,
     embedding_forward,
     output_projection_backward,
     output_projection_forward,
 )
-from attention_from_scratch.steps.encoder import encoder_block_backward, encoder_block_forward
-from attention_from_scratch.steps.layer_norm import layer_norm_backward, layer_norm_forward
+from attention_from_scratch.steps.encoder import _encoder_block_backward, _encoder_block_forward
+from attention_from_scratch.steps.layer_norm import _layer_norm_backward, _layer_norm_forward
 from attention_from_scratch.steps.positional_encoding import sinusoidal_encoding
 
 DTYPE = np.float64   # steps computes in float64
@@ -72,7 +78,10 @@ class DecoderOnlyCache(NamedTuple):
     tied: bool
 
 
-def _model_params(params, layouts_for, counts, norm, dtype):
+def _model_params(params, layouts_for, counts, *, norm, n_heads, activation, positions,
+                  dtype):
+    """The parameters converted, whether the output is tied; the options
+    checked here, once, for every block."""
     if not isinstance(params, dict) or "embed" not in params:
         raise TypeError("params must be a dict of arrays with an 'embed' (V, D) entry, "
                         f"got {type(params).__name__}")
@@ -81,6 +90,9 @@ def _model_params(params, layouts_for, counts, norm, dtype):
     embed = np.shape(params["embed"])
     if len(embed) != 2:
         raise ValueError(f"params['embed'] must have shape (V, D), got shape {embed}")
+    check_heads(n_heads, embed[1])
+    check_choice("activation", activation, ACTIVATION_NAMES)
+    check_choice("positions", positions, POSITIONS)
     return check_params("params", params, layouts, sizes={"V": embed[0], "D": embed[1]},
                         dtype=dtype), tied
 
@@ -117,13 +129,13 @@ def _embed_backward(dx, cache):
 def _norm_forward(h, params, prefix):
     if f"{prefix}.gamma" not in params:
         return h, None
-    return layer_norm_forward(h, params[f"{prefix}.gamma"], params[f"{prefix}.beta"])
+    return _layer_norm_forward(h, params[f"{prefix}.gamma"], params[f"{prefix}.beta"])
 
 
 def _norm_backward(dh, cache, prefix, grads):
     if cache is None:
         return dh
-    dh, grads[f"{prefix}.gamma"], grads[f"{prefix}.beta"] = layer_norm_backward(dh, cache)
+    dh, grads[f"{prefix}.gamma"], grads[f"{prefix}.beta"] = _layer_norm_backward(dh, cache)
     return dh
 
 
@@ -136,8 +148,9 @@ def _token_array(name, tokens, vocab):
 
 
 def _keys_mask(tokens, pad_id):
-    """``(B, 1, S)``: True where the key is a real token."""
-    return (tokens != pad_id)[:, None, :]
+    """``(B, 1, 1, S)``: True where the key is a real token, for every
+    head and query."""
+    return (tokens != pad_id)[:, None, None, :]
 
 
 def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
@@ -184,31 +197,32 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
     >>> logits.shape
     (1, 2, 6)
     """
-    params, tied = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm, DTYPE)
-    check_choice("positions", positions, POSITIONS)
+    params, tied = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm=norm,
+                                 n_heads=n_heads, activation=activation, positions=positions,
+                                 dtype=DTYPE)
     vocab = params["embed"].shape[0]
     src, tgt = _token_array("src", src, vocab), _token_array("tgt", tgt, vocab)
     if src.shape[0] != tgt.shape[0]:
         raise ValueError(f"src and tgt must have the same batch size B, got shapes "
                          f"{src.shape} and {tgt.shape}")
-    src_keys = _keys_mask(src, pad_id)                                  # (B, 1, S)
+    src_keys = _keys_mask(src, pad_id)                                  # (B, 1, 1, S)
     x, src_cache = _embed(params["embed"], src, positions)              # (B, S, D)
     src_bias = _self_bias(positions, src.shape[1], n_heads, x.dtype)    # (1, H, S, S)
     encoder = []
     for i in range(count_layers(params, "enc")):
-        x, block = encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
-                                         mask=src_keys, norm=norm, activation=activation,
-                                         bias=src_bias)
+        x, block = _encoder_block_forward(x, sub_params(params, f"enc.{i}"), n_heads=n_heads,
+                                          mask=src_keys, norm=norm, activation=activation,
+                                          bias=src_bias)
         encoder.append(block)
     memory, enc_norm = _norm_forward(x, params, "enc_norm")             # (B, S, D)
     y, tgt_cache = _embed(params["embed"], tgt, positions)              # (B, T, D)
     tgt_bias = _self_bias(positions, tgt.shape[1], n_heads, y.dtype)    # (1, H, T, T)
     decoder = []
     for i in range(count_layers(params, "dec")):
-        y, block = decoder_block_forward(y, memory, sub_params(params, f"dec.{i}"),
-                                         n_heads=n_heads, self_mask=_keys_mask(tgt, pad_id),
-                                         memory_mask=src_keys, norm=norm,
-                                         activation=activation, self_bias=tgt_bias)
+        y, block = _decoder_block_forward(y, memory, sub_params(params, f"dec.{i}"),
+                                          n_heads=n_heads, self_mask=_keys_mask(tgt, pad_id),
+                                          memory_mask=src_keys, norm=norm,
+                                          activation=activation, self_bias=tgt_bias)
         decoder.append(block)
     h, dec_norm = _norm_forward(y, params, "dec_norm")                  # (B, T, D)
     w_out = params["embed"] if tied else params["out.w"]
@@ -237,12 +251,12 @@ def encoder_decoder_backward(dlogits, cache):
     dy = _norm_backward(dh, cache.dec_norm, "dec_norm", grads)         # (B, T, D)
     dmemory = 0
     for i in reversed(range(len(cache.decoder))):
-        dy, dmemory_i, dblock = decoder_block_backward(dy, cache.decoder[i])
+        dy, dmemory_i, dblock = _decoder_block_backward(dy, cache.decoder[i])
         dmemory = dmemory + dmemory_i   # the memory fans out to every decoder block
         grads.update(with_prefix(f"dec.{i}", dblock))
     dx = _norm_backward(dmemory, cache.enc_norm, "enc_norm", grads)    # (B, S, D)
     for i in reversed(range(len(cache.encoder))):
-        dx, dblock = encoder_block_backward(dx, cache.encoder[i])
+        dx, dblock = _encoder_block_backward(dx, cache.encoder[i])
         grads.update(with_prefix(f"enc.{i}", dblock))
     # the table is read for the source, the target (and the output if tied)
     grads["embed"] = (_embed_backward(dx, cache.src) + _embed_backward(dy, cache.tgt)
@@ -269,17 +283,18 @@ def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
     logits : (B, T, V) ndarray
     cache : DecoderOnlyCache
     """
-    params, tied = _model_params(params, decoder_only_layouts, ("block",), norm, DTYPE)
-    check_choice("positions", positions, POSITIONS)
+    params, tied = _model_params(params, decoder_only_layouts, ("block",), norm=norm,
+                                 n_heads=n_heads, activation=activation, positions=positions,
+                                 dtype=DTYPE)
     tokens = _token_array("tokens", tokens, params["embed"].shape[0])
-    mask = causal_mask(tokens.shape[1]) & _keys_mask(tokens, pad_id)   # (B, T, T)
+    mask = causal_mask(tokens.shape[1]) & _keys_mask(tokens, pad_id)   # (B, 1, T, T)
     x, embed_cache = _embed(params["embed"], tokens, positions)         # (B, T, D)
     bias = _self_bias(positions, tokens.shape[1], n_heads, x.dtype)     # (1, H, T, T)
     blocks = []
     for i in range(count_layers(params, "block")):
-        x, block = encoder_block_forward(x, sub_params(params, f"block.{i}"), n_heads=n_heads,
-                                         mask=mask, norm=norm, activation=activation,
-                                         bias=bias)
+        x, block = _encoder_block_forward(x, sub_params(params, f"block.{i}"),
+                                          n_heads=n_heads, mask=mask, norm=norm,
+                                          activation=activation, bias=bias)
         blocks.append(block)
     h, final_norm = _norm_forward(x, params, "final_norm")              # (B, T, D)
     w_out = params["embed"] if tied else params["out.w"]
@@ -293,7 +308,7 @@ def decoder_only_backward(dlogits, cache):
     dh, dembed = _output_backward(dlogits, cache, grads)
     dx = _norm_backward(dh, cache.final_norm, "final_norm", grads)     # (B, T, D)
     for i in reversed(range(len(cache.blocks))):
-        dx, dblock = encoder_block_backward(dx, cache.blocks[i])
+        dx, dblock = _encoder_block_backward(dx, cache.blocks[i])
         grads.update(with_prefix(f"block.{i}", dblock))
     grads["embed"] = _embed_backward(dx, cache.tokens) + dembed
     return grads
