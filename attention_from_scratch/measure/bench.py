@@ -252,14 +252,13 @@ def _flash_jobs(size, rng, *, repeats, torch, agreement):
                      for _ in range(4))
     forward = b * n_heads * attention_matmul_flops(t, t, d // n_heads, d // n_heads)   # dense
     both = (forward, 3 * forward)
-    mask = causal_mask(t)
-    jobs = [
+    jobs = [   # flash: causal by index, no (T, S) mask; dense: the mask, as the only way
         _Job("core flash", "causal", *_pair(core.flash_attention.flash_attention_forward,
                                             core.flash_attention.flash_attention_backward,
-                                            q, k, v, mask=mask), both, repeats),
+                                            q, k, v, causal=True), both, repeats),
         _Job("core attention", "causal", *_pair(core.attention.attention_forward,
                                                 core.attention.attention_backward,
-                                                q, k, v, mask=mask), both, repeats),
+                                                q, k, v, mask=causal_mask(t)), both, repeats),
     ]
     if torch is not None:
         torch_forward, torch_backward = _torch_sdpa(torch, q, k, v)
