@@ -153,10 +153,13 @@ class _Job(NamedTuple):
 
 
 def _import_torch():
+    """PyTorch, given as many threads as ``core`` has workers (the command
+    line's one-thread setting for BLAS would otherwise hold it to one)."""
     try:
         import torch
     except ImportError:
         return None
+    torch.set_num_threads(parallel.get_workers())
     return torch
 
 
