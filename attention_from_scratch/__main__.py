@@ -39,7 +39,7 @@ def main(argv=None):
     bench = commands.add_parser(
         "bench",
         help="time core attention against steps, np.matmul and, if installed, PyTorch "
-             "(~30 s)",
+             "(~35 s)",
         description="Time core multi-head self-attention, forward and forward+backward, "
                     "float32 and float64, without and with a causal mask, at (B, T, D, H) "
                     "= (8, 128, 256, 8) and (4, 512, 512, 8), and causal at (1, 2048, 512, "
@@ -52,8 +52,8 @@ def main(argv=None):
                     "table, and the time ratios to PyTorch against their targets. Close "
                     "other work first: the times are wall-clock.",
     )
-    bench.add_argument("--repeats", type=int, default=4,
-                       help="timed runs per core measurement (default: 4)")
+    bench.add_argument("--repeats", type=int, default=6,
+                       help="timed runs per measurement but steps' (default: 6)")
     bench.add_argument("--steps-repeats", type=int, default=2,
                        help="timed runs per steps measurement (default: 2)")
     from attention_from_scratch.training.cli import add_experiment_command, add_train_command

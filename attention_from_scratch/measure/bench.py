@@ -301,7 +301,7 @@ def _measure(jobs, dout):
     return times
 
 
-def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, long=LONG, repeats=4,
+def run(sizes=SIZES, steps_sizes=STEPS_SIZES, dtypes=DTYPES, *, long=LONG, repeats=6,
         steps_repeats=2, matmul_size=2048, seed=0, use_torch=True, out=None):
     """Measure everything; return a :class:`BenchResult`.
 
@@ -444,9 +444,9 @@ def format_result(result):
     return "\n".join(lines)
 
 
-def main(*, repeats=4, steps_repeats=2, out=sys.stdout):
+def main(*, repeats=6, steps_repeats=2, out=sys.stdout):
     """Run the benchmark, print the table; return the exit status (0)."""
-    print("Measuring (about 30 s on two idle cores) ...", file=out, flush=True)
+    print("Measuring (about 35 s on two idle cores) ...", file=out, flush=True)
     result = run(repeats=repeats, steps_repeats=steps_repeats, out=out)
     print(format_result(result), file=out, flush=True)
     return 0
