@@ -156,7 +156,7 @@ def _crash_hint(attempt, reference, probes, mistakes, rtol, atol):
 
 
 def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
-                   rtol=1e-6, atol=1e-9):
+                   rtol=1e-6, atol=1e-9, output_names=None):
     """Check ``attempt`` against ``reference`` on every case.
 
     Parameters
@@ -181,6 +181,9 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
         coincide, and a probe with such sizes names them.
     rtol, atol : float
         Tolerances of the comparison.
+    output_names : sequence of str, optional
+        What the learner calls each output (e.g. ``("new_max", "new_sum")``),
+        used in the messages instead of its number alone.
 
     Raises
     ------
@@ -246,13 +249,14 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
         if len(got) != len(expected):
             raise ExerciseError(name, f"expected {len(expected)} array(s), got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            output = f"output {i}" if output_names is None else f"{output_names[i]} (output {i})"
             if g.shape != e.shape:
                 raise ExerciseError(
-                    name, f"output {i} has shape {g.shape}, expected {e.shape} "
+                    name, f"{output} has shape {g.shape}, expected {e.shape} "
                     f"(case {number}, {case}); check which axis you sum over or transpose")
             if np.isnan(g.astype(float)).any():
                 raise ExerciseError(
-                    name, f"output {i} holds NaN on case {number} ({case}); look for "
+                    name, f"{output} holds NaN on case {number} ({case}); look for "
                     "0/0, inf - inf or exp(-inf - (-inf))")
             if not np.allclose(g, e, rtol=rtol, atol=atol):
                 with np.errstate(invalid="ignore"):             # inf - inf where both agree
@@ -260,7 +264,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                 err = np.where(g == e, 0.0, err)
                 where = np.unravel_index(np.argmax(err), err.shape)
                 raise ExerciseError(
-                    name, f"output {i} is wrong on case {number} ({case}): "
+                    name, f"{output} is wrong on case {number} ({case}): "
                     f"largest error {err.max():.3g} at index "
                     f"{tuple(int(j) for j in where)}")
     print(f"✓ {name}: correct on {len(cases)} hidden cases")

@@ -176,6 +176,7 @@ def check_online_softmax_update(attempt):
             (_update_max_not_returned, "return the updated maximum: new_sum is relative to "
                                        "new_max, and the next block needs the two together"),
         ],
+        output_names=("new_max", "new_sum"),
     )
 
 
@@ -345,8 +346,10 @@ def _linear_cost(name, attempt):
         if peak >= t * s:
             raise ExerciseError(
                 name, f"right on the small cases, but at T = {t}, S = {s} your function held "
-                f"{peak / 2**20:.0f} MiB at its peak, as much as a (T, S) array: multiply "
-                "phi(K)^T V first, an (M, Dv) matrix, and never form phi(Q) phi(K)^T")
+                f"{peak / 2**20:.0f} MiB at its peak, at least what a (T, S) array of "
+                f"booleans takes ({t * s / 2**20:.0f} MiB) and far more than the linear way "
+                "needs: multiply phi(K)^T V first, an (M, Dv) matrix, and never form "
+                "phi(Q) phi(K)^T")
         ratio = _grows_quadratically(attempt, q_feat, k_feat, v)
         if ratio is not None:
             small, large = _GROWTH_SIZES
