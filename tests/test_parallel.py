@@ -1,5 +1,6 @@
 """The worker threads that ``core`` hands independent chunks to."""
 
+import os
 import threading
 
 import pytest
@@ -47,3 +48,17 @@ def test_set_workers_returns_the_previous_number(two_workers):
 def test_set_workers_refuses_what_is_not_a_positive_int(bad):
     with pytest.raises(ValueError, match="positive int"):
         set_workers(bad)
+
+
+def test_one_worker_per_core_only_when_blas_is_pinned_to_one_thread():
+    from attention_from_scratch.common.parallel import default_workers
+    cores = os.cpu_count() or 1
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert default_workers({name: "1"}) == cores
+    assert default_workers({}) == 1                              # BLAS threads by itself
+    assert default_workers({"OPENBLAS_NUM_THREADS": "2"}) == 1
+
+
+def test_the_default_follows_the_environment_numpy_was_started_with():
+    from attention_from_scratch.common.parallel import default_workers
+    assert get_workers() == default_workers(os.environ)          # conftest.py pins BLAS

@@ -14,8 +14,11 @@ chunks in order, in the calling thread.
 
 Pair the workers with one BLAS thread each (``OPENBLAS_NUM_THREADS=1``
 before NumPy is imported, as the command line, the tests and the
-chapters' timing cells do): two libraries each starting a thread per core
-would oversubscribe the CPUs.
+chapters do): two libraries each starting a thread per core would
+oversubscribe the CPUs, and measured slower than either alone. So the
+default is one worker per core only when the environment pins BLAS to one
+thread, and one worker otherwise (BLAS then threads its own products);
+:func:`set_workers` overrides it.
 """
 
 import os
@@ -25,7 +28,24 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 _PREFIX = "attention-chunk"
-_state = {"workers": os.cpu_count() or 1, "pool": None}
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_workers(environ=os.environ):
+    """One worker per CPU core if ``environ`` pins BLAS to one thread, else 1.
+
+    Examples
+    --------
+    >>> default_workers({"OPENBLAS_NUM_THREADS": "1"}) == (os.cpu_count() or 1)
+    True
+    >>> default_workers({})
+    1
+    """
+    pinned = any(environ.get(name) == "1" for name in _BLAS_THREADS)
+    return (os.cpu_count() or 1) if pinned else 1
+
+
+_state = {"workers": default_workers(), "pool": None}
 
 
 def get_workers():
