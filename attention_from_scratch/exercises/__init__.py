@@ -213,7 +213,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                         f"({case}): {error}")
             where = _where_in_your_code(error)
             if where:
-                hint = f"{hint}{'' if hint.endswith(('.', ')')) else '.'} {where}"
+                hint = f"{hint}{'' if hint.endswith('.') else '.'} {where}"
             raise ExerciseError(name, hint) from None
         if result is None:
             raise ExerciseError(name, "your function returned None; did you forget `return`?")
