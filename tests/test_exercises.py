@@ -160,3 +160,30 @@ def test_a_probe_names_a_mistake_that_only_runs_when_sizes_coincide():
     with pytest.raises(AssertionError, match="^bias: add its mean$"):
         check_exercise("bias", add_all, add_mean, cases, mistakes=[(add_all, "add its mean")],
                        probes=[(np.ones((2, 4)), np.arange(4.0))])
+
+
+def test_a_dict_where_a_tuple_belongs_is_named():
+    def reference(x):
+        return x, 2 * x
+
+    def as_dict(x):
+        return {"a": x, "b": 2 * x}
+
+    with pytest.raises(AssertionError, match="returned a dict; return the 2 arrays as a tuple"):
+        check_exercise("Exercise X", as_dict, reference, [(np.arange(3.0),)])
+
+
+@pytest.mark.parametrize("dtype, hint", [
+    (int, "is an array of int(32|64), so its fractions are cut"),
+    (np.float32, "is float32, whose round-off"),
+])
+def test_an_integer_or_float32_answer_gets_a_dtype_hint(dtype, hint):
+    def reference(x):
+        return np.sin(x)
+
+    def in_dtype(x):
+        return np.sin(x).astype(dtype)
+
+    with pytest.raises(AssertionError, match=hint):
+        check_exercise("Exercise X", in_dtype, reference, [(np.linspace(0.1, 3.0, 7),)],
+                       rtol=1e-10, atol=1e-12)

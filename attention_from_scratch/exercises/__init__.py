@@ -21,6 +21,7 @@ import numbers
 import textwrap
 import traceback
 import types
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -217,7 +218,8 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
             raise ExerciseError(name, hint) from None
         if result is None:
             raise ExerciseError(name, "your function returned None; did you forget `return`?")
-        expected = flat_arrays(reference(*copy.deepcopy(args)))
+        wanted = reference(*copy.deepcopy(args))
+        expected = flat_arrays(wanted)
         reference_is_one_array = len(expected) == 1
         if reference_is_one_array and isinstance(result, tuple) and any(
                 hasattr(part, "_fields") for part in result):          # a cache
@@ -225,6 +227,10 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                 name, f"your function returned {_describe_value(result)}, where one array "
                 "belongs. If it comes from a forward function, that is the pair "
                 "(out, cache): write `out, _ = ...` and return out")
+        if isinstance(result, Mapping) and isinstance(wanted, tuple):
+            raise ExerciseError(
+                name, f"your function returned a dict; return the {len(expected)} arrays as a "
+                "tuple, in the order the exercise lists them")
         try:
             got = flat_arrays(result)
         except Exception:            # noqa: BLE001 - NumPy cannot make arrays of it
@@ -259,6 +265,14 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                     name, f"{output} holds NaN on case {number} ({case}); look for "
                     "0/0, inf - inf or exp(-inf - (-inf))")
             if not np.allclose(g, e, rtol=rtol, atol=atol):
+                if e.dtype.kind == "f" and g.dtype.kind in "biu":
+                    raise ExerciseError(
+                        name, f"{output} is an array of {g.dtype}, so its fractions are cut "
+                        "off: build it as float64 (np.zeros(..., dtype=float), not dtype=int)")
+                if e.dtype == np.float64 and g.dtype == np.float32:
+                    raise ExerciseError(
+                        name, f"{output} is float32, whose round-off is above this check's "
+                        "tolerance: compute in float64")
                 with np.errstate(invalid="ignore"):             # inf - inf where both agree
                     err = np.abs(g.astype(float) - e.astype(float))   # booleans too
                 err = np.where(g == e, 0.0, err)
