@@ -12,6 +12,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # This must happen before anything imports NumPy.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# And one thread for core's chunks of work: the test processes already use every core, and
+# the timing checks of the exercises suffered when threads outnumbered cores. The tests of
+# the threads themselves ask for two workers (common.parallel.set_workers).
+os.environ.setdefault("ATTENTION_FROM_SCRATCH_WORKERS", "1")
 
 
 def pytest_configure(config):

@@ -62,3 +62,10 @@ def test_one_worker_per_core_only_when_blas_is_pinned_to_one_thread():
 def test_the_default_follows_the_environment_numpy_was_started_with():
     from attention_from_scratch.common.parallel import default_workers
     assert get_workers() == default_workers(os.environ)          # conftest.py pins BLAS
+
+
+@pytest.mark.parametrize("chosen", ["0", "-1", "two", ""])
+def test_a_bad_worker_count_in_the_environment_is_refused(chosen):
+    from attention_from_scratch.common.parallel import default_workers
+    with pytest.raises(ValueError, match="ATTENTION_FROM_SCRATCH_WORKERS must be a positive"):
+        default_workers({"ATTENTION_FROM_SCRATCH_WORKERS": chosen})

@@ -17,8 +17,10 @@ before NumPy is imported, as the command line, the tests and the
 chapters do): two libraries each starting a thread per core would
 oversubscribe the CPUs, and measured slower than either alone. So the
 default is one worker per core only when the environment pins BLAS to one
-thread, and one worker otherwise (BLAS then threads its own products);
-:func:`set_workers` overrides it.
+thread, and one worker otherwise (BLAS then threads its own products).
+``ATTENTION_FROM_SCRATCH_WORKERS=n`` in the environment, or
+:func:`set_workers`, overrides it (the test suite runs its processes with
+one worker, and tests the threads where it says so).
 """
 
 import os
@@ -32,7 +34,8 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def default_workers(environ=os.environ):
-    """One worker per CPU core if ``environ`` pins BLAS to one thread, else 1.
+    """One worker per CPU core if ``environ`` pins BLAS to one thread, else
+    1; ``ATTENTION_FROM_SCRATCH_WORKERS``, if set, decides.
 
     Examples
     --------
@@ -40,7 +43,15 @@ def default_workers(environ=os.environ):
     True
     >>> default_workers({})
     1
+    >>> default_workers({"OPENBLAS_NUM_THREADS": "1", "ATTENTION_FROM_SCRATCH_WORKERS": "3"})
+    3
     """
+    if "ATTENTION_FROM_SCRATCH_WORKERS" in environ:
+        chosen = environ["ATTENTION_FROM_SCRATCH_WORKERS"]
+        if not chosen.isdigit() or int(chosen) < 1:
+            raise ValueError("ATTENTION_FROM_SCRATCH_WORKERS must be a positive integer, "
+                             f"got {chosen!r}")
+        return int(chosen)
     pinned = any(environ.get(name) == "1" for name in _BLAS_THREADS)
     return (os.cpu_count() or 1) if pinned else 1
 
