@@ -32,6 +32,7 @@ import numpy as np
 
 from attention_from_scratch.common.parallel import matmul, run_chunks
 from attention_from_scratch.common.params import ATTENTION_LAYOUTS
+from attention_from_scratch.common.tiles import tiles
 from attention_from_scratch.common.validate import (
     check_array,
     check_gradient,
@@ -204,24 +205,23 @@ def _tiles(mask, t, s):
     that some query may not see (None when all may): only there is the
     mask applied.
     """
-    block = max(16, TILE_SIZE // s)                                 # Tb
-    blocks = [slice(start, min(start + block, t)) for start in range(0, t, block)]
+    blocks = tiles(t, max(16, TILE_SIZE // s))                      # Tb queries each
     if mask is None:
         return [(rows, slice(0, s), None) for rows in blocks]
     lead = mask.reshape(-1, *mask.shape[-2:])                       # (N, T or 1, S or 1)
     seen_by_any = np.broadcast_to(lead.any(axis=0), (t, s))         # (T, S)
     seen_by_all = np.broadcast_to(lead.all(axis=0), (t, s))         # (T, S)
-    tiles = []
+    plan = []
     for rows in blocks:
         seen = np.flatnonzero(seen_by_any[rows].any(axis=0))        # keys some query sees
         if seen.size == 0:
-            tiles.append((rows, None, None))
+            plan.append((rows, None, None))
             continue
         cols = slice(seen[0], seen[-1] + 1)
         hidden = np.flatnonzero(~seen_by_all[rows, cols].all(axis=0))   # keys some can't
         partly = slice(hidden[0], hidden[-1] + 1) if hidden.size else None
-        tiles.append((rows, cols, partly))
-    return tiles
+        plan.append((rows, cols, partly))
+    return plan
 
 
 def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
@@ -242,7 +242,7 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
         mask = np.broadcast_to(mask, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
     if bias is not None:
         bias = np.broadcast_to(bias, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
-    tiles = _tiles(mask, t, s)
+    plan = _tiles(mask, t, s)                                       # (rows, cols, partly)
     # zeros: the tiles never computed are masked weights; their pages are not even touched
     exp_scores = np.zeros((n, n_heads, t, s), dtype=q.dtype)        # (N, H, T, S)
     total = np.ones((n, n_heads, t, 1), dtype=q.dtype)              # (N, H, T, 1)
@@ -250,7 +250,7 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     heads = np.swapaxes(concat, 1, 2)                               # (N, H, T, Dh) view
 
     def attend(chunk):                                              # (sequences, head)
-        for rows, cols, partly in tiles:
+        for rows, cols, partly in plan:
             if cols is None:
                 continue                          # nothing to attend to: zeros, total 1
             tile = chunk + (rows, cols)
@@ -270,7 +270,7 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     out += b_o
     return (out.reshape(*lead, t, n_heads * d_head), exp_scores.reshape(*lead, n_heads, t, s),
             total.reshape(*lead, n_heads, t, 1), concat.reshape(*lead, t, n_heads, d_head),
-            tiles)
+            plan)
 
 
 def _attention_backward(dheads, cache):
