@@ -151,6 +151,10 @@ def test_bad_inputs_rejected(impl, rng):
     with pytest.raises(ValueError, match=r"the sub-layer's output must have shape "
                                          r"\(\.\.\., T, D\) = \(2, 3, 4\), got shape \(2, 3, 5\)"):
         forward(u, np.ones(4), np.zeros(4), sublayer=lambda v: (np.ones((2, 3, 5)), None))
+    # a forward's output without its cache: not unpacked into two rows of it
+    with pytest.raises(TypeError, match=r"sublayer must return a pair \(out, cache\), as a "
+                                        r"forward does, got ndarray of shape \(2, 3, 4\)"):
+        forward(u, np.ones(4), np.zeros(4), sublayer=lambda v: 2 * v)
     with pytest.raises(ValueError, match=r"gamma must have shape \(D,\) = \(4,\)"):
         forward(u, np.ones(3), np.zeros(4), sublayer=identity)
     with pytest.raises(TypeError, match="u must be a real numeric array"):

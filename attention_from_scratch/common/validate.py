@@ -363,7 +363,12 @@ def check_residual_inputs(u, gamma, beta, norm, sublayer, *, dtype):
     check_norm(norm)
 
     def shape_checked(v):
-        s, cache = sublayer(v)
+        result = sublayer(v)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError("sublayer must return a pair (out, cache), as a forward does, "
+                            f"got {type(result).__name__}"
+                            + (f" of shape {result.shape}" if hasattr(result, "shape") else ""))
+        s, cache = result
         check_same_shape("the sub-layer's output", s, v.shape, "(..., T, D)")
         return s, cache
 
