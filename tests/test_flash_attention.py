@@ -78,15 +78,11 @@ def test_finite_differences_with_mask(impl, rng):
                              rng=rng)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("block_size", [2, 3])
-def test_steps_equals_core(rng, shape, block_size):
-    q, k, v = make_qkv(rng, *shape)
-    mask = random_mask(rng, shape[0], shape[1], shape[2])
-    out_s, cache_s = steps.flash_attention.flash_attention_forward(
-        q, k, v, mask=mask, block_size=block_size)
-    out_c, cache_c = core.flash_attention.flash_attention_forward(
-        q, k, v, mask=mask, block_size=block_size)
+def assert_steps_equals_core(rng, q, k, v, **kwargs):
+    """Both mirrors' flash attention, forward (output and log-sum-exp) and
+    backward with a random ``dout``, agree to round-off."""
+    out_s, cache_s = steps.flash_attention.flash_attention_forward(q, k, v, **kwargs)
+    out_c, cache_c = core.flash_attention.flash_attention_forward(q, k, v, **kwargs)
     np.testing.assert_allclose(out_s, out_c, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(cache_s.lse, cache_c.lse, rtol=1e-12, atol=1e-14)
     dout = rng.normal(size=out_s.shape)
@@ -94,6 +90,14 @@ def test_steps_equals_core(rng, shape, block_size):
                         core.flash_attention.flash_attention_backward(dout, cache_c),
                         strict=True):
         np.testing.assert_allclose(g_s, g_c, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("block_size", [2, 3])
+def test_steps_equals_core(rng, shape, block_size):
+    q, k, v = make_qkv(rng, *shape)
+    mask = random_mask(rng, shape[0], shape[1], shape[2])
+    assert_steps_equals_core(rng, q, k, v, mask=mask, block_size=block_size)
 
 
 def test_lse_is_the_log_sum_exp_of_the_scores(impl, rng):
@@ -249,17 +253,7 @@ def test_options_steps_equals_core(rng, shape, option):
     lead, t, s = shape[:3]
     q, k, v = make_qkv(rng, *shape)
     kwargs, _ = option_inputs(rng, option, lead, t, s)
-    out_s, cache_s = steps.flash_attention.flash_attention_forward(q, k, v, **kwargs,
-                                                                   block_size=3)
-    out_c, cache_c = core.flash_attention.flash_attention_forward(q, k, v, **kwargs,
-                                                                  block_size=3)
-    np.testing.assert_allclose(out_s, out_c, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(cache_s.lse, cache_c.lse, rtol=1e-12, atol=1e-14)
-    dout = rng.normal(size=out_s.shape)
-    for g_s, g_c in zip(steps.flash_attention.flash_attention_backward(dout, cache_s),
-                        core.flash_attention.flash_attention_backward(dout, cache_c),
-                        strict=True):
-        np.testing.assert_allclose(g_s, g_c, rtol=1e-10, atol=1e-13)
+    assert_steps_equals_core(rng, q, k, v, **kwargs, block_size=3)
 
 
 @pytest.mark.parametrize("shape", OPTION_SHAPES[:3])
