@@ -3,6 +3,7 @@
 import os
 import threading
 
+import numpy as np
 import pytest
 
 from attention_from_scratch.common.parallel import get_workers, run_chunks, set_workers
@@ -69,3 +70,12 @@ def test_a_bad_worker_count_in_the_environment_is_refused(chosen):
     from attention_from_scratch.common.parallel import default_workers
     with pytest.raises(ValueError, match="ATTENTION_FROM_SCRATCH_WORKERS must be a positive"):
         default_workers({"ATTENTION_FROM_SCRATCH_WORKERS": chosen})
+
+
+@pytest.mark.parametrize("m, k, n", [(7, 3, 4), (3, 5, 9), (1, 2, 1)])   # rows, columns, one
+def test_matmul_split_over_the_workers_equals_one_product(two_workers, m, k, n):
+    from attention_from_scratch.common.parallel import matmul
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+    np.testing.assert_allclose(matmul(a, b), a @ b, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(matmul(b.T, a.T), (a @ b).T, rtol=1e-14, atol=1e-14)  # views
