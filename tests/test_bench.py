@@ -115,13 +115,24 @@ def test_disagreeing_matmul_rates_are_flagged(result):
 
 
 def test_matmuls_only_computes_the_same_products(rng):
-    # not the attention (no softmax), but the same shapes as core's forward and backward
+    # not the attention (no softmax, no biases): ((q k^T) v) W_O and its true gradient
     x = rng.normal(size=(2, 5, 6))
     params = init_multi_head_params(6, rng=rng)
     out, cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
-    assert out.shape == (10, 6)
-    dx, (dw_q, dw_kv) = bench.core_matmuls_only_backward(rng.normal(size=(2, 5, 6)), cache)
+
+    def products(x):
+        q, k, v = ((x @ params[w]).reshape(2, 5, 3, 2).swapaxes(1, 2)   # (B, H, T, Dh)
+                   for w in ("w_q", "w_k", "w_v"))
+        return ((q @ k.swapaxes(-1, -2)) @ v).swapaxes(1, 2).reshape(10, 6) @ params["w_o"]
+
+    np.testing.assert_allclose(out, products(x), rtol=1e-12)
+    dout = rng.normal(size=(2, 5, 6))
+    dx, (dw_q, dw_kv) = bench.core_matmuls_only_backward(dout, cache)
     assert dx.shape == (10, 6) and dw_q.shape == (6, 6) and dw_kv.shape == (6, 12)
+    direction, eps = rng.normal(size=x.shape), 1e-6                   # a central difference
+    slope = np.sum(dout.reshape(10, 6) * (products(x + eps * direction)
+                                           - products(x - eps * direction))) / (2 * eps)
+    assert np.isclose(np.sum(dx * direction.reshape(10, 6)), slope, rtol=1e-6)
 
 
 def test_cli_help_and_progress():

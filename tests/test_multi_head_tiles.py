@@ -131,6 +131,40 @@ def test_no_mask_is_one_tile_of_all_keys_per_block(small_tiles):
     assert all((c.start, c.stop, p) == (0, S, None) for _, c, p in tiles)
 
 
+def test_the_backward_strips_of_a_causal_mask_start_at_their_first_key(small_tiles):
+    strips = core.multi_head._strips(causal_mask(T), T, T)
+    assert [(c.start, c.stop) for _, c, _ in strips] == [(0, 16), (16, 32), (32, T)]
+    for rows, cols, partly in strips:
+        assert (rows.start, rows.stop) == (cols.start, T)        # the queries that see them
+        _, hidden, every = partly                                # (..., rows, all keys)
+        assert every == slice(None)
+        # only the queries of the diagonal block miss some of the block's keys
+        assert (rows.start + hidden.start, rows.start + hidden.stop) == (cols.start,
+                                                                         cols.stop - 1)
+
+
+def test_a_strip_of_keys_no_query_sees_is_skipped(small_tiles):
+    mask = padding_mask(np.array([9, 20]), T)[:, None]           # (B, 1, 1, S)
+    strips = core.multi_head._strips(mask, T, T)
+    assert [rows for rows, _, _ in strips][2] is None            # keys 32..: padding for all
+    rows, _, (_, hidden, _) = strips[1]                          # keys 16..31
+    assert (rows.start, rows.stop) == (0, T)                     # sequence 1 sees 16..19
+    assert (hidden.start, hidden.stop) == (0, T)                 # sequence 0 none of them
+
+
+def test_the_cache_keeps_no_array_of_t_by_s(small_tiles):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(B, T, D))
+    params = init_multi_head_params(D, rng=rng)
+    _, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                 mask=causal_mask(T))
+    kept = [value for value in cache if isinstance(value, np.ndarray) and value.ndim > 1]
+    assert kept and all(value.shape[-2:] != (T, T) for value in kept
+                        if value is not cache.mask)              # the mask: the caller's own
+    assert cache.row_max.shape == cache.total.shape == (B, H, T, 1)
+    assert cache.weights.shape == (B, H, T, T)                   # recomputed on demand
+
+
 def test_several_leading_axes_and_few_chunks_equal_steps(workers):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 3, 6, D))                            # (B1, B2, T, D): T S small,

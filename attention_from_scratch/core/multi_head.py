@@ -11,16 +11,20 @@ Every head at once, no loop over heads:
   measure no faster: ``python -m attention_from_scratch bench``);
 - each head of each sequence is an independent chunk of work, and the
   chunks run on every CPU core (``common.parallel``: NumPy releases
-  Python's lock while it computes). A head is computed a tile of queries
-  at a time, ``(Tb, S)`` scores small enough to stay in the CPU's cache,
-  where the mask and the softmax work in place;
+  Python's lock while it computes). The forward computes a head a tile of
+  queries at a time, ``(Tb, S)`` scores small enough to stay in the CPU's
+  cache, where the mask and the softmax work in place;
 - a tile computes only the keys its queries may see: under a causal mask
   most of the upper triangle is never computed nor exponentiated, and the
   mask itself is applied only to the keys that some query of the tile
   cannot see (the diagonal block). The same result as the dense path;
 - the head outputs go straight into the merged ``(..., T, H, Dh)``
   layout, and the softmax's division is done on the ``(T, Dh)`` outputs
-  instead of the ``(T, S)`` weights.
+  instead of the ``(T, S)`` weights;
+- the forward keeps no ``(T, S)`` array: only each row's max and sum.
+  The backward recomputes the exponentiated scores a block of keys at a
+  time, with every query that sees them (``(T, Sb)`` strips), so that the
+  block's ``dk`` and ``dv`` are each one product over all its queries.
 
 Same contract as ``steps.multi_head``; computes in the dtype of ``x_q``
 (float32 stays float32).
@@ -40,7 +44,7 @@ from attention_from_scratch.common.validate import (
     check_self_attention_gradient,
     check_split_heads_inputs,
 )
-from attention_from_scratch.core.softmax import masked_softmax_in_place
+from attention_from_scratch.core.softmax import stable_row_max
 
 
 def split_heads(x, *, n_heads):
@@ -160,8 +164,10 @@ def _projection_backward(dy, x, w):
 
 
 class MultiHeadAttentionCache(NamedTuple):
-    """What the backward reads: memory for time, it keeps ``exp_scores``,
-    ``H T S`` numbers per sequence, rather than recompute them."""
+    """What the backward reads. Not the ``H T S`` exponentiated scores of a
+    sequence: only their row max and row sum, ``H T`` numbers each, from
+    which the backward recomputes them a tile at a time (time for memory,
+    and measured faster: ``python -m attention_from_scratch bench``)."""
 
     x_q: np.ndarray          # (..., T, D), for dw_q
     x_kv: np.ndarray         # (..., S, D), for dw_k, dw_v; x_q itself if self
@@ -170,17 +176,27 @@ class MultiHeadAttentionCache(NamedTuple):
     q: np.ndarray            # (..., H, T, Dh) views of the projections; q scaled
     k: np.ndarray            # (..., H, S, Dh)
     v: np.ndarray            # (..., H, S, Dh)
-    exp_scores: np.ndarray   # (..., H, T, S): exp(scores - row max), 0 where skipped
-    total: np.ndarray        # (..., H, T, 1): row sums of exp_scores, 1 if 0
+    mask: object             # as checked, broadcastable to (..., H, T, S), or None
+    bias: object             # the same, or None
+    row_max: np.ndarray      # (..., H, T, 1): the scores' row max, 0 if nothing to see
+    total: np.ndarray        # (..., H, T, 1): row sums of exp(scores - row_max), 1 if 0
     concat: np.ndarray       # (..., T, H, Dh): the merged head outputs
-    tiles: list              # (rows, cols) per query block: the keys computed
     w_o: np.ndarray          # (D, D)
     scale: float             # 1 / sqrt(Dh), folded into w_q
 
     @property
     def weights(self):
-        """The attention weights of every head, ``(..., H, T, S)``."""
-        return self.exp_scores / self.total
+        """The attention weights of every head, ``(..., H, T, S)``,
+        recomputed in one pass from ``q``, ``k`` and the kept row max and sum."""
+        scores = self.q @ np.swapaxes(self.k, -1, -2)                  # (..., H, T, S)
+        if self.bias is not None:
+            scores += self.bias
+        if self.mask is not None:
+            scores[~np.broadcast_to(self.mask, scores.shape)] = -np.inf
+        scores -= self.row_max
+        np.exp(scores, out=scores)
+        scores /= self.total
+        return scores
 
 
 TILE_SIZE = 2 ** 18   # scores per tile: 1 MiB of float32 stays in the CPU's cache
@@ -196,7 +212,8 @@ def _chunks(n, n_heads, t, s):
 
 
 def _tiles(mask, t, s):
-    """``(rows, cols, partly)`` per block of ``TILE_SIZE // S`` queries.
+    """The forward's plan: ``(rows, cols, partly)`` per block of
+    ``TILE_SIZE // S`` queries.
 
     ``cols`` slices the keys that any query of the block may see, in any
     sequence or head (None when none may): the keys outside are never
@@ -205,46 +222,99 @@ def _tiles(mask, t, s):
     that some query may not see (None when all may): only there is the
     mask applied.
     """
-    blocks = tiles(t, max(16, TILE_SIZE // s))                      # Tb queries each
+    return _plan(mask, t, s, axis=0)
+
+
+def _strips(mask, t, s):
+    """The backward's plan: ``(rows, cols, partly)`` per block of
+    ``TILE_SIZE // T`` keys.
+
+    ``_tiles`` with queries and keys swapped: ``rows`` slices the queries
+    that see some key of the block ``cols`` (None when none do), and
+    ``partly`` indexes, within the ``(rows, cols)`` tile, the queries that
+    do not see them all.
+    """
+    return [(rows, cols, None if partly is None else (..., partly, slice(None)))
+            for cols, rows, partly in _plan(mask, t, s, axis=1)]
+
+
+def _plan(mask, t, s, axis):
+    """``(block, span, partly)`` per block of the ``(T, S)`` grid along
+    ``axis`` (0: queries, 1: keys): ``span`` slices the other axis where
+    some entry of the block is visible, ``partly`` slices, within ``span``,
+    where some is not."""
+    length, across = (t, s) if axis == 0 else (s, t)
+    blocks = tiles(length, max(16, TILE_SIZE // across))
     if mask is None:
-        return [(rows, slice(0, s), None) for rows in blocks]
+        return [(block, slice(0, across), None) for block in blocks]
     lead = mask.reshape(-1, *mask.shape[-2:])                       # (N, T or 1, S or 1)
-    seen_by_any = np.broadcast_to(lead.any(axis=0), (t, s))         # (T, S)
-    seen_by_all = np.broadcast_to(lead.all(axis=0), (t, s))         # (T, S)
+    # visible in some sequence and head, and in all of them
+    seen_by_any, seen_by_all = (lead[0], lead[0]) if len(lead) == 1 else (
+        lead.any(axis=0), lead.all(axis=0))
+    seen_by_any, seen_by_all = (np.broadcast_to(a, (t, s)) for a in (seen_by_any, seen_by_all))
     plan = []
-    for rows in blocks:
-        seen = np.flatnonzero(seen_by_any[rows].any(axis=0))        # keys some query sees
+    for block in blocks:
+        index = (block,) if axis == 0 else (slice(None), block)
+        seen = np.flatnonzero(seen_by_any[index].any(axis=axis))    # seen by some of the block
         if seen.size == 0:
-            plan.append((rows, None, None))
+            plan.append((block, None, None))
             continue
-        cols = slice(seen[0], seen[-1] + 1)
-        hidden = np.flatnonzero(~seen_by_all[rows, cols].all(axis=0))   # keys some can't
+        span = slice(seen[0], seen[-1] + 1)
+        index = (block, span) if axis == 0 else (span, block)
+        hidden = np.flatnonzero(~seen_by_all[index].all(axis=axis))  # not seen by all of it
         partly = slice(hidden[0], hidden[-1] + 1) if hidden.size else None
-        plan.append((rows, cols, partly))
+        plan.append((block, span, partly))
     return plan
+
+
+def _per_head(a, q_shape, s):
+    """A mask or bias (or None) as ``(N, H, T, S)``, the leading axes of the
+    queries ``(..., H, T, Dh)`` flattened to ``N``: a view where it can."""
+    if a is None:
+        return None
+    *lead, n_heads, t, _ = q_shape
+    return np.broadcast_to(a, (*lead, n_heads, t, s)).reshape(-1, n_heads, t, s)
+
+
+def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, row_max=None):
+    """``exp(scores - row_max)`` of one tile, ``(Nb, Tb, Sb)``: the
+    sequences and head of ``chunk``, the queries ``rows``, the keys
+    ``cols``; 0 where the mask hides a key. The mask is applied only on
+    ``partly``, the part of the tile where some query does not see some
+    key (an index into the tile, or None).
+
+    The forward finds the row max (``row_max=None``) and returns it; the
+    backward passes it back in, and so recomputes the very same numbers.
+    """
+    tile = chunk + (rows, cols)
+    scores = q[chunk][:, rows] @ np.swapaxes(k[chunk][:, cols], -1, -2)   # (Nb, Tb, Sb)
+    if bias is not None:
+        scores += bias[tile]
+    if partly is not None:
+        np.copyto(scores[partly], -np.inf, where=~mask[tile][partly])
+    if row_max is None:
+        row_max = stable_row_max(scores, -1)                               # (Nb, Tb, 1)
+    scores -= row_max
+    return np.exp(scores, out=scores), row_max
 
 
 def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     """Every head's attention, merged, then ``@ W_O + b_O``.
 
-    Returns ``out (..., T, D)`` and what the backward reads:
-    ``exp_scores``, ``total``, ``concat`` and the tiles. The bias is a
-    constant added to the (already scaled) scores: the backward never
-    reads it. The work is cut into independent chunks (``_chunks``) that
-    run on every core, each computed one tile of queries at a time
-    (``_tiles``); the leading axes are flattened to ``N`` sequences.
+    Returns ``out (..., T, D)`` and what the backward reads: the row max
+    and row sum of the exponentiated scores, and ``concat``. The
+    bias is a constant added to the (already scaled) scores. The work is
+    cut into independent chunks (``_chunks``) that run on every core, each
+    computed one tile of queries at a time (``_tiles``); the leading axes
+    are flattened to ``N`` sequences.
     """
     *lead, n_heads, t, d_head = q.shape
     s = k.shape[-2]
+    plan = _tiles(mask, t, s)                                       # (rows, cols, partly)
+    mask, bias = _per_head(mask, q.shape, s), _per_head(bias, q.shape, s)   # (N, H, T, S)
     q, k, v = (a.reshape(-1, n_heads, a.shape[-2], d_head) for a in (q, k, v))
     n = q.shape[0]
-    if mask is not None:
-        mask = np.broadcast_to(mask, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
-    if bias is not None:
-        bias = np.broadcast_to(bias, (*lead, n_heads, t, s)).reshape(n, n_heads, t, s)
-    plan = _tiles(mask, t, s)                                       # (rows, cols, partly)
-    # zeros: the tiles never computed are masked weights; their pages are not even touched
-    exp_scores = np.zeros((n, n_heads, t, s), dtype=q.dtype)        # (N, H, T, S)
+    row_max = np.zeros((n, n_heads, t, 1), dtype=q.dtype)           # (N, H, T, 1)
     total = np.ones((n, n_heads, t, 1), dtype=q.dtype)              # (N, H, T, 1)
     concat = np.zeros((n, t, n_heads, d_head), dtype=q.dtype)       # (N, T, H, Dh)
     heads = np.swapaxes(concat, 1, 2)                               # (N, H, T, Dh) view
@@ -253,24 +323,19 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
         for rows, cols, partly in plan:
             if cols is None:
                 continue                          # nothing to attend to: zeros, total 1
-            tile = chunk + (rows, cols)
-            scores = exp_scores[tile]                               # (Nb, Tb, Sb) view
-            np.matmul(q[chunk][:, rows], np.swapaxes(k[chunk][:, cols], -1, -2), out=scores)
-            if bias is not None:
-                scores += bias[tile]
-            if partly is not None:   # the mask, only on the keys that some query can't see
-                hidden = ~mask[tile][..., partly]                   # (Nb, Tb, Sp)
-                np.copyto(scores[..., partly], -np.inf, where=hidden)
-            total[chunk][:, rows] = masked_softmax_in_place(scores, normalise=False)
-            weighted = np.matmul(scores, v[chunk][:, cols], out=heads[chunk][:, rows])
-            weighted /= total[chunk][:, rows]   # divide Tb x Dh outputs, not Tb x Sb weights
+            exp_scores, row_max[chunk][:, rows] = _exp_tile(
+                q, k, mask, bias, chunk, rows, cols, None if partly is None else (..., partly))
+            row_total = exp_scores.sum(axis=-1, keepdims=True)      # (Nb, Tb, 1)
+            row_total[row_total == 0] = 1         # a row with nothing to attend to
+            total[chunk][:, rows] = row_total
+            weighted = np.matmul(exp_scores, v[chunk][:, cols], out=heads[chunk][:, rows])
+            weighted /= row_total   # divide Tb x Dh outputs, not Tb x Sb weights
 
     run_chunks(attend, _chunks(n, n_heads, t, s))
     out = matmul(concat.reshape(-1, n_heads * d_head), w_o)         # (N T, D): heads merged
     out += b_o
-    return (out.reshape(*lead, t, n_heads * d_head), exp_scores.reshape(*lead, n_heads, t, s),
-            total.reshape(*lead, n_heads, t, 1), concat.reshape(*lead, t, n_heads, d_head),
-            plan)
+    return (out.reshape(*lead, t, n_heads * d_head), row_max.reshape(*lead, n_heads, t, 1),
+            total.reshape(*lead, n_heads, t, 1), concat.reshape(*lead, t, n_heads, d_head))
 
 
 def _attention_backward(dheads, cache):
@@ -278,14 +343,19 @@ def _attention_backward(dheads, cache):
 
     Returned in the projections' layouts, ``dy_q (..., T, 1, H, Dh)``
     holding ``dq`` and ``dy_kv (..., S, 2, H, Dh)`` holding ``dk, dv``,
-    so that each projection's backward is one matmul. The chunks and tiles
-    are the forward's: a tile it skipped has zero weights and gradients.
+    so that each projection's backward is one matmul. The chunks are the
+    forward's; each is computed a block of keys at a time (``_strips``),
+    with every query that sees them, so that a block's ``dk`` and ``dv``
+    are each one product. Its exponentiated scores are recomputed with the
+    forward's row max: the very numbers the forward used.
     """
     c = cache
     *lead, n_heads, t, d_head = c.q.shape
     s = c.k.shape[-2]
-    flat = (dheads, c.q, c.k, c.v, c.exp_scores, c.total, np.swapaxes(c.concat, -2, -3))
-    dheads, q, k, v, exp_scores, total, heads = (               # leading axes as one, N
+    strips = _strips(c.mask, t, s)                                  # (rows, cols, partly)
+    mask, bias = _per_head(c.mask, c.q.shape, s), _per_head(c.bias, c.q.shape, s)
+    flat = (dheads, c.q, c.k, c.v, c.row_max, c.total, np.swapaxes(c.concat, -2, -3))
+    dheads, q, k, v, row_max, total, heads = (                  # leading axes as one, N
         a.reshape(-1, *a.shape[-3:]) for a in flat)
     n = q.shape[0]
     dy_q = np.zeros((n, t, 1, n_heads, d_head), dtype=q.dtype)     # (N, T, 1, H, Dh)
@@ -293,22 +363,26 @@ def _attention_backward(dheads, cache):
     dq, dk, dv = _heads(dy_q, 0), _heads(dy_kv, 0), _heads(dy_kv, 1)
 
     def backward(chunk):
-        for rows, cols, _ in c.tiles:
-            if cols is None:
-                continue
-            exp_tile = exp_scores[chunk + (rows, cols)]             # (Nb, Tb, Sb)
-            # forward: weighted = exp_scores @ v, total = rowsum(exp_scores),
-            # heads = weighted / total
-            dweighted = dheads[chunk][:, rows] / total[chunk][:, rows]              # (Nb, Tb, Dh)
-            dtotal = -(dweighted * heads[chunk][:, rows]).sum(axis=-1, keepdims=True)
-            dv[chunk][:, cols] += np.swapaxes(exp_tile, -1, -2) @ dweighted         # (Nb, Sb, Dh)
+        # forward: weighted = exp_scores @ v, total = rowsum(exp_scores),
+        # heads = weighted / total
+        dweighted = dheads[chunk] / total[chunk]                                    # (Nb, T, Dh)
+        dtotal = -(dweighted * heads[chunk]).sum(axis=-1, keepdims=True)            # (Nb, T, 1)
+        for rows, cols, partly in strips:
+            if rows is None:
+                continue                          # keys no query sees: dk, dv stay 0
+            exp_scores, _ = _exp_tile(q, k, mask, bias, chunk, rows, cols, partly,
+                                      row_max[chunk][:, rows])      # (Nb, Tr, Sb)
+            dweighted_rows = dweighted[:, rows]                                     # (Nb, Tr, Dh)
+            np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted_rows,
+                      out=dv[chunk][:, cols])                                       # (Nb, Sb, Dh)
             # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal
-            dexp_scores = dweighted @ np.swapaxes(v[chunk][:, cols], -1, -2)        # (Nb, Tb, Sb)
-            dexp_scores += dtotal
+            dexp_scores = dweighted_rows @ np.swapaxes(v[chunk][:, cols], -1, -2)   # (Nb, Tr, Sb)
+            dexp_scores += dtotal[:, rows]
             # exp's backward (the row max is a shift: it gets no gradient)
-            dscores = np.multiply(dexp_scores, exp_tile, out=dexp_scores)
-            np.matmul(dscores, k[chunk][:, cols], out=dq[chunk][:, rows])           # (Nb, Tb, Dh)
-            dk[chunk][:, cols] += np.swapaxes(dscores, -1, -2) @ q[chunk][:, rows]  # (Nb, Sb, Dh)
+            dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)
+            np.matmul(np.swapaxes(dscores, -1, -2), q[chunk][:, rows],
+                      out=dk[chunk][:, cols])                                       # (Nb, Sb, Dh)
+            dq[chunk][:, rows] += dscores @ k[chunk][:, cols]                       # (Nb, Tr, Dh)
 
     run_chunks(backward, _chunks(n, n_heads, t, s))
     return dy_q.reshape(*lead, *dy_q.shape[1:]), dy_kv.reshape(*lead, *dy_kv.shape[1:])
@@ -346,10 +420,11 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
     -------
     out : (..., T, D) ndarray, dtype of ``x_q``
     cache : MultiHeadAttentionCache
-        Keeps the exponentiated scores ``(..., H, T, S)``, the largest
-        array of the layer, so that the backward needs neither the thin
-        ``q k^T`` product nor the exponential again: memory for time.
-        (Chapter 6's flash attention makes the opposite choice.)
+        Keeps the row max and row sum of the exponentiated scores,
+        ``(..., H, T, 1)`` each, not the ``(..., H, T, S)`` scores: the
+        backward recomputes them a tile at a time, one more thin
+        ``q k^T`` product and exponential. Time for memory, and measured
+        faster than keeping them (Chapter 4).
 
     See Also
     --------
@@ -380,10 +455,9 @@ def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
     y_kv = _project(x_kv, w_kv, b_kv, n_heads)                    # (..., S, 2, H, Dh)
     q, k, v = _heads(y_q, 0), _heads(y_kv, 0), _heads(y_kv, 1)
-    out, exp_scores, total, concat, tiles = _attend_and_project(q, k, v, mask, bias,
-                                                                    p["w_o"], p["b_o"])
-    return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, exp_scores, total,
-                                        concat, tiles, p["w_o"], scale)
+    out, row_max, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"], p["b_o"])
+    return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, mask, bias, row_max,
+                                        total, concat, p["w_o"], scale)
 
 
 def multi_head_attention_backward(dout, cache):
@@ -454,11 +528,10 @@ def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    out, exp_scores, total, concat, tiles = _attend_and_project(q, k, v, mask, bias,
-                                                                    p["w_o"], p["b_o"])
+    out, row_max, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"], p["b_o"])
     d_model = x.shape[-1]
     return out, MultiHeadAttentionCache(x, x, w_qkv[:, :d_model], w_qkv[:, d_model:], q, k,
-                                        v, exp_scores, total, concat, tiles, p["w_o"], scale)
+                                        v, mask, bias, row_max, total, concat, p["w_o"], scale)
 
 
 def self_multi_head_attention_backward(dout, cache):

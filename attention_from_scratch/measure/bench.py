@@ -62,33 +62,43 @@ def _heads(y, part):
 
 
 def core_matmuls_only_forward(x, params, *, n_heads):
-    """The matrix products of a multi-head self-attention forward, alone,
-    each one batched call over every head (no softmax, no tiles)."""
+    """The matrix products of a multi-head self-attention forward, alone:
+    the projections, then one head at a time (as ``core``'s chunks, when a
+    head's ``T S`` scores fit one tile) ``q k^T`` and ``@ v``, batched
+    over the sequences. No mask, no softmax."""
     *lead, t, d = x.shape
     w_qkv = np.concatenate([params["w_q"], params["w_k"], params["w_v"]], axis=1)
     y = (x.reshape(-1, d) @ w_qkv).reshape(*lead, t, 3, n_heads, d // n_heads)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    exp_scores = q @ np.swapaxes(k, -1, -2)
     concat = np.empty((*lead, t, n_heads, d // n_heads), dtype=x.dtype)
-    np.matmul(exp_scores, v, out=np.swapaxes(concat, -2, -3))
+    heads = np.swapaxes(concat, -2, -3)
+    for h in range(n_heads):
+        scores = q[..., h, :, :] @ np.swapaxes(k[..., h, :, :], -1, -2)
+        np.matmul(scores, v[..., h, :, :], out=heads[..., h, :, :])
     out = concat.reshape(-1, d) @ params["w_o"]
-    return out, (x, w_qkv, q, k, v, exp_scores, concat, params["w_o"])
+    return out, (x, w_qkv, q, k, v, concat, params["w_o"])
 
 
 def core_matmuls_only_backward(dout, cache):
-    """The matrix products of its backward, alone, batched the same way."""
-    x, w_qkv, q, k, v, exp_scores, concat, w_o = cache
+    """The matrix products of its backward, alone, a head at a time the
+    same way: ``q k^T`` again included, since ``core`` recomputes the
+    scores there."""
+    x, w_qkv, q, k, v, concat, w_o = cache
     d = x.shape[-1]
     dout = dout.reshape(-1, d)
     concat.reshape(-1, d).T @ dout                                 # dw_o
     dconcat = (dout @ w_o.T).reshape(concat.shape)
-    dweighted = np.ascontiguousarray(np.swapaxes(dconcat, -2, -3))
+    dweighted = np.swapaxes(dconcat, -2, -3)
     dy_q = np.empty(x.shape[:-1] + (1,) + q.shape[-3:-2] + q.shape[-1:], dtype=x.dtype)
     dy_kv = np.empty(x.shape[:-1] + (2,) + q.shape[-3:-2] + q.shape[-1:], dtype=x.dtype)
-    np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted, out=_heads(dy_kv, 1))
-    dscores = dweighted @ np.swapaxes(v, -1, -2)
-    np.matmul(dscores, k, out=_heads(dy_q, 0))
-    np.matmul(np.swapaxes(dscores, -1, -2), q, out=_heads(dy_kv, 0))
+    dq, dk, dv = _heads(dy_q, 0), _heads(dy_kv, 0), _heads(dy_kv, 1)
+    for h in range(q.shape[-3]):
+        q_h, k_h, v_h, dw_h = (a[..., h, :, :] for a in (q, k, v, dweighted))
+        scores = q_h @ np.swapaxes(k_h, -1, -2)                    # the recomputed scores
+        np.matmul(np.swapaxes(scores, -1, -2), dw_h, out=dv[..., h, :, :])
+        dscores = dw_h @ np.swapaxes(v_h, -1, -2)
+        np.matmul(np.swapaxes(dscores, -1, -2), q_h, out=dk[..., h, :, :])
+        np.matmul(dscores, k_h, out=dq[..., h, :, :])
     x_rows, dy_q, dy_kv = x.reshape(-1, d), dy_q.reshape(-1, d), dy_kv.reshape(-1, 2 * d)
     dx = dy_q @ w_qkv[:, :d].T + dy_kv @ w_qkv[:, d:].T
     return dx, (x_rows.T @ dy_q, x_rows.T @ dy_kv)
