@@ -111,7 +111,7 @@ def test_workers_do_not_change_a_single_bit(small_tiles):
 def test_a_causal_mask_skips_the_keys_after_each_tile(small_tiles):
     tiles = core.multi_head._tiles(causal_mask(T), T, T)
     assert len(tiles) == 3                                       # 16 + 16 + 5 rows
-    for rows, cols, partly in tiles:
+    for rows, cols, (_, partly) in tiles:                        # (..., keys)
         assert (cols.start, cols.stop) == (0, rows.stop)         # nothing right of the tile
         # the mask is applied only on the tile's own diagonal block
         assert (cols.start + partly.start, cols.start + partly.stop) == (rows.start + 1,
@@ -120,7 +120,7 @@ def test_a_causal_mask_skips_the_keys_after_each_tile(small_tiles):
 
 def test_a_padding_mask_skips_keys_no_sequence_sees(small_tiles):
     mask = padding_mask(np.array([9, 20]), T)[:, None]           # (B, 1, 1, S)
-    for _, cols, partly in core.multi_head._tiles(mask, T, T):
+    for _, cols, (_, partly) in core.multi_head._tiles(mask, T, T):
         assert (cols.start, cols.stop) == (0, 20)                # keys 20.. are padding for all
         assert (partly.start, partly.stop) == (9, 20)            # seen by one sequence only
 

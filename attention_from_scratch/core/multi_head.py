@@ -27,7 +27,9 @@ Every head at once, no loop over heads:
   block's ``dk`` and ``dv`` are each one product over all its queries.
 
 Same contract as ``steps.multi_head``; computes in the dtype of ``x_q``
-(float32 stays float32).
+(float32 stays float32). Shape letters of the tiles: ``N`` sequences (the
+leading axes flattened), ``Nb`` those of one chunk, ``Tb`` the queries
+and ``Sb`` the keys of a tile, ``Tr`` the queries of a strip.
 """
 
 from typing import NamedTuple
@@ -166,8 +168,8 @@ def _projection_backward(dy, x, w):
 class MultiHeadAttentionCache(NamedTuple):
     """What the backward reads. Not the ``H T S`` exponentiated scores of a
     sequence: only their row max and row sum, ``H T`` numbers each, from
-    which the backward recomputes them a tile at a time (time for memory,
-    and measured faster: ``python -m attention_from_scratch bench``)."""
+    which the backward recomputes them a strip of keys at a time. Time for
+    memory; at long sequences also faster than keeping them (Chapter 4)."""
 
     x_q: np.ndarray          # (..., T, D), for dw_q
     x_kv: np.ndarray         # (..., S, D), for dw_k, dw_v; x_q itself if self
@@ -218,11 +220,12 @@ def _tiles(mask, t, s):
     ``cols`` slices the keys that any query of the block may see, in any
     sequence or head (None when none may): the keys outside are never
     computed, so a causal mask skips most of its upper triangle, a padding
-    mask the padded keys. ``partly`` slices, within ``cols``, the keys
-    that some query may not see (None when all may): only there is the
-    mask applied.
+    mask the padded keys. ``partly`` indexes, within the ``(rows, cols)``
+    tile, the keys that some query may not see, ``(..., keys)`` (None when
+    all may): only there is the mask applied.
     """
-    return _plan(mask, t, s, axis=0)
+    return [(rows, cols, None if partly is None else (..., partly))
+            for rows, cols, partly in _plan(mask, t, s, axis=0)]
 
 
 def _strips(mask, t, s):
@@ -232,7 +235,7 @@ def _strips(mask, t, s):
     ``_tiles`` with queries and keys swapped: ``rows`` slices the queries
     that see some key of the block ``cols`` (None when none do), and
     ``partly`` indexes, within the ``(rows, cols)`` tile, the queries that
-    do not see them all.
+    do not see them all, ``(..., queries, :)``.
     """
     return [(rows, cols, None if partly is None else (..., partly, slice(None)))
             for cols, rows, partly in _plan(mask, t, s, axis=1)]
@@ -259,17 +262,19 @@ def _plan(mask, t, s, axis):
         if seen.size == 0:
             plan.append((block, None, None))
             continue
-        span = slice(seen[0], seen[-1] + 1)
+        span = slice(int(seen[0]), int(seen[-1]) + 1)
         index = (block, span) if axis == 0 else (span, block)
         hidden = np.flatnonzero(~seen_by_all[index].all(axis=axis))  # not seen by all of it
-        partly = slice(hidden[0], hidden[-1] + 1) if hidden.size else None
+        partly = slice(int(hidden[0]), int(hidden[-1]) + 1) if hidden.size else None
         plan.append((block, span, partly))
     return plan
 
 
 def _per_head(a, q_shape, s):
     """A mask or bias (or None) as ``(N, H, T, S)``, the leading axes of the
-    queries ``(..., H, T, Dh)`` flattened to ``N``: a view where it can."""
+    queries ``(..., H, T, Dh)`` flattened to ``N``: a view, unless the
+    queries have several leading axes and ``a`` is shared along some of
+    them (NumPy then copies it)."""
     if a is None:
         return None
     *lead, n_heads, t, _ = q_shape
@@ -284,7 +289,9 @@ def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, row_max=None):
     key (an index into the tile, or None).
 
     The forward finds the row max (``row_max=None``) and returns it; the
-    backward passes it back in, and so recomputes the very same numbers.
+    backward passes it back in, and so recomputes the same numbers (to
+    round-off: BLAS may round a product cut into tiles of another shape
+    differently).
     """
     tile = chunk + (rows, cols)
     scores = q[chunk][:, rows] @ np.swapaxes(k[chunk][:, cols], -1, -2)   # (Nb, Tb, Sb)
@@ -323,8 +330,8 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
         for rows, cols, partly in plan:
             if cols is None:
                 continue                          # nothing to attend to: zeros, total 1
-            exp_scores, row_max[chunk][:, rows] = _exp_tile(
-                q, k, mask, bias, chunk, rows, cols, None if partly is None else (..., partly))
+            exp_scores, row_max[chunk][:, rows] = _exp_tile(q, k, mask, bias,
+                                                            chunk, rows, cols, partly)
             row_total = exp_scores.sum(axis=-1, keepdims=True)      # (Nb, Tb, 1)
             row_total[row_total == 0] = 1         # a row with nothing to attend to
             total[chunk][:, rows] = row_total
@@ -348,7 +355,7 @@ def _attention_backward(dheads, cache):
     with every query that sees them, so that a block's ``dk`` and ``dv``
     are each one product, and ``dq`` adds up over the strips. The
     exponentiated scores are recomputed with the forward's row max: the
-    very numbers the forward used.
+    numbers the forward used, to round-off.
     """
     c = cache
     *lead, n_heads, t, d_head = c.q.shape
@@ -425,9 +432,9 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
     cache : MultiHeadAttentionCache
         Keeps the row max and row sum of the exponentiated scores,
         ``(..., H, T, 1)`` each, not the ``(..., H, T, S)`` scores: the
-        backward recomputes them a tile at a time, one more thin
-        ``q k^T`` product and exponential. Time for memory, and measured
-        faster than keeping them (Chapter 4).
+        backward recomputes them a strip of keys at a time, one more thin
+        ``q k^T`` product and exponential. Time for memory; at long
+        sequences also faster than keeping them (Chapter 4).
 
     See Also
     --------
