@@ -346,8 +346,9 @@ def _attention_backward(dheads, cache):
     so that each projection's backward is one matmul. The chunks are the
     forward's; each is computed a block of keys at a time (``_strips``),
     with every query that sees them, so that a block's ``dk`` and ``dv``
-    are each one product. Its exponentiated scores are recomputed with the
-    forward's row max: the very numbers the forward used.
+    are each one product, and ``dq`` adds up over the strips. The
+    exponentiated scores are recomputed with the forward's row max: the
+    very numbers the forward used.
     """
     c = cache
     *lead, n_heads, t, d_head = c.q.shape
@@ -367,6 +368,7 @@ def _attention_backward(dheads, cache):
         # heads = weighted / total
         dweighted = dheads[chunk] / total[chunk]                                    # (Nb, T, Dh)
         dtotal = -(dweighted * heads[chunk]).sum(axis=-1, keepdims=True)            # (Nb, T, 1)
+        dq_chunk = np.zeros_like(dweighted)       # (Nb, T, Dh): dq adds up over the strips
         for rows, cols, partly in strips:
             if rows is None:
                 continue                          # keys no query sees: dk, dv stay 0
@@ -382,7 +384,8 @@ def _attention_backward(dheads, cache):
             dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)
             np.matmul(np.swapaxes(dscores, -1, -2), q[chunk][:, rows],
                       out=dk[chunk][:, cols])                                       # (Nb, Sb, Dh)
-            dq[chunk][:, rows] += dscores @ k[chunk][:, cols]                       # (Nb, Tr, Dh)
+            dq_chunk[:, rows] += dscores @ k[chunk][:, cols]                        # (Nb, Tr, Dh)
+        dq[chunk] = dq_chunk                      # into the projection's layout, once
 
     run_chunks(backward, _chunks(n, n_heads, t, s))
     return dy_q.reshape(*lead, *dy_q.shape[1:]), dy_kv.reshape(*lead, *dy_kv.shape[1:])
