@@ -21,6 +21,12 @@ Dv    value width of bare attention
 F     feed-forward width
 ...   any leading axes
 ====  ==========================================================
+
+Anything that attends (or runs a recurrence) needs ``T >= 1``, ``S >= 1``
+and no empty leading axis: an empty sequence is refused with a
+``ValueError`` naming the argument and its shape
+(``common.validate.check_positions``). Position-wise layers map empty
+arrays to empty arrays.
 """
 
 __version__ = "0.1.0"

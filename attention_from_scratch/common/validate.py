@@ -11,6 +11,12 @@ answer.
 which keeps the first array's float32 or float64 and converts the other
 arrays to it.
 
+Attention needs a non-empty sequence: :func:`check_positions` is the
+one rule, called by every check of an attention's (or a recurrence's)
+inputs. Position-wise layers (linear, layer norm, feed-forward,
+positional encoding, splitting heads, embedding) take empty arrays and
+return empty arrays, in both mirrors.
+
 The maths of a pair lives in a private body (``_linear_forward``) that
 checks nothing; a pair that calls another pair, after its own one check,
 calls that body, so data is checked once, at the door.
@@ -55,6 +61,33 @@ def check_ndim(name, x, min_ndim, layout):
     if x.ndim < min_ndim:
         raise ValueError(
             f"{name} must have shape {layout}, got shape {x.shape}"
+        )
+
+
+def check_positions(name, x, letter, *, axis=-2):
+    """Raise ``ValueError`` unless the sequence ``x`` has at least one
+    position along ``axis`` (``letter``: ``T``, ``S``...) and no empty
+    leading axis.
+
+    The one rule for empty sequences. Attention over zero keys has no
+    softmax to take (its weights would be a division by zero), and over
+    zero queries nothing to compute; either is almost always a bug
+    upstream (an empty batch of tokens, a slice off by one), so it is
+    refused at the door rather than answered with an empty array.
+
+    An empty leading (batch) axis is refused too: an empty batch has
+    nothing to attend with, and refusing it is one line here, where
+    returning empty outputs would need every vectorised body (whose
+    reshapes infer an axis with ``-1``, undefined when the size is 0)
+    and its backward to handle it.
+    """
+    if x.shape[axis] == 0:
+        raise ValueError(
+            f"{name} must have at least one position ({letter} >= 1), got shape {x.shape}"
+        )
+    if 0 in x.shape[:axis]:
+        raise ValueError(
+            f"{name} must have no empty leading (batch) axis, got shape {x.shape}"
         )
 
 
@@ -146,6 +179,8 @@ def check_sequence_pair(name, x, other_name, other, *, width, dtype):
     x, other = _as_float_arrays([(name, x), (other_name, other)], dtype)
     check_ndim(name, x, 2, f"(..., T, {width})")
     check_ndim(other_name, other, 2, f"(..., S, {width})")
+    check_positions(name, x, "T")
+    check_positions(other_name, other, "S")
     lead, w = x.shape[:-2], x.shape[-1]
     if other.shape[:-2] != lead or other.shape[-1] != w:
         raise ValueError(
@@ -163,6 +198,9 @@ def check_softmax_inputs(x, axis, *, dtype):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of range for an array with {x.ndim} axes")
+    if x.shape[axis] == 0:
+        raise ValueError(f"x must have at least one entry along axis={axis} (a softmax "
+                         f"over nothing has no value), got shape {x.shape}")
     if np.isnan(x).any() or np.isposinf(x).any():
         raise ValueError("x contains NaN or +inf; only -inf (masked) is allowed")
     return x, int(axis) % x.ndim
@@ -188,6 +226,8 @@ def check_weights_value(weights, v, *, dtype):
     """``weights (..., T, S)`` and ``v (..., S, Dv)``, converted."""
     weights, v = _as_float_arrays([("weights", weights), ("v", v)], dtype)
     check_ndim("weights", weights, 2, "(..., T, S)")
+    check_positions("weights", weights, "T")
+    check_positions("weights", weights, "S", axis=-1)
     lead_s = weights.shape[:-2] + weights.shape[-1:]
     check_ndim("v", v, 2, "(..., S, Dv)")
     if v.shape[:-1] != lead_s:
@@ -341,6 +381,7 @@ def check_self_attention_inputs(x, params, mask, *, layouts, dtype):
     """``x (..., T, D)`` and ``params`` (``layouts``, ``D`` the width of
     ``x``) converted, and the mask boolean, broadcastable to ``(..., T, T)``."""
     x = check_array("x", x, 2, "(..., T, D)", dtype=dtype)
+    check_positions("x", x, "T")
     params = check_params("params", params, layouts, sizes={"D": x.shape[-1]}, dtype=x.dtype)
     if mask is not None:
         mask = check_mask(mask, x.shape[:-1] + x.shape[-2:-1], "(..., T, S)")
@@ -497,6 +538,7 @@ def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):
     x, w_x, w_h, b = _as_float_arrays([("x", x), ("w_x", w_x), ("w_h", w_h), ("b", b)],
                                       dtype)
     check_ndim("x", x, 2, "(..., T, D_in)")
+    check_positions("x", x, "T")
     x, w_x, b = check_linear_inputs(x, w_x, b, dtype=x.dtype)
     d_h = w_x.shape[1]
     check_same_shape("w_h", w_h, (d_h, d_h), "(Dh, Dh)")

@@ -528,7 +528,8 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
         The one ``multi_head_attention_forward(x, x, ...)`` gives.
     """
     x, _, params, mask, bias = check_multi_head_inputs(
-        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=None)
+        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=None,
+        names=("x", "x"))
     return _self_multi_head_attention_forward(x, params, n_heads=n_heads, mask=mask, bias=bias)
 
 

@@ -36,6 +36,7 @@ from attention_from_scratch.common.validate import (
     check_int,
     check_norm,
     check_params,
+    check_positions,
 )
 from attention_from_scratch.core.attention import _attention_forward
 from attention_from_scratch.core.encoder import _encoder_block_forward
@@ -77,9 +78,10 @@ def _check_stack(d_model, dtype, layers, *, n_heads, norm, final_norm, activatio
     return layers, final_norm
 
 
-def _check_stack_inputs(name, x, layout, layers, *, n_heads, norm, final_norm, activation):
-    """``x`` (``name``, ``layout``) converted, and the stack's parameters."""
-    x = check_array(name, x, 2, layout, dtype=None)
+def _check_stack_inputs(name, x, letter, layers, *, n_heads, norm, final_norm, activation):
+    """``x (..., letter, D)`` (``name``) converted, and the stack's parameters."""
+    x = check_array(name, x, 2, f"(..., {letter}, D)", dtype=None)
+    check_positions(name, x, letter)
     layers, final_norm = _check_stack(x.shape[-1], x.dtype, layers, n_heads=n_heads, norm=norm,
                                       final_norm=final_norm, activation=activation)
     return x, layers, final_norm
@@ -104,6 +106,7 @@ def _check_layer_kv(name, layer_kv, x_shape, n_heads):
 def _check_attention_inputs(x_new, params, layer_kv, n_heads):
     """``cached_attention``'s inputs: ``x_new``, ``params`` converted."""
     x_new = check_array("x_new", x_new, 2, "(..., T_new, D)", dtype=None)
+    check_positions("x_new", x_new, "T_new")
     check_heads(n_heads, x_new.shape[-1])
     params = check_params("params", params, ATTENTION_LAYOUTS, sizes={"D": x_new.shape[-1]},
                           dtype=x_new.dtype)
@@ -114,7 +117,7 @@ def _check_attention_inputs(x_new, params, layer_kv, n_heads):
 
 def _check_step_inputs(x_new, layers, kv_cache, *, n_heads, norm, final_norm, activation):
     """``decode_step``'s inputs, converted; ``kv_cache`` as a list."""
-    x, layers, final_norm = _check_stack_inputs("x_new", x_new, "(..., T_new, D)", layers,
+    x, layers, final_norm = _check_stack_inputs("x_new", x_new, "T_new", layers,
                                                 n_heads=n_heads, norm=norm,
                                                 final_norm=final_norm, activation=activation)
     kv_cache = [None] * len(layers) if kv_cache is None else list(kv_cache)
@@ -155,7 +158,7 @@ def decoder_only_forward(x, layers, *, n_heads, norm="post", final_norm=None,
     -------
     out : (..., T, D) ndarray
     """
-    x, layers, final_norm = _check_stack_inputs("x", x, "(..., T, D)", layers, n_heads=n_heads,
+    x, layers, final_norm = _check_stack_inputs("x", x, "T", layers, n_heads=n_heads,
                                                 norm=norm, final_norm=final_norm,
                                                 activation=activation)
     mask = causal_mask(x.shape[-2])                                   # (T, T)
@@ -302,9 +305,10 @@ def generate(prompt, embeddings, layers, n_new, *, n_heads, use_cache=True, norm
     tokens = np.array(prompt)
     if tokens.dtype.kind not in "iu":
         raise TypeError(f"prompt must hold integer token ids, got dtype {tokens.dtype}")
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
+    if tokens.ndim != 2:
         raise ValueError(f"prompt must have shape (B, T0) with T0 >= 1, got shape "
                          f"{tokens.shape}")
+    check_positions("prompt", tokens, "T0", axis=-1)
     embeddings = as_float_array("embeddings", embeddings)
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must have shape (V, D), got shape {embeddings.shape}")

@@ -161,7 +161,7 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
     params, _ = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm=norm,
                               n_heads=n_heads, activation="relu", positions=positions,
                               dtype=None)
-    src = _token_array("src", src, params["embed"].shape[0])
+    src = _token_array("src", src, params["embed"].shape[0], "S")
     keys = (src != pad_id)[:, None, :]                               # (B, 1, S)
     x = _embed_at(params, src, np.broadcast_to(np.arange(src.shape[1]), src.shape), positions)
     src_bias = (alibi_bias(src.shape[1], n_heads=n_heads)[None].astype(x.dtype)

@@ -291,7 +291,8 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
     cache : MultiHeadAttentionCache
     """
     x, _, params, mask, bias = check_multi_head_inputs(
-        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=np.float64)
+        x, x, params, n_heads, mask, bias, layouts=ATTENTION_LAYOUTS, dtype=np.float64,
+        names=("x", "x"))
     return _self_multi_head_attention_forward(x, params, n_heads=n_heads, mask=mask, bias=bias)
 
 

@@ -38,6 +38,7 @@ from attention_from_scratch.common.validate import (
     check_choice,
     check_heads,
     check_params,
+    check_positions,
     check_tokens,
 )
 from attention_from_scratch.steps.decoder import _decoder_block_backward, _decoder_block_forward
@@ -139,11 +140,12 @@ def _norm_backward(dh, cache, prefix, grads):
     return dh
 
 
-def _token_array(name, tokens, vocab):
+def _token_array(name, tokens, vocab, letter="T"):
+    """``tokens (B, length)`` as checked ids; ``letter`` names the length."""
     tokens = check_tokens(name, tokens, vocab)
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (B, length) with length >= 1, got shape "
-                         f"{tokens.shape}")
+    if tokens.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, length), got shape {tokens.shape}")
+    check_positions(name, tokens, letter, axis=-1)
     return tokens
 
 
@@ -201,7 +203,7 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
                                  n_heads=n_heads, activation=activation, positions=positions,
                                  dtype=DTYPE)
     vocab = params["embed"].shape[0]
-    src, tgt = _token_array("src", src, vocab), _token_array("tgt", tgt, vocab)
+    src, tgt = _token_array("src", src, vocab, "S"), _token_array("tgt", tgt, vocab)
     if src.shape[0] != tgt.shape[0]:
         raise ValueError(f"src and tgt must have the same batch size B, got shapes "
                          f"{src.shape} and {tgt.shape}")
