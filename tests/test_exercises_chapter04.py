@@ -52,6 +52,13 @@ def test_split_heads_rejects(capsys):
     with pytest.raises(AssertionError, match="count axes from the end"):
         ex.check_split_heads(front_axes)
 
+    def stacked_in_front(x, n_heads):    # a loop over heads, stacked on axis 0
+        d_head = x.shape[-1] // n_heads
+        return np.stack([x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)])
+
+    with pytest.raises(AssertionError, match="stack along axis=-3"):
+        ex.check_split_heads(stacked_in_front)
+
 
 def test_split_heads_returning_a_list_gets_its_own_hint():
     def list_of_heads(x, n_heads):       # steps' slices, not stacked
@@ -89,6 +96,9 @@ def test_merge_heads(capsys):
         ex.check_merge_heads(lambda heads: np.concatenate(list(heads), axis=-1))
     with pytest.raises(AssertionError, match="swapped the last two axes"):
         ex.check_merge_heads(lambda heads: np.swapaxes(heads, -1, -2).reshape(
+            *heads.shape[:-3], heads.shape[-2], -1))
+    with pytest.raises(AssertionError, match="interleaves the heads' columns"):
+        ex.check_merge_heads(lambda heads: np.moveaxis(heads, -3, -1).reshape(
             *heads.shape[:-3], heads.shape[-2], -1))
 
 
@@ -167,7 +177,10 @@ def test_multi_head_cost(capsys):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (
             mine(b, t, s, d, h)[0],
             4 * b * t * d * d + 4 * b * s * d * d + 4 * b * t * s * (d // h)))
+    with pytest.raises(AssertionError, match="count the weighted sum"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: (
+            mine(b, t, s, d, h)[0], mine(b, t, s, d, h)[1] - 2 * b * t * s * d))
     # a wrong answer that is no planted mistake: the message names the case's numbers
     with pytest.raises(AssertionError, match=r"output 1 is wrong on case 1 \(arguments b=3, "
-                                             r"t=4, s=5, d=12, n_heads=2\)"):
+                                             r"t=4, s=5, d=12, n_heads=6\)"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (4 * d * d + 4 * d, 0))

@@ -38,6 +38,11 @@ def _swap_front_axes(x, n_heads):
     return np.swapaxes(x.reshape(*lead, t, n_heads, d // n_heads), 0, 1)
 
 
+def _stack_on_first_axis(x, n_heads):
+    d_head = x.shape[-1] // n_heads
+    return np.stack([x[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)], axis=0)
+
+
 _FRONT_AXES_HINT = ("it works without leading axes but not with them: count axes from the "
                     "end, T is axis -3 and H axis -2 of the reshaped array, not 0 and 1")
 
@@ -82,6 +87,9 @@ def check_split_heads(attempt):
                                  "not every H-th column: reshape the last axis to (H, Dh), "
                                  "not (Dh, H)"),
             (_swap_front_axes, _FRONT_AXES_HINT),
+            (_stack_on_first_axis, "np.stack(heads, axis=0) puts the heads in front of the "
+                                   "leading (batch) axes; count from the end: stack along "
+                                   "axis=-3, just before T"),
         ],
         rtol=0, atol=0,
     )
@@ -107,6 +115,11 @@ def _merge_front_axes(heads):
 
 def _merge_list_of_first_axis(heads):
     return np.concatenate(list(heads), axis=-1)
+
+
+def _merge_every_h_th_column(heads):
+    *lead, h, t, d_head = heads.shape
+    return np.moveaxis(heads, -3, -1).reshape(*lead, t, h * d_head)
 
 
 def _merge_swapped_last_axes(heads):
@@ -136,6 +149,10 @@ def check_merge_heads(attempt):
                                         "H and T and reshape"),
             (_merge_swapped_last_axes, "you swapped the last two axes, T and Dh; swap H and "
                                        "T, axes -3 and -2, then reshape"),
+            (_merge_every_h_th_column, "moving H to the end interleaves the heads' columns "
+                                       "(every H-th column); head h owns the block of "
+                                       "columns h*Dh to (h+1)*Dh - 1: swap H and T, axes -3 "
+                                       "and -2, then reshape"),
         ],
         rtol=0, atol=0,
     )
@@ -227,7 +244,7 @@ def multi_head_cost(b, t, s, d, n_heads):
 
 # (b, t, s, d, n_heads): in the first case B, T, S, D, H and Dh all differ,
 # so no two planted mistakes give the same number
-_COST_CASES = [(3, 4, 5, 12, 2), (4, 16, 9, 12, 3), (1, 7, 7, 64, 8), (3, 10, 4, 30, 5)]
+_COST_CASES = [(3, 4, 5, 12, 6), (4, 16, 9, 12, 2), (1, 7, 7, 64, 8), (3, 10, 4, 30, 5)]
 
 
 def _params_per_head(b, t, s, d, n_heads):
@@ -250,6 +267,11 @@ def _no_batch(b, t, s, d, n_heads):
 def _one_head_only(b, t, s, d, n_heads):
     params, flops = multi_head_cost(b, t, s, d, n_heads)
     return params, flops - (n_heads - 1) * 2 * (2 * b * t * s * (d // n_heads))
+
+
+def _no_weighted_sum(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops - 2 * b * t * s * d
 
 
 def _keys_with_t(b, t, s, d, n_heads):
@@ -294,6 +316,8 @@ def check_multi_head_cost(attempt):
                         "grow with b"),
             (_one_head_only, "the scores and the weighted sum are computed in every head: "
                              "H heads x 2 x (2 B T S Dh)"),
+            (_no_weighted_sum, "count the weighted sum weights @ V too: 2 B T S Dh in "
+                               "every head, as much as the scores"),
             (_keys_with_t, "keys and values are projected from x_kv, which has S positions, "
                            "and the scores are T x S"),
             (_kv_projections_with_t, "the key and value projections run over x_kv, which "
