@@ -498,7 +498,8 @@ def test_a_per_head_mask_for_a_batch_needs_its_batch_axis(impl, rng):
             assert np.all(as_heads.weights[b, h][~per_head[h]] == 0.0)
             assert np.all(as_sequences.weights[b, h][~per_head[b]] == 0.0)
     x_q3, x_kv3, _ = make_inputs(rng, (3,), 3, 4, 6, 2)      # B = 3 != H: refused
-    with pytest.raises(ValueError, match=r"mask must broadcast .*got shape \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"mask must broadcast .*got shape \(2, 3, 4\), "
+                                         r"read as \(2, 1, 3, 4\): one per sequence"):
         fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head)
     _, cache = fwd(x_q3, x_kv3, params, n_heads=2, mask=per_head[None])
     assert np.all(cache.weights[2, 1][~per_head[1]] == 0.0)

@@ -135,9 +135,11 @@ def _check_broadcasts_to_scores(name, x, scores_shape, layout, given):
     except ValueError:
         fits = False
     if not fits:
+        read_as = ("" if given is None or tuple(given) == x.shape else
+                   f", read as {x.shape}: one per sequence, the same for every head")
         raise ValueError(
             f"{name} must broadcast to the scores' shape {layout} = {scores_shape}, "
-            f"got shape {x.shape if given is None else given}"
+            f"got shape {x.shape if given is None else given}{read_as}"
         )
 
 
