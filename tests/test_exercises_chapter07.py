@@ -19,6 +19,16 @@ def test_embedding_backward(capsys):
     with pytest.raises(AssertionError, match="the last write wins"):
         ex.check_embedding_backward(ex._fancy_index_add)
 
+    def loop_overwrites(dout, tokens, vocab):
+        dw = np.zeros((vocab, dout.shape[-1]))
+        for idx in np.ndindex(tokens.shape):
+            dw[tokens[idx]] = dout[idx]          # = where += is needed
+        return dw
+
+    with pytest.raises(AssertionError, match=r"dw\[t\] = \.\.\. in a loop") as caught:
+        ex.check_embedding_backward(loop_overwrites)
+    assert "def " not in str(caught.value)      # the hint, never the checker's source
+
 
 def test_cross_entropy_backward(capsys):
     def mine(logits, targets, pad_id):

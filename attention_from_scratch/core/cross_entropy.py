@@ -23,6 +23,11 @@ class CrossEntropyCache(NamedTuple):
 def cross_entropy_forward(logits, *, targets, ignore_id=None):
     """Mean cross-entropy over the real positions, all rows at once.
 
+    Parameters as ``steps.cross_entropy.cross_entropy_forward``:
+    positions whose target is ``ignore_id`` are left out. It is the
+    padding id seen from the loss (the model's ``pad_id``, masked as a
+    key); the training loop passes ``PAD`` as both.
+
     Examples
     --------
     >>> loss, _ = cross_entropy_forward(np.float32([[0, 0, 9]]), targets=[2])

@@ -154,7 +154,9 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
     n_heads : int, keyword-only
     norm : {"post", "pre"}, keyword-only
     pad_id : int, keyword-only
-        Padding id: masked out as a key everywhere.
+        Padding id: masked out as a key everywhere. The loss calls the
+        same token ``ignore_id`` (``cross_entropy_forward``): there it
+        marks targets left out of the mean.
     activation : {"relu", "gelu"}, keyword-only
     positions : {"sinusoidal", "alibi"}, keyword-only
         ``"sinusoidal"``: the encoding added to the embeddings.

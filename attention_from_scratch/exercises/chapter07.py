@@ -45,9 +45,10 @@ def check_embedding_backward(attempt):
              (rng.normal(size=(2, 5, 3)), np.array([[1, 1, 4, 0, 1], [4, 2, 2, 2, 0]]), 6),
              (rng.normal(size=(4, 2)), np.array([3, 3, 3, 3]), 5)]
     check_exercise("Exercise 1 (embedding backward)", attempt, _embedding_dw, cases, mistakes=[
-        (_fancy_index_add, "dw[tokens] += dout writes a repeated token's row once (the last "
-                           "write wins) instead of adding every occurrence; use np.add.at "
-                           "or a loop over positions"),
+        (_fancy_index_add, "a repeated token's row was written once (the last write wins) "
+                           "instead of adding every occurrence: dw[tokens] += dout does this, "
+                           "and so does dw[t] = ... in a loop; use np.add.at, or += in a "
+                           "loop over positions"),
         (_gathered, "dW has one row per vocabulary entry: add each position's gradient to "
                     "the row of its token"),
     ])
@@ -98,7 +99,11 @@ def _sign_flipped(logits, targets, pad_id):
 
 
 def check_cross_entropy_backward(attempt):
-    """``attempt(logits (..., V), targets (...,), pad_id) -> dlogits`` of the mean loss."""
+    """``attempt(logits (..., V), targets (...,), pad_id) -> dlogits`` of the mean loss.
+
+    ``pad_id`` here is what ``cross_entropy_forward`` calls ``ignore_id``:
+    targets equal to it are left out of the mean.
+    """
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = []
     for shape in [(3, 4), (2, 5, 6), (1, 3, 5)]:

@@ -23,7 +23,8 @@ def cross_attention_figure(params, settings, pair=None):
     """Cross-attention of every decoder layer (rows) and head (columns).
 
     Rows of each map: the target word being produced; columns: the
-    source words.
+    source words; colour: the weight, on the fixed scale 0 to 1 shared by
+    every map (one colour bar).
     """
     task = task_of(settings)
     source, target = pair or tuple(s.split() for s in CROSSING_SENTENCE)
@@ -35,11 +36,16 @@ def cross_attention_figure(params, settings, pair=None):
         cross = weights[f"dec.{layer}.cross"][0]                      # (H, T + 1, S)
         for head in range(n_heads):
             ax = axes[layer, head]
-            heatmap(ax, cross[head, :len(target)], annotate=False,
-                    row_labels=target if head == 0 else [""] * len(target),
-                    col_labels=source, title=f"layer {layer + 1}, head {head + 1}")
+            image = heatmap(ax, cross[head, :len(target)], annotate=False,
+                            row_labels=target if head == 0 else [""] * len(target),
+                            col_labels=source, title=f"layer {layer + 1}, head {head + 1}")
             ax.title.set_fontsize(9)
             ax.tick_params(labelsize=7)
+            if head == 0:
+                ax.set_ylabel("target word being produced", fontsize=8)
+            if layer == n_layers - 1:
+                ax.set_xlabel("source word", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(f'Trained cross-attention: "{" ".join(source)}" -> "{" ".join(target)}"',
                  fontsize=10)
     return fig

@@ -5,7 +5,9 @@ position is ``-log softmax(z)[y] = log sum_j exp(z_j) - z_y``, computed as
 ``log sum_j exp(z_j - m) + m - z_y`` with ``m = max_j z_j`` so that no
 exponential overflows. The loss is the mean over the *real* positions:
 those whose target is ``ignore_id`` (padding) contribute nothing, neither
-to the sum nor to the count.
+to the sum nor to the count. ``ignore_id`` is the padding id seen from the
+loss's side: the model calls the same token ``pad_id`` (a key to mask),
+and the training loop passes ``PAD`` as both.
 
 The gradient per real position is ``(softmax(z) - onehot(y)) / N``, the
 softmax Jacobian and the log's derivative cancelling to a difference.
@@ -34,7 +36,12 @@ def cross_entropy_forward(logits, *, targets, ignore_id=None):
     targets : (...,) array_like of int, keyword-only
         Ids in ``[0, V)``, or ``ignore_id``.
     ignore_id : int, keyword-only, optional
-        Targets equal to it (padding) are left out of the mean.
+        Targets equal to it are left out of the mean (default: none).
+        Named for what it does to the *targets*; the model's ``pad_id``
+        names what padding does to the *inputs* (masked as a key). The
+        training loop passes the same id to both, ``PAD = 0``, and also
+        writes it into a decoder-only model's targets at the positions
+        that read the source, so those are not predicted either.
 
     Returns
     -------

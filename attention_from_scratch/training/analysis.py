@@ -8,6 +8,11 @@ head's attention weights; the statistics below average them:
 - ``local``: a self-attention head's weight within one position of the
   query, ``|i - j| <= 1``;
 - ``distance``: a self-attention head's mean ``|i - j|``, weighted.
+
+Each is compared with its value for uniform attention (``1 / S`` on the
+``S`` visible keys, :func:`uniform_weights`): on sentences of a few words
+a head that ignores content already puts about half its weight within
+one position, so "local" means clearly above that baseline.
 """
 
 import numpy as np
@@ -23,6 +28,8 @@ from attention_from_scratch.training.tasks import (
     TRANSITIVE,
     make_batch,
 )
+
+OUTCOMES = ("right", "stopped early", "ran long", "wrong words")
 
 
 def _english_to_spanish():
@@ -70,6 +77,45 @@ def alignment(task, source, target):
     return out
 
 
+def outcome(output, target):
+    """How a greedy output compares with its target: one of ``OUTCOMES``.
+
+    Exact match counts every kind of failure the same; this tells them
+    apart. ``"stopped early"``: the model emitted ``<eos>`` before the
+    target's length (shorter output); ``"ran long"``: it ended later, or
+    never within the decoding budget; ``"wrong words"``: the right length
+    with at least one wrong word.
+
+    Examples
+    --------
+    >>> [outcome(list(o), list("abc")) for o in ("abc", "ab", "abcd", "abd")]
+    ['right', 'stopped early', 'ran long', 'wrong words']
+    """
+    if output == target:
+        return "right"
+    if len(output) < len(target):
+        return "stopped early"
+    if len(output) > len(target):
+        return "ran long"
+    return "wrong words"
+
+
+def outcomes_by_length(outputs, pairs):
+    """Per source length, the fraction of each of ``OUTCOMES``.
+
+    Returns
+    -------
+    table : dict of int -> dict of str -> float
+        Each inner dict holds every outcome (0.0 if none) and sums to 1.
+    """
+    counts = {}
+    for output, (source, target) in zip(outputs, pairs, strict=True):
+        row = counts.setdefault(len(source), dict.fromkeys(OUTCOMES, 0))
+        row[outcome(output, target)] += 1
+    return {length: {kind: n / sum(row.values()) for kind, n in row.items()}
+            for length, row in sorted(counts.items())}
+
+
 def attention_on(params, pairs, *, task, settings):
     """Every layer's and head's weights for teacher-forced ``pairs``.
 
@@ -87,15 +133,58 @@ def attention_on(params, pairs, *, task, settings):
     return batch, transformer.attention_weights(cache)
 
 
-def head_table(params, pairs, *, task, settings):
+def uniform_weights(pairs, *, task, settings):
+    """The weights of attention that ignores content: ``1 / S`` on each of
+    the ``S`` visible keys, in the layout of :func:`attention_on`.
+
+    The baseline for :func:`head_table`: a head "attends to X" only if it
+    puts clearly more weight on X than this does. Visible keys are the
+    real (non-padding) source words, for the encoder's self-attention
+    and the decoder's cross-attention alike.
+
+    Examples
+    --------
+    >>> from attention_from_scratch.training.loop import Settings, task_of
+    >>> settings = Settings(task="reversal", n_layers=1, n_heads=2)
+    >>> pairs = [("1 2 3".split(), "3 2 1".split()), ("4 5".split(), "5 4".split())]
+    >>> w = uniform_weights(pairs, task=task_of(settings), settings=settings)
+    >>> w["dec.0.cross"][1, 0, 0].tolist()          # source "4 5" + padding
+    [0.5, 0.5, 0.0]
+    """
+    batch = make_batch(task, pairs)
+    visible = (batch.src != PAD).astype(float)                             # (B, S)
+    rows = visible / visible.sum(axis=-1, keepdims=True)                   # (B, S)
+    B, S = batch.src.shape
+    T = batch.inputs.shape[1]
+    shape = (B, settings.n_heads)
+    weights = {}
+    for layer in range(settings.n_layers):
+        weights[f"enc.{layer}"] = np.broadcast_to(rows[:, None, None, :],
+                                                  shape + (S, S))          # (B, H, S, S)
+        weights[f"dec.{layer}.cross"] = np.broadcast_to(rows[:, None, None, :],
+                                                        shape + (T, S))    # (B, H, T, S)
+    return weights
+
+
+def head_table(params, pairs, *, task, settings, uniform=False):
     """Per layer and head: ``on_aligned`` (cross-attention), ``local`` and
     ``distance`` (encoder self-attention), averaged over ``pairs``.
+
+    Parameters
+    ----------
+    uniform : bool, keyword-only
+        Measure :func:`uniform_weights` instead of the model's weights
+        (``params`` is then not read): the value each statistic takes for
+        attention that looks at nothing in particular.
 
     Returns
     -------
     table : dict of str -> (L, H) ndarray
     """
-    _, weights = attention_on(params, pairs, task=task, settings=settings)
+    if uniform:
+        weights = uniform_weights(pairs, task=task, settings=settings)
+    else:
+        _, weights = attention_on(params, pairs, task=task, settings=settings)
     n_layers = settings.n_layers
     n_heads = settings.n_heads
     on_aligned = np.zeros((n_layers, n_heads))

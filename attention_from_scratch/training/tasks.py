@@ -199,7 +199,12 @@ def _pad(rows, width=None):
 
 
 class Batch(NamedTuple):
-    """Model inputs and the targets the loss compares with, padded with 0."""
+    """Model inputs and the targets the loss compares with, padded with 0.
+
+    One id, ``PAD = 0``, under two names: the model's ``pad_id`` (in
+    ``src`` and ``inputs``: a key no query may attend to) and the loss's
+    ``ignore_id`` (in ``targets``: a position left out of the mean).
+    """
 
     src: np.ndarray       # (B, S) encoder input; (B, 0) for decoder-only
     inputs: np.ndarray    # (B, T) decoder input
