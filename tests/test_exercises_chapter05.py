@@ -199,6 +199,15 @@ def test_cross_attention_wrong_mask_length_reported_with_its_case():
         ex.check_cross_attention(wrong_axis)
 
 
+def test_a_wrong_answer_names_each_argument_of_its_case():
+    # arrays by their shape, the params dict by its kind, the head count by its value
+    with pytest.raises(AssertionError, match=r"wrong on case 1 \(arguments h of shape "
+                                             r"\(2, 4, 6\), memory of shape \(2, 4, 6\), "
+                                             r"params \(a dict\), memory_lengths of shape "
+                                             r"\(2,\), n_heads=2\)"):
+        ex.check_cross_attention(lambda h, memory, params, memory_lengths, n_heads: 0 * h)
+
+
 @pytest.mark.parametrize("check", [ex.check_sinusoidal_encoding, ex.check_layer_norm_backward,
                                    ex.check_cross_attention])
 def test_not_attempted(capsys, check):

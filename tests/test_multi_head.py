@@ -525,3 +525,25 @@ def test_a_mask_ambiguous_between_batch_and_heads_is_refused(impl, rng):
     out, _ = impl.multi_head.multi_head_attention_forward(
         x_q[:1], x_kv[:1], params, n_heads=2, mask=mask[:1])
     assert out.shape == (1, 3, 4)
+
+
+@pytest.mark.parametrize("width", [10, 12])      # 10: n_heads = 4 does not divide it either
+@pytest.mark.parametrize("layer", ["cross", "self", "encoder block", "decoder block"])
+def test_an_input_of_the_wrong_width_is_blamed_not_the_heads_or_params(impl, rng, layer,
+                                                                      width):
+    from attention_from_scratch.common.params import init_decoder_params, init_encoder_params
+    x, right = rng.normal(size=(2, 3, width)), rng.normal(size=(2, 4, 8))
+    calls = {                                 # the other input has the right width
+        "cross": lambda: impl.multi_head.multi_head_attention_forward(
+            x, right, init_multi_head_params(8, rng=rng), n_heads=4),
+        "self": lambda: impl.multi_head.self_multi_head_attention_forward(
+            x, init_multi_head_params(8, rng=rng), n_heads=4),
+        "encoder block": lambda: impl.encoder.encoder_block_forward(
+            x, init_encoder_params(8, 16, rng=rng), n_heads=4),
+        "decoder block": lambda: impl.decoder.decoder_block_forward(
+            x, right, init_decoder_params(8, 16, rng=rng), n_heads=4),
+    }
+    name = {"cross": "x_q", "decoder block": "y"}.get(layer, "x")
+    with pytest.raises(ValueError, match=rf"^{name} must have width D = 8, the width params "
+                                         rf"were made for .*got shape \(2, 3, {width}\)$"):
+        calls[layer]()

@@ -14,6 +14,7 @@ from attention_from_scratch.common.masks import (
 )
 from attention_from_scratch.common.parallel import set_workers
 from attention_from_scratch.common.params import init_multi_head_params
+from attention_from_scratch.measure.complexity import peak_memory
 
 B, T, S, D, H = 2, 37, 29, 12, 3
 
@@ -188,3 +189,23 @@ def test_small_sequences_share_a_chunk_and_large_ones_get_their_own():
     assert core.multi_head._chunks(64, 4, 10, 10) == [(slice(0, 64), h) for h in range(4)]
     assert core.multi_head._chunks(2, 3, 1024, 1024) == [
         (slice(b, b + 1), h) for h in range(3) for b in range(2)]
+
+
+def test_a_mask_shared_along_one_of_two_leading_axes_is_not_spread_over_the_heads():
+    # (1, 3, T, S) against queries (2, 3, T, D): NumPy must copy it to flatten the leading
+    # axes, but at most its own entries per sequence, not once per head as well
+    rng = np.random.default_rng(6)
+    t, d, h = 64, 16, 8
+    x = rng.normal(size=(2, 3, t, d))
+    params = init_multi_head_params(d, rng=rng)
+
+    def run(mask):
+        def forward_backward():
+            _, cache = core.multi_head.self_multi_head_attention_forward(x, params,
+                                                                         n_heads=h, mask=mask)
+            core.multi_head.self_multi_head_attention_backward(x, cache)
+        return peak_memory(forward_backward)
+
+    per_sequence = run(np.ones((2, 3, t, t), dtype=bool))    # nothing to copy
+    shared = run(np.ones((1, 3, t, t), dtype=bool))
+    assert shared - per_sequence <= 2 * 3 * t * t            # one bool per sequence and entry

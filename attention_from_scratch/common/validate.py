@@ -442,6 +442,27 @@ def check_split_heads_inputs(x, n_heads, *, dtype):
     return x, n_heads
 
 
+def check_width_of_params(name, x, params, layouts):
+    """Raise ``ValueError`` if the width of ``x`` (array_like) is not the
+    ``D`` that ``params`` were made for (read off the first ``(D, ...)``
+    array).
+
+    The parameters define the layer, so a mismatch is blamed on ``x``,
+    before anything that depends on its width (``n_heads`` dividing it)
+    can give a message about something else. Malformed ``params`` are
+    left to :func:`check_params`.
+    """
+    if not isinstance(params, dict) or np.ndim(x) < 1:
+        return                                # left to the checks of params and x
+    key = next((key for key, letters in layouts.items() if letters[0] == "D"), None)
+    shape = np.shape(params.get(key)) if key is not None else ()
+    if len(shape) == len(layouts.get(key, ())) and shape and shape[0] != np.shape(x)[-1]:
+        raise ValueError(
+            f"{name} must have width D = {shape[0]}, the width params were made for "
+            f"(params[{key!r}] has shape {shape}), got shape {np.shape(x)}"
+        )
+
+
 def check_heads(n_heads, d_model):
     """``n_heads`` as an int that divides the model width ``d_model``."""
     n_heads = check_int("n_heads", n_heads)
@@ -497,6 +518,7 @@ def check_multi_head_inputs(x_q, x_kv, params, n_heads, mask, bias, *, layouts, 
     ``D``; the mask boolean and the bias finite, of ``x_q``'s dtype, each
     with a head axis (``_with_head_axis``), or ``None``.
     """
+    check_width_of_params(names[0], x_q, params, layouts)
     x_q, x_kv = check_sequence_pair(names[0], x_q, names[1], x_kv, width="D", dtype=dtype)
     lead, t, s, d_model = x_q.shape[:-2], x_q.shape[-2], x_kv.shape[-2], x_q.shape[-1]
     n_heads = check_heads(n_heads, d_model)
@@ -524,6 +546,7 @@ def check_decoder_block_inputs(y, memory, params, n_heads, self_mask, memory_mas
     """``y (..., T, D)``, ``memory (..., S, D)`` and ``params`` converted,
     as for an encoder block; ``memory_mask`` one per sequence, with a head
     axis. ``self_mask`` is checked as the causal mask will broadcast it."""
+    check_width_of_params("y", y, params, layouts)
     y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=dtype)
     t, s = y.shape[-2], memory.shape[-2]
     if self_mask is not None:

@@ -272,13 +272,18 @@ def _plan(mask, t, s, axis):
 
 def _per_head(a, q_shape, s):
     """A mask or bias (or None) as ``(N, H, T, S)``, the leading axes of the
-    queries ``(..., H, T, Dh)`` flattened to ``N``: a view, unless the
-    queries have several leading axes and ``a`` is shared along some of
-    them (NumPy then copies it)."""
+    queries ``(..., H, T, Dh)`` flattened to ``N``: a view but for the
+    leading axes, which NumPy copies when ``a`` is shared along some of
+    them and not others (a copy of ``a``'s own entries per sequence, never
+    spread over the heads or positions it is shared by)."""
     if a is None:
         return None
     *lead, n_heads, t, _ = q_shape
-    return np.broadcast_to(a, (*lead, n_heads, t, s)).reshape(-1, n_heads, t, s)
+    a = np.asarray(a)
+    a = a.reshape((1,) * (len(lead) + 3 - a.ndim) + a.shape)        # (..., H|1, T|1, S|1)
+    own = a.shape[-3:]
+    a = np.broadcast_to(a, (*lead, *own)).reshape(-1, *own)         # (N, H|1, T|1, S|1)
+    return np.broadcast_to(a, (a.shape[0], n_heads, t, s))          # (N, H, T, S) view
 
 
 def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, row_max=None):

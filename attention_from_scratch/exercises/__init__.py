@@ -117,14 +117,21 @@ def _same(got, expected, rtol, atol):
 
 
 def _describe(reference, args):
-    """A case as messages name it: the values when every argument is a
-    number (``b=3, t=4``), else the arrays' shapes."""
-    if args and all(isinstance(a, numbers.Real) for a in args):
-        names = list(inspect.signature(reference).parameters)[:len(args)]
-        if len(names) < len(args):
-            names = [f"argument {i}" for i in range(len(args))]
-        return "arguments " + ", ".join(f"{n}={a}" for n, a in zip(names, args, strict=True))
-    return f"input shapes {[np.shape(a) for a in args if not isinstance(a, dict)]}"
+    """A case as messages name it, each argument by the reference's name
+    for it: a number by its value (``b=3``), an array by its shape
+    (``h of shape (2, 4, 6)``), anything else by its kind."""
+    names = list(inspect.signature(reference).parameters)[:len(args)]
+    if len(names) < len(args):
+        names = [f"argument {i}" for i in range(len(args))]
+
+    def one(name, value):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return f"{name}={value}"
+        if isinstance(value, np.ndarray):
+            return f"{name} of shape {value.shape}"
+        return f"{name} ({_describe_value(value)})"
+
+    return "arguments " + ", ".join(one(n, a) for n, a in zip(names, args, strict=True))
 
 
 def _outputs(function, args):
