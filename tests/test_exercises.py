@@ -47,6 +47,19 @@ def test_shape_and_none_and_count_hints():
         check_exercise("double", lambda x: (2 * x, x), reference, CASES)
 
 
+def test_a_number_answered_with_an_array_or_a_tuple_is_told_to_add_up():
+    def count(t, s):                          # a count: one number
+        return 2 * t * s
+
+    cases = [(3, 4), (5, 2)]
+    with pytest.raises(AssertionError, match=r"output 0 has shape \(2,\), expected one number, "
+                                             r"of shape \(\) \(case 1, arguments t=3, s=4\): "
+                                             r"if you computed it in parts, add them up"):
+        check_exercise("count", lambda t, s: np.array([t * s, t * s]), count, cases)
+    with pytest.raises(AssertionError, match="expected one number, got 2: if you computed"):
+        check_exercise("count", lambda t, s: (t * s, t * s), count, cases)
+
+
 def test_attempt_modifying_its_input_does_not_fool_the_check():
     def sneaky(x):
         x *= 2

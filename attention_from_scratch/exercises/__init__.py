@@ -260,9 +260,17 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
             if _same(got, wrong_output, rtol, atol):
                 raise ExerciseError(name, hint)
         if len(got) != len(expected):
+            if expected[0].shape == () and len(expected) == 1:
+                raise ExerciseError(name, f"expected one number, got {len(got)}: if you "
+                                          "computed it in parts, add them up")
             raise ExerciseError(name, f"expected {len(expected)} array(s), got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             output = f"output {i}" if output_names is None else f"{output_names[i]} (output {i})"
+            if g.shape != e.shape and e.shape == ():
+                raise ExerciseError(
+                    name, f"{output} has shape {g.shape}, expected one number, of shape () "
+                    f"(case {number}, {case}): if you computed it in parts, add them up "
+                    "(an int, or .sum() of an array)")
             if g.shape != e.shape:
                 raise ExerciseError(
                     name, f"{output} has shape {g.shape}, expected {e.shape} "
