@@ -136,3 +136,28 @@ def test_self_attention_dx_reference_matches_the_package(rng):
     dx, _ = core.self_attention.self_attention_backward(dout, cache)
     dq, dk, dv = core.attention.attention_backward(dout, cache.attention)
     np.testing.assert_allclose(ex.self_attention_dx(dq, dk, dv, params), dx, rtol=1e-12)
+
+
+def test_soft_lookup_normalising_mistakes_get_their_own_hints():
+    def over_everything(q, k, v):
+        e = np.exp(q @ k.T)
+        return e / e.sum() @ v                           # one sum for the whole matrix
+
+    def row_sums_without_their_axis(q, k, v):
+        e = np.exp(q @ k.T)                              # (T, S)
+        return e / e.sum(axis=-1) @ v                    # (T,) meets (T, S)
+
+    with pytest.raises(AssertionError, match=r"sum over the whole \(T, S\) matrix"):
+        ex.check_soft_lookup(over_everything)
+    with pytest.raises(AssertionError, match=r"keepdims=True\) is \(T, 1\)") as info:
+        ex.check_soft_lookup(row_sums_without_their_axis)
+    assert "queries is (3, 2) (T, Dk)" in str(info.value)        # the shapes still follow
+    with pytest.raises(AssertionError, match="NumPy refused the shapes") as info:
+        ex.check_soft_lookup(lambda q, k, v: softmax_rows(k @ q.T) @ v)   # a product's error
+    assert "keepdims" not in str(info.value)
+
+
+def test_self_attention_dx_key_path_through_the_query_weights():
+    with pytest.raises(AssertionError, match=r"key path went back through w_q.*dk @ w_k\.T"):
+        ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T + dk @ p["w_q"].T
+                                   + dv @ p["w_v"].T)

@@ -188,3 +188,23 @@ def test_tanh_separately_really_ignores_the_query():
     np.testing.assert_allclose(weights, np.broadcast_to(weights[0], weights.shape))
     right = softmax(ex.additive_scores(q, k, w_1, w_2, v_a))
     assert not np.allclose(right, np.broadcast_to(right[0], right.shape))
+
+
+def test_attention_dq_dk_row_sum_mistakes_get_their_own_hints():
+    def attempt(rowsum):
+        def dq_dk(dout, q, k, v):
+            scale = 1 / np.sqrt(q.shape[-1])
+            weights, dweights = weights_of(q, k), dout @ swap(v)
+            dscores = weights * (dweights - rowsum(dweights * weights))
+            return dscores @ k * scale, swap(dscores) @ q * scale
+        return dq_dk
+
+    with pytest.raises(AssertionError, match=r"keepdims=True\) is \(T, 1\)") as info:
+        ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-1)))        # (T,) vs (T, S)
+    assert "dq = dscores @ k" not in str(info.value)
+    with pytest.raises(AssertionError, match=r"not over the queries \(axis -2\)"):
+        ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-2, keepdims=True)))
+    ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-1, keepdims=True)))   # right
+    with pytest.raises(AssertionError, match="dk = dscores\\^T @ q"):   # a product's error
+        ex.check_attention_dq_dk(
+            lambda dout, q, k, v: (weights_of(q, k) @ k, weights_of(q, k) @ q))

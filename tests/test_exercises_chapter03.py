@@ -278,3 +278,15 @@ def test_the_bug_breaks_the_row_sums_and_renormalising_matches_except_empty_rows
     np.testing.assert_allclose(weights_bug.sum(axis=-1)[2], 1.0)    # the last row lost none
     np.testing.assert_allclose(weights_bug / weights_bug.sum(axis=-1, keepdims=True),
                                ex.fixed_masked_attention(q, k, v, mask))
+
+
+def test_decoder_mask_padding_on_the_queries_gets_its_own_hint(capsys):
+    with pytest.raises(AssertionError, match=r"hides \*keys\*, not queries"):
+        ex.check_decoder_mask(lambda lengths, t: causal_mask(t) & np.swapaxes(
+            padding_mask(lengths, t, side="left"), -1, -2))
+    # masking the padding queries as well as the keys is right: with left padding and
+    # the causal mask their rows are empty already
+    ex.check_decoder_mask(lambda lengths, t: causal_mask(t)
+                          & padding_mask(lengths, t, side="left")
+                          & np.swapaxes(padding_mask(lengths, t, side="left"), -1, -2))
+    assert "✓ Exercise 3 (decoder mask)" in capsys.readouterr().out

@@ -9,12 +9,14 @@ from attention_from_scratch.exercises import ExerciseError, check_exercise, wron
 _RNG_SEED = 2025
 
 
-def _explain_shape_errors(name, attempt, explain):
+def _explain_shape_errors(name, attempt, explain, *, broadcast=None):
     """``attempt``, turning NumPy's shape errors into a hint.
 
     A product or a sum of mismatched shapes raises ``ValueError``; the
     learner then sees ``explain(*args)``, which spells out the shapes of
-    this case and how they combine. Every other exception passes through,
+    this case and how they combine, preceded by ``broadcast`` when given
+    and NumPy says an elementwise step "could not be broadcast" (not a
+    product's mistake). Every other exception passes through,
     and so does a ``ValueError`` that is really about a wrong type (a tuple
     where an array belongs): :func:`check_exercise` names that first.
     """
@@ -24,8 +26,10 @@ def _explain_shape_errors(name, attempt, explain):
         except ValueError as error:
             if wrong_type_hint(error):
                 raise
+            first = (f"{broadcast} " if broadcast and "could not be broadcast" in str(error)
+                     else "")
             raise ExerciseError(name, f"NumPy refused the shapes ({error}). "
-                                      f"{explain(*args)}") from None
+                                      f"{first}{explain(*args)}") from None
     return run
 
 
@@ -47,6 +51,11 @@ def _softmax_over_queries(queries, keys, values):
 
 def _not_normalised(queries, keys, values):
     return np.exp(queries @ keys.T) @ values
+
+
+def _normalised_over_everything(queries, keys, values):
+    e = np.exp(queries @ keys.T)
+    return e / e.sum() @ values
 
 
 def _raw_scores(queries, keys, values):
@@ -83,8 +92,11 @@ def check_soft_lookup(attempt):
         cases.append((rng.normal(size=(t, d_k)), rng.normal(size=(s, d_k)),
                       rng.normal(size=(s, d_v))))
     name = "Exercise 1 (soft lookup)"
+    broadcast = ("An elementwise step got shapes that do not broadcast; if it is the "
+                 "softmax's division by the row sums, keep their axis: .sum(axis=-1, "
+                 "keepdims=True) is (T, 1), one number per query, not (T,).")
     check_exercise(
-        name, _explain_shape_errors(name, attempt, _lookup_shapes),
+        name, _explain_shape_errors(name, attempt, _lookup_shapes, broadcast=broadcast),
         soft_lookup, cases,
         mistakes=[
             (_hard_lookup, "that is the hard lookup (all the weight on the best key); "
@@ -93,6 +105,10 @@ def check_soft_lookup(attempt):
                                     "take the softmax over the last axis, not the queries"),
             (_not_normalised, "exp(scores) are not weights yet: divide each row by its sum "
                               "(that is the softmax) so the output is an average"),
+            (_normalised_over_everything, "exp(scores) was divided by its sum over the "
+                                          "whole (T, S) matrix: each query's weights must "
+                                          "sum to 1 on their own, so divide each row by "
+                                          "its own sum, .sum(axis=-1, keepdims=True)"),
             (_raw_scores, "the raw scores are not weights (they can be negative and do not "
                           "sum to 1): pass them through a softmax first"),
             (_plain_mean, "every query got the plain mean of the values: the weights must "
@@ -231,6 +247,10 @@ def _query_path_dropped(dq, dk, dv, params):
     return dk @ params["w_k"].T + dv @ params["w_v"].T
 
 
+def _key_path_with_query_weights(dq, dk, dv, params):
+    return dq @ params["w_q"].T + dk @ params["w_q"].T + dv @ params["w_v"].T
+
+
 def _value_path_only(dq, dk, dv, params):
     return dv @ params["w_v"].T
 
@@ -265,6 +285,9 @@ def check_self_attention_dx(attempt):
                                 "too, so add dk @ w_k.T"),
             (_query_path_dropped, "the query path is missing: q = x @ w_q + b_q depends on "
                                   "x too, so add dq @ w_q.T"),
+            (_key_path_with_query_weights, "the key path went back through w_q: each "
+                                           "path goes back through the weights that made "
+                                           "it, so the key path is dk @ w_k.T"),
             (_value_path_only, "only the value path: x also feeds the queries and the keys, "
                                "and each path adds its own term to dx"),
             (_paths_averaged, "the three paths add up, they are not averaged: the chain "

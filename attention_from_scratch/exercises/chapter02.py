@@ -44,7 +44,7 @@ _LEADING_AXES_HINT = ("it works without leading axes but not with them: count ax
                       "and transpose only the last two")
 
 
-def _explain_shape_errors(name, attempt, hint):
+def _explain_shape_errors(name, attempt, hint, *, broadcast_hint=None):
     """Turn a NumPy shape error raised by ``attempt`` into a hint.
 
     ``hint`` is for the 2-D case. The checker runs that case first, so
@@ -54,6 +54,9 @@ def _explain_shape_errors(name, attempt, hint):
     exceptions, and a ``ValueError`` that is really about a wrong type (a
     tuple where an array belongs), are left to :func:`check_exercise`,
     which names the type first, else the case and the input shapes.
+    ``broadcast_hint``, when given, replaces ``hint`` for an elementwise
+    step whose shapes do not broadcast (NumPy says "could not be
+    broadcast"), which is not a matrix product's mistake.
     """
     def guarded(*args):
         try:
@@ -62,7 +65,8 @@ def _explain_shape_errors(name, attempt, hint):
             if wrong_type_hint(error):
                 raise
             if np.ndim(args[1]) == 2:
-                message = hint
+                broadcast = broadcast_hint and "could not be broadcast" in str(error)
+                message = broadcast_hint if broadcast else hint
             elif code_names(attempt) & {"T", "transpose"}:
                 message = _TRANSPOSE_HINT
             else:
@@ -220,6 +224,12 @@ def _dq_dk_plain_mean(dout, q, k, v):
     return _dq_dk_from(dscores, q, k, 1 / np.sqrt(q.shape[-1]))
 
 
+def _dq_dk_rowsum_over_queries(dout, q, k, v):
+    weights, dweights = _weights_and_dweights(dout, q, k, v)
+    dscores = weights * (dweights - (dweights * weights).sum(axis=-2, keepdims=True))
+    return _dq_dk_from(dscores, q, k, 1 / np.sqrt(q.shape[-1]))
+
+
 def _dq_dk_skipped_softmax(dout, q, k, v):
     _, dweights = _weights_and_dweights(dout, q, k, v)
     return _dq_dk_from(dweights, q, k, 1 / np.sqrt(q.shape[-1]))
@@ -236,7 +246,12 @@ def check_attention_dq_dk(attempt):
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; dscores is (T, S), so "
-                                       "dq = dscores @ k and dk = dscores^T @ q"),
+                                       "dq = dscores @ k and dk = dscores^T @ q",
+                              broadcast_hint="an elementwise step got shapes that do not "
+                                             "broadcast; if it is the softmax backward's row "
+                                             "sum, keep its axis: (dweights * weights).sum("
+                                             "axis=-1, keepdims=True) is (T, 1), one number "
+                                             "per query, not (T,)"),
         attention_dq_dk, _attention_cases(_RNG_SEED + 2),
         mistakes=[
             (_dk_dq_swapped, "you returned (dk, dq); return them in the order of the "
@@ -249,6 +264,11 @@ def check_attention_dq_dk(attempt):
             (_dq_dk_plain_mean, "the softmax backward subtracts the mean of dweights "
                                 "*weighted by the weights*, rowsum(dweights * weights), "
                                 "not the plain mean"),
+            (_dq_dk_rowsum_over_queries, "the softmax normalised each query's row over "
+                                         "the keys, so its backward sums over the keys "
+                                         "too: rowsum(dweights * weights) is a sum over "
+                                         "axis -1, one number per query, not over the "
+                                         "queries (axis -2)"),
             (_dq_dk_skipped_softmax, "you skipped the softmax backward: dweights must go "
                                      "through it before it reaches the scores"),
         ],

@@ -157,6 +157,11 @@ def _decoder_causal_only(lengths, t):
     return np.broadcast_to(causal_mask(t), (len(lengths), t, t))
 
 
+def _decoder_padding_on_queries(lengths, t):
+    real = padding_mask(lengths, t, side="left")                # (B, 1, T)
+    return causal_mask(t) & np.swapaxes(real, -1, -2)           # (B, T, 1): queries
+
+
 def _decoder_padding_only(lengths, t):
     return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
 
@@ -174,6 +179,10 @@ def check_decoder_mask(attempt):
                                      "are the last `length` positions (side='left')"),
             (_decoder_causal_only, "the padding is missing: queries still attend to "
                                    "padding keys"),
+            (_decoder_padding_on_queries, "the padding hides *keys*, not queries: "
+                                          "padding_mask(...) is (B, 1, S), one row of "
+                                          "allowed keys shared by every query, so use it "
+                                          "as it is, without moving its axes"),
             (_decoder_padding_only, "the causal part is missing: queries still see the "
                                     "future"),
         ],
