@@ -65,6 +65,7 @@ def lookup_figure():
     for i, (label, weights) in enumerate(rows):
         ax.bar(positions + (i - (len(rows) - 1) / 2) * width, weights, width, label=label)
     ax.set_xticks(positions, SPANISH)
+    ax.set_xlabel("key (token of the sentence)")
     ax.set_ylabel("weight on each key")
     ax.set_ylim(0, 1.05)
     ax.set_title('Looking up "a noun" in "El gato se sentó en la alfombra"')
@@ -94,7 +95,7 @@ def projections_figure():
         image = heatmap(ax, weights, row_labels=SPANISH, col_labels=SPANISH, title=title,
                         vmax=vmax)
         ax.set_xlabel("key (attended to)")
-        fig.colorbar(image, ax=ax, shrink=0.7)
+        fig.colorbar(image, ax=ax, shrink=0.7, label="attention weight")
     axes[0].set_ylabel("query (attending)")
     return fig
 
