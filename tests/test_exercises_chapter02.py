@@ -208,3 +208,10 @@ def test_attention_dq_dk_row_sum_mistakes_get_their_own_hints():
     with pytest.raises(AssertionError, match="dk = dscores\\^T @ q"):   # a product's error
         ex.check_attention_dq_dk(
             lambda dout, q, k, v: (weights_of(q, k) @ k, weights_of(q, k) @ q))
+
+
+def test_scaled_scores_front_axis_and_softmax_mistakes_get_their_own_hints():
+    with pytest.raises(AssertionError, match=r"q\.shape\[1\] is Dk only when q is \(T, Dk\)"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k) / np.sqrt(q.shape[1]))
+    with pytest.raises(AssertionError, match="stops before the softmax"):
+        ex.check_scaled_scores(lambda q, k: weights_of(q, k))

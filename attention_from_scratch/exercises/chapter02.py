@@ -104,6 +104,14 @@ def _scores_scaled_by_keys(q, k):
     return q @ _swap(k) / np.sqrt(k.shape[-2])
 
 
+def _scores_scaled_by_axis_1(q, k):
+    return q @ _swap(k) / np.sqrt(q.shape[1])
+
+
+def _scores_softmaxed(q, k):
+    return softmax_forward(scaled_scores(q, k))[0]
+
+
 def check_scaled_scores(attempt):
     """Exercise 1: ``scaled_scores(q, k) -> (..., T, S)``.
 
@@ -129,6 +137,11 @@ def check_scaled_scores(attempt):
                                         "queries; Dk is the last axis of q and k"),
             (_scores_scaled_by_keys, "you divided by the square root of S, the number of "
                                      "keys; Dk is the last axis of q and k"),
+            (_scores_scaled_by_axis_1, "right without leading axes, wrong with them: "
+                                       "q.shape[1] is Dk only when q is (T, Dk); count "
+                                       "from the end, Dk = q.shape[-1]"),
+            (_scores_softmaxed, "those are the weights: this exercise stops before the "
+                                "softmax, at the scaled scores q k^T / sqrt(Dk)"),
         ],
         rtol=1e-10, atol=1e-12,
     )
