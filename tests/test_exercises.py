@@ -58,6 +58,9 @@ def test_a_number_answered_with_an_array_or_a_tuple_is_told_to_add_up():
         check_exercise("count", lambda t, s: np.array([t * s, t * s]), count, cases)
     with pytest.raises(AssertionError, match="expected one number, got 2: if you computed"):
         check_exercise("count", lambda t, s: (t * s, t * s), count, cases)
+    with pytest.raises(AssertionError, match=r"shape \(1, 1\), expected one number.*inside "
+                                             r"an array; take it out with \.item\(\)"):
+        check_exercise("count", lambda t, s: np.full((1, 1), 2 * t * s), count, cases)
 
 
 def test_attempt_modifying_its_input_does_not_fool_the_check():

@@ -547,3 +547,10 @@ def test_an_input_of_the_wrong_width_is_blamed_not_the_heads_or_params(impl, rng
     with pytest.raises(ValueError, match=rf"^{name} must have width D = 8, the width params "
                                          rf"were made for .*got shape \(2, 3, {width}\)$"):
         calls[layer]()
+
+
+def test_a_shared_mask_of_the_wrong_size_is_not_said_to_be_read_per_sequence(impl, rng):
+    x_q, x_kv, params = make_inputs(rng, (2,), 5, 6, 4, 2)
+    with pytest.raises(ValueError, match=r"got shape \(5, 4\)$"):       # no "read as"
+        impl.multi_head.multi_head_attention_forward(x_q, x_kv, params, n_heads=2,
+                                                     mask=np.ones((5, 4), dtype=bool))

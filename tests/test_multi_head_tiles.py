@@ -209,3 +209,30 @@ def test_a_mask_shared_along_one_of_two_leading_axes_is_not_spread_over_the_head
     per_sequence = run(np.ones((2, 3, t, t), dtype=bool))    # nothing to copy
     shared = run(np.ones((1, 3, t, t), dtype=bool))
     assert shared - per_sequence <= 2 * 3 * t * t            # one bool per sequence and entry
+
+
+def test_reusing_the_mask_or_bias_array_after_the_forward_changes_nothing(small_tiles):
+    # the backward recomputes the scores, so the cache must hold its own mask and bias
+    rng = np.random.default_rng(7)
+    x, dout = rng.normal(size=(B, T, D)), rng.normal(size=(B, T, D))
+    params = init_multi_head_params(D, rng=rng)
+    mask, bias = causal_mask(T).copy(), rng.normal(size=(1, H, T, T))
+    forward = core.multi_head.self_multi_head_attention_forward
+    _, cache = forward(x, params, n_heads=H, mask=mask, bias=bias)
+    expected = core.multi_head.self_multi_head_attention_backward(dout, cache)[0]
+    weights = cache.weights
+    _, cache = forward(x, params, n_heads=H, mask=mask, bias=bias)
+    mask[:] = True                                               # the caller reuses its arrays
+    bias[:] = 0.0
+    np.testing.assert_array_equal(core.multi_head.self_multi_head_attention_backward(
+        dout, cache)[0], expected)
+    np.testing.assert_array_equal(cache.weights, weights)
+
+
+def test_a_broadcast_mask_is_kept_without_spreading_it_out():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(64, T, D))
+    mask = np.broadcast_to(causal_mask(T), (64, 1, T, T))       # a view, one (T, T) array
+    _, cache = core.multi_head.self_multi_head_attention_forward(
+        x, init_multi_head_params(D, rng=rng), n_heads=H, mask=mask)
+    assert cache.mask.size == T * T

@@ -135,8 +135,9 @@ def _check_broadcasts_to_scores(name, x, scores_shape, layout, given):
     except ValueError:
         fits = False
     if not fits:
-        read_as = ("" if given is None or tuple(given) == x.shape else
-                   f", read as {x.shape}: one per sequence, the same for every head")
+        per_sequence = given is not None and len(given) > 2 and tuple(given) != x.shape
+        read_as = (f", read as {x.shape}: one per sequence, the same for every head"
+                   if per_sequence else "")
         raise ValueError(
             f"{name} must broadcast to the scores' shape {layout} = {scores_shape}, "
             f"got shape {x.shape if given is None else given}{read_as}"
@@ -452,11 +453,14 @@ def check_width_of_params(name, x, params, layouts):
     can give a message about something else. Malformed ``params`` are
     left to :func:`check_params`.
     """
-    if not isinstance(params, dict) or np.ndim(x) < 1:
-        return                                # left to the checks of params and x
     key = next((key for key, letters in layouts.items() if letters[0] == "D"), None)
-    shape = np.shape(params.get(key)) if key is not None else ()
-    if len(shape) == len(layouts.get(key, ())) and shape and shape[0] != np.shape(x)[-1]:
+    try:
+        if not isinstance(params, dict) or key is None or np.ndim(x) < 2:
+            return                            # left to the checks of params and x
+        shape = np.shape(params.get(key))
+    except ValueError:                        # ragged: left to the conversion's message
+        return
+    if len(shape) == len(layouts[key]) and shape[0] != np.shape(x)[-1]:
         raise ValueError(
             f"{name} must have width D = {shape[0]}, the width params were made for "
             f"(params[{key!r}] has shape {shape}), got shape {np.shape(x)}"

@@ -12,7 +12,7 @@ Every head at once, no loop over heads:
 - each head of each sequence is an independent chunk of work, and the
   chunks run on every CPU core (``common.parallel``: NumPy releases
   Python's lock while it computes). The forward computes a head a tile of
-  queries at a time, ``(Tb, S)`` scores small enough to stay in the CPU's
+  queries at a time, ``(Tb, Sb)`` scores small enough to stay in the CPU's
   cache, where the mask and the softmax work in place;
 - a tile computes only the keys its queries may see: under a causal mask
   most of the upper triangle is never computed nor exponentiated, and the
@@ -23,7 +23,7 @@ Every head at once, no loop over heads:
   instead of the ``(T, S)`` weights;
 - the forward keeps no ``(T, S)`` array: only each row's max and sum.
   The backward recomputes the exponentiated scores a block of keys at a
-  time, with every query that sees them (``(T, Sb)`` strips), so that the
+  time, with every query that sees them (``(Tr, Sb)`` strips), so that the
   block's ``dk`` and ``dv`` are each one product over all its queries.
 
 Same contract as ``steps.multi_head``; computes in the dtype of ``x_q``
@@ -178,7 +178,7 @@ class MultiHeadAttentionCache(NamedTuple):
     q: np.ndarray            # (..., H, T, Dh) views of the projections; q scaled
     k: np.ndarray            # (..., H, S, Dh)
     v: np.ndarray            # (..., H, S, Dh)
-    mask: object             # as checked, broadcastable to (..., H, T, S), or None
+    mask: object             # a copy, broadcastable to (..., H, T, S), or None
     bias: object             # the same, or None
     row_max: np.ndarray      # (..., H, T, 1): the scores' row max, 0 if nothing to see
     total: np.ndarray        # (..., H, T, 1): row sums of exp(scores - row_max), 1 if 0
@@ -215,7 +215,7 @@ def _chunks(n, n_heads, t, s):
 
 def _tiles(mask, t, s):
     """The forward's plan: ``(rows, cols, partly)`` per block of
-    ``TILE_SIZE // S`` queries.
+    ``TILE_SIZE // S`` queries (at least 16).
 
     ``cols`` slices the keys that any query of the block may see, in any
     sequence or head (None when none may): the keys outside are never
@@ -230,7 +230,7 @@ def _tiles(mask, t, s):
 
 def _strips(mask, t, s):
     """The backward's plan: ``(rows, cols, partly)`` per block of
-    ``TILE_SIZE // T`` keys.
+    ``TILE_SIZE // T`` keys (at least 16).
 
     ``_tiles`` with queries and keys swapped: ``rows`` slices the queries
     that see some key of the block ``cols`` (None when none do), and
@@ -286,7 +286,7 @@ def _per_head(a, q_shape, s):
     return np.broadcast_to(a, (a.shape[0], n_heads, t, s))          # (N, H, T, S) view
 
 
-def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, row_max=None):
+def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, *, row_max=None):
     """``exp(scores - row_max)`` of one tile, ``(Nb, Tb, Sb)``: the
     sequences and head of ``chunk``, the queries ``rows``, the keys
     ``cols``; 0 where the mask hides a key. The mask is applied only on
@@ -385,7 +385,7 @@ def _attention_backward(dheads, cache):
             if rows is None:
                 continue                          # keys no query sees: dk, dv stay 0
             exp_scores, _ = _exp_tile(q, k, mask, bias, chunk, rows, cols, partly,
-                                      row_max[chunk][:, rows])      # (Nb, Tr, Sb)
+                                      row_max=row_max[chunk][:, rows])   # (Nb, Tr, Sb)
             dweighted_rows = dweighted[:, rows]                                     # (Nb, Tr, Dh)
             np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted_rows,
                       out=dv[chunk][:, cols])                                       # (Nb, Sb, Dh)
@@ -463,7 +463,17 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
                                          bias=bias)
 
 
+def _kept(a):
+    """A copy of a mask or bias for the cache, so that the backward reads
+    what the forward did even if the caller reuses its array; an axis it is
+    broadcast along (stride 0) stays of size 1, not spread out."""
+    if a is None:
+        return None
+    return a[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in a.strides)].copy()
+
+
 def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
+    mask, bias = _kept(mask), _kept(bias)
     w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
@@ -539,6 +549,7 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
 
 
 def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
+    mask, bias = _kept(mask), _kept(bias)
     w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)

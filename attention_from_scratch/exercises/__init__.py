@@ -266,11 +266,16 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
             raise ExerciseError(name, f"expected {len(expected)} array(s), got {len(got)}")
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             output = f"output {i}" if output_names is None else f"{output_names[i]} (output {i})"
+            if g.shape != e.shape and e.shape == () and g.size == 1:
+                raise ExerciseError(
+                    name, f"{output} has shape {g.shape}, expected one number, of shape () "
+                    f"(case {number}, {case}): the number is inside an array; take it out "
+                    "with .item(), or drop keepdims=True")
             if g.shape != e.shape and e.shape == ():
                 raise ExerciseError(
                     name, f"{output} has shape {g.shape}, expected one number, of shape () "
                     f"(case {number}, {case}): if you computed it in parts, add them up "
-                    "(an int, or .sum() of an array)")
+                    "(for an array, .sum())")
             if g.shape != e.shape:
                 raise ExerciseError(
                     name, f"{output} has shape {g.shape}, expected {e.shape} "

@@ -154,15 +154,15 @@ def uniform_weights(pairs, *, task, settings):
     batch = make_batch(task, pairs)
     visible = (batch.src != PAD).astype(float)                             # (B, S)
     rows = visible / visible.sum(axis=-1, keepdims=True)                   # (B, S)
-    B, S = batch.src.shape
-    T = batch.inputs.shape[1]
-    shape = (B, settings.n_heads)
+    n_sequences, s_padded = batch.src.shape            # S padded: the longest source
+    t_padded = batch.inputs.shape[1]
+    shape = (n_sequences, settings.n_heads)
     weights = {}
     for layer in range(settings.n_layers):
         weights[f"enc.{layer}"] = np.broadcast_to(rows[:, None, None, :],
-                                                  shape + (S, S))          # (B, H, S, S)
+                                                  shape + (s_padded, s_padded))  # (B, H, S, S)
         weights[f"dec.{layer}.cross"] = np.broadcast_to(rows[:, None, None, :],
-                                                        shape + (T, S))    # (B, H, T, S)
+                                                        shape + (t_padded, s_padded))
     return weights
 
 
