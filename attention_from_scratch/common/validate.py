@@ -650,6 +650,16 @@ def check_tokens(name, tokens, vocab):
     return tokens
 
 
+def check_token_batch(name, tokens, vocab, letter="T"):
+    """``tokens (B, length)`` as checked ids (:func:`check_tokens`), with at
+    least one position (``letter`` names the length in messages)."""
+    tokens = check_tokens(name, tokens, vocab)
+    if tokens.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, length), got shape {tokens.shape}")
+    check_positions(name, tokens, letter, axis=-1)
+    return tokens
+
+
 def _check_table(w, *, dtype):
     """``w`` as a float ``(V, D)`` array of ``dtype``, or an error."""
     w = as_float_array("w", w, dtype=dtype)

@@ -21,8 +21,7 @@ from attention_from_scratch.common.validate import (
     check_choice,
     check_heads,
     check_params,
-    check_positions,
-    check_tokens,
+    check_token_batch,
 )
 from attention_from_scratch.core.decoder import _decoder_block_backward, _decoder_block_forward
 from attention_from_scratch.core.embedding import (
@@ -123,15 +122,6 @@ def _norm_backward(dh, cache, prefix, grads):
     return dh
 
 
-def _token_array(name, tokens, vocab, letter="T"):
-    """``tokens (B, length)`` as checked ids; ``letter`` names the length."""
-    tokens = check_tokens(name, tokens, vocab)
-    if tokens.ndim != 2:
-        raise ValueError(f"{name} must have shape (B, length), got shape {tokens.shape}")
-    check_positions(name, tokens, letter, axis=-1)
-    return tokens
-
-
 def _keys_mask(tokens, pad_id):
     """``(B, 1, 1, S)``: True where the key is a real token, for every
     head and query."""
@@ -188,7 +178,7 @@ def encoder_decoder_forward(params, *, src, tgt, n_heads, norm="post", pad_id=0,
                                  n_heads=n_heads, activation=activation, positions=positions,
                                  dtype=DTYPE)
     vocab = params["embed"].shape[0]
-    src, tgt = _token_array("src", src, vocab, "S"), _token_array("tgt", tgt, vocab)
+    src, tgt = check_token_batch("src", src, vocab, "S"), check_token_batch("tgt", tgt, vocab)
     if src.shape[0] != tgt.shape[0]:
         raise ValueError(f"src and tgt must have the same batch size B, got shapes "
                          f"{src.shape} and {tgt.shape}")
@@ -273,7 +263,7 @@ def decoder_only_forward(params, *, tokens, n_heads, norm="post", pad_id=0,
     params, tied = _model_params(params, decoder_only_layouts, ("block",), norm=norm,
                                  n_heads=n_heads, activation=activation, positions=positions,
                                  dtype=DTYPE)
-    tokens = _token_array("tokens", tokens, params["embed"].shape[0])
+    tokens = check_token_batch("tokens", tokens, params["embed"].shape[0])
     mask = causal_mask(tokens.shape[1]) & _keys_mask(tokens, pad_id)   # (B, 1, T, T)
     x, embed_cache = _embed(params["embed"], tokens, positions)         # (B, T, D)
     bias = _self_bias(positions, tokens.shape[1], n_heads, x.dtype)     # (1, H, T, T)

@@ -23,6 +23,7 @@ from attention_from_scratch.common.params import (
     encoder_decoder_layouts,
     sub_params,
 )
+from attention_from_scratch.common.validate import check_token_batch
 from attention_from_scratch.core.attention import _attention_forward
 from attention_from_scratch.core.encoder import _encoder_block_forward
 from attention_from_scratch.core.feed_forward import _feed_forward_forward
@@ -32,7 +33,6 @@ from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
 from attention_from_scratch.core.residual import _residual_forward
 from attention_from_scratch.core.transformer import (
     _model_params,
-    _token_array,
     decoder_only_forward,
     encoder_decoder_forward,
 )
@@ -161,7 +161,7 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
     params, _ = _model_params(params, encoder_decoder_layouts, ("enc", "dec"), norm=norm,
                               n_heads=n_heads, activation="relu", positions=positions,
                               dtype=None)
-    src = _token_array("src", src, params["embed"].shape[0], "S")
+    src = check_token_batch("src", src, params["embed"].shape[0], "S")
     keys = (src != pad_id)[:, None, :]                               # (B, 1, S)
     x = _embed_at(params, src, np.broadcast_to(np.arange(src.shape[1]), src.shape), positions)
     src_bias = (alibi_bias(src.shape[1], n_heads=n_heads)[None].astype(x.dtype)
