@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from attention_from_scratch import core
 from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.measure import bench, flops
 
@@ -133,6 +134,21 @@ def test_matmuls_only_computes_the_same_products(rng):
     slope = np.sum(dout.reshape(10, 6) * (products(x + eps * direction)
                                            - products(x - eps * direction))) / (2 * eps)
     assert np.isclose(np.sum(dx * direction.reshape(10, 6)), slope, rtol=1e-6)
+    assert len(cache[-1]) == 3                                        # kept, as core does
+
+
+def test_matmuls_only_recomputes_the_scores_when_core_does(rng, monkeypatch):
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", 16)            # 5 x 5 no longer kept
+    x = rng.normal(size=(2, 5, 6))
+    params = init_multi_head_params(6, rng=rng)
+    out, cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
+    assert cache[-1] == []
+    dout = rng.normal(size=(2, 5, 6))
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", 2 ** 18)
+    kept_out, kept_cache = bench.core_matmuls_only_forward(x, params, n_heads=3)
+    np.testing.assert_allclose(bench.core_matmuls_only_backward(dout, cache)[0],
+                               bench.core_matmuls_only_backward(dout, kept_cache)[0],
+                               rtol=1e-12)
 
 
 def test_cli_help_and_progress():

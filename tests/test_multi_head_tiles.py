@@ -1,6 +1,8 @@
 """``core`` multi-head attention computes in tiles of queries, skipping the
 keys that a tile cannot see: the same results as ``steps``' dense loop over
-heads, whatever the mask, the tile height or the number of workers."""
+heads, whatever the mask, the tile height or the number of workers, and
+whether the forward keeps its exponentiated scores for the backward or the
+backward recomputes them."""
 
 import numpy as np
 import pytest
@@ -32,6 +34,16 @@ def small_tiles(monkeypatch):
     monkeypatch.setattr(core.multi_head, "TILE_SIZE", 16)
 
 
+@pytest.fixture(params=["recomputed", "kept"])
+def scores(request, monkeypatch):
+    """Tiles of 16 query rows, so that the backward recomputes the scores in
+    strips; or tiles large enough to hold a head, so that the forward keeps
+    them."""
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", 16 if request.param == "recomputed"
+                        else 2 ** 18)
+    return request.param
+
+
 def _masks(t, s, rng):
     lengths = np.array([s, s - 11])
     random = rng.random((B, 1, t, s)) < 0.5
@@ -53,7 +65,7 @@ CASES = [(name, t, s) for t, s in [(T, S), (S, T), (T, T), (1, S)]
 
 
 @pytest.mark.parametrize("name, t, s", CASES)
-def test_tiled_core_equals_steps(name, t, s, workers, small_tiles):
+def test_tiled_core_equals_steps(name, t, s, workers, scores):
     rng = np.random.default_rng(1)
     x_q, x_kv = rng.normal(size=(B, t, D)), rng.normal(size=(B, s, D))
     params = init_multi_head_params(D, rng=rng)
@@ -67,6 +79,7 @@ def test_tiled_core_equals_steps(name, t, s, workers, small_tiles):
             x_q, x_kv, params, n_heads=H, mask=mask, bias=bias)
         results.append((out, cache.weights, *impl.multi_head.multi_head_attention_backward(
             dout, cache)))
+    assert (cache.exp_scores is not None) == (scores == "kept")
     (out_s, w_s, dq_s, dkv_s, dp_s), (out_c, w_c, dq_c, dkv_c, dp_c) = results
     assert np.all(np.isfinite(out_c)) and np.all(np.isfinite(dkv_c))
     np.testing.assert_allclose(out_c, out_s, atol=1e-12)
@@ -78,7 +91,7 @@ def test_tiled_core_equals_steps(name, t, s, workers, small_tiles):
 
 
 @pytest.mark.parametrize("name", ["causal", "padding", "empty tile"])
-def test_tiled_core_backward_matches_finite_differences(name, small_tiles):
+def test_tiled_core_backward_matches_finite_differences(name, scores):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(B, T, D))
     params = {k: v + rng.normal(size=v.shape) * 0.1
@@ -164,6 +177,46 @@ def test_the_cache_keeps_no_array_of_t_by_s(small_tiles):
                         if value is not cache.mask)              # the mask: the caller's own
     assert cache.row_max.shape == cache.total.shape == (B, H, T, 1)
     assert cache.weights.shape == (B, H, T, T)                   # recomputed on demand
+
+
+def test_kept_scores_are_read_not_recomputed_and_strips_recompute_them(monkeypatch):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(B, T, D))
+    params = init_multi_head_params(D, rng=rng)
+    dout = rng.normal(size=x.shape)
+    calls = []
+    exp_tile = core.multi_head._exp_tile
+    monkeypatch.setattr(core.multi_head, "_exp_tile",
+                        lambda *args, **kwargs: calls.append(kwargs) or exp_tile(*args, **kwargs))
+    for tile_size, kept in [(2 ** 18, True), (16, False)]:       # T T = 1369 <= 2^18
+        monkeypatch.setattr(core.multi_head, "TILE_SIZE", tile_size)
+        _, cache = core.multi_head.self_multi_head_attention_forward(
+            x, params, n_heads=H, mask=causal_mask(T))
+        assert (cache.exp_scores is not None) == kept
+        calls.clear()
+        core.multi_head.self_multi_head_attention_backward(dout, cache)
+        recomputed = [kwargs for kwargs in calls if kwargs.get("shifted")]
+        assert (len(recomputed) == 0) == kept and len(calls) == len(recomputed)
+
+
+def test_a_head_keeps_its_scores_up_to_one_tile_of_them():
+    assert core.multi_head.TILE_SIZE == 512 * 512
+    assert core.multi_head._keeps_scores(512, 512) and core.multi_head._keeps_scores(1, 2 ** 18)
+    assert not core.multi_head._keeps_scores(513, 512)
+
+
+def test_kept_scores_are_zero_where_masked_and_give_the_weights():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(B, T, D))
+    params = init_multi_head_params(D, rng=rng)
+    mask = padding_mask(np.array([T, 9]), T)[:, None]            # (B, 1, 1, S)
+    _, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                 mask=mask)
+    assert cache.exp_scores.shape == (B, H, T, T)
+    assert np.all(cache.exp_scores[1, :, :, 9:] == 0) and np.all(cache.exp_scores[0] > 0)
+    _, steps_cache = steps.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                       mask=mask)
+    np.testing.assert_allclose(cache.weights, steps_cache.weights, atol=1e-12)
 
 
 def test_several_leading_axes_and_few_chunks_equal_steps(workers):

@@ -21,10 +21,18 @@ Every head at once, no loop over heads:
 - the head outputs go straight into the merged ``(..., T, H, Dh)``
   layout, and the softmax's division is done on the ``(T, Dh)`` outputs
   instead of the ``(T, S)`` weights;
-- the forward keeps no ``(T, S)`` array: only each row's max and sum.
-  The backward recomputes the exponentiated scores a block of keys at a
-  time, with every query that sees them (``(Tr, Sb)`` strips), so that the
-  block's ``dk`` and ``dv`` are each one product over all its queries.
+- when a head's ``T S`` scores fit one tile, the forward keeps the tile
+  (its exponentiated scores) for the backward. Past that the forward keeps
+  no ``(T, S)`` array, only each row's max and sum, and the backward
+  recomputes the exponentiated scores a block of keys at a time, with
+  every query that sees them (``(Tr, Sb)`` strips), so that the block's
+  ``dk`` and ``dv`` are each one product over all its queries;
+- a column of ones folds an elementwise pass into a product:
+  ``A 1 = rowsum(A)`` gives the forward's row sums (BLAS reads a tile
+  faster than ``np.sum`` does), and in the backward
+  ``[q, -m] [k, 1]^T = q k^T - m`` shifts the scores by the row max and
+  ``[dw, dt] [v, 1]^T = dw v^T + dt`` adds the ``dtotal`` term, inside
+  products computed anyway.
 
 Same contract as ``steps.multi_head``; computes in the dtype of ``x_q``
 (float32 stays float32). Shape letters of the tiles: ``N`` sequences (the
@@ -166,10 +174,12 @@ def _projection_backward(dy, x, w):
 
 
 class MultiHeadAttentionCache(NamedTuple):
-    """What the backward reads. Not the ``H T S`` exponentiated scores of a
-    sequence: only their row max and row sum, ``H T`` numbers each, from
-    which the backward recomputes them a strip of keys at a time. Time for
-    memory; at long sequences also faster than keeping them (Chapter 4)."""
+    """What the backward reads: the row max and row sum of the
+    exponentiated scores, ``H T`` numbers each per sequence, from which the
+    backward recomputes them a strip of keys at a time; and the
+    exponentiated scores themselves only when a head's ``T S`` fit one tile
+    (``_keeps_scores``), where keeping them is cheaper than computing them
+    again (Chapter 4)."""
 
     x_q: np.ndarray          # (..., T, D), for dw_q
     x_kv: np.ndarray         # (..., S, D), for dw_k, dw_v; x_q itself if self
@@ -182,14 +192,19 @@ class MultiHeadAttentionCache(NamedTuple):
     bias: object             # the same, or None
     row_max: np.ndarray      # (..., H, T, 1): the scores' row max, 0 if nothing to see
     total: np.ndarray        # (..., H, T, 1): row sums of exp(scores - row_max), 1 if 0
+    exp_scores: object       # (..., H, T, S): exp(scores - row_max), 0 where masked or
+                             # not computed, when _keeps_scores(T, S); else None
     concat: np.ndarray       # (..., T, H, Dh): the merged head outputs
     w_o: np.ndarray          # (D, D)
     scale: float             # 1 / sqrt(Dh), folded into w_q
 
     @property
     def weights(self):
-        """The attention weights of every head, ``(..., H, T, S)``,
-        recomputed in one pass from ``q``, ``k`` and the kept row max and sum."""
+        """The attention weights of every head, ``(..., H, T, S)``: the kept
+        exponentiated scores divided by their row sums, or recomputed in one
+        pass from ``q``, ``k`` and the kept row max and sum."""
+        if self.exp_scores is not None:
+            return self.exp_scores / self.total
         scores = self.q @ np.swapaxes(self.k, -1, -2)                  # (..., H, T, S)
         if self.bias is not None:
             scores += self.bias
@@ -202,6 +217,22 @@ class MultiHeadAttentionCache(NamedTuple):
 
 
 TILE_SIZE = 2 ** 18   # scores per tile: 1 MiB of float32 stays in the CPU's cache
+
+
+def _keeps_scores(t, s):
+    """Whether the forward keeps the exponentiated scores for the backward:
+    when a head's ``T S`` scores fit one tile. The forward has then computed
+    exactly the block the backward would compute again, and keeping it
+    costs ``T S`` numbers per head and sequence, at most ``TILE_SIZE``;
+    longer heads keep only the row max and sum, so that memory stays linear
+    in ``T`` (Chapter 4).
+
+    Examples
+    --------
+    >>> _keeps_scores(512, 512), _keeps_scores(1024, 512)
+    (True, False)
+    """
+    return t * s <= TILE_SIZE
 
 
 def _chunks(n, n_heads, t, s):
@@ -286,37 +317,47 @@ def _per_head(a, q_shape, s):
     return np.broadcast_to(a, (a.shape[0], n_heads, t, s))          # (N, H, T, S) view
 
 
-def _exp_tile(q, k, mask, bias, chunk, rows, cols, partly, *, row_max=None):
-    """``exp(scores - row_max)`` of one tile, ``(Nb, Tb, Sb)``: the
-    sequences and head of ``chunk``, the queries ``rows``, the keys
-    ``cols``; 0 where the mask hides a key. The mask is applied only on
-    ``partly``, the part of the tile where some query does not see some
-    key (an index into the tile, or None).
+def _exp_tile(q, k, bias, mask, partly, *, shifted=False, out=None):
+    """The exponentiated scores of one tile, ``exp(q k^T + bias - row_max)``,
+    ``(Nb, Tb, Sb)``, with 0 where the mask hides a key; and the row max.
 
-    The forward finds the row max (``row_max=None``) and returns it; the
-    backward passes it back in, and so recomputes the same numbers (to
-    round-off: BLAS may round a product cut into tiles of another shape
-    differently).
+    ``q (Nb, Tb, Dh)`` and ``k (Nb, Sb, Dh)`` are the tile's queries and
+    keys, ``bias`` and ``mask`` the tile's (or None). The mask is applied
+    only on ``partly``, the part of the tile where some query does not see
+    some key (an index into the tile, or None).
+
+    The forward finds the row max and returns it. The backward already has
+    it and passes ``q`` and ``k`` with a column each, ``[q, -row_max]``
+    and ``[k, 1]``, whose product is the scores minus the row max
+    (``shifted=True``; None is returned for the row max): the numbers the
+    forward exponentiated, to round-off. ``out``, if given, receives the
+    tile (the forward writes a head's kept scores there).
     """
-    tile = chunk + (rows, cols)
-    scores = q[chunk][:, rows] @ np.swapaxes(k[chunk][:, cols], -1, -2)   # (Nb, Tb, Sb)
+    scores = np.matmul(q, np.swapaxes(k, -1, -2), out=out)                 # (Nb, Tb, Sb)
     if bias is not None:
-        scores += bias[tile]
+        scores += bias
     if partly is not None:
-        np.copyto(scores[partly], -np.inf, where=~mask[tile][partly])
-    if row_max is None:
+        np.copyto(scores[partly], -np.inf, where=~mask[partly])
+    row_max = None
+    if not shifted:
         row_max = stable_row_max(scores, -1)                               # (Nb, Tb, 1)
-    scores -= row_max
+        scores -= row_max
     return np.exp(scores, out=scores), row_max
+
+
+def _in_tile(a, tile):
+    """``a[tile]``, or None for no mask or bias."""
+    return None if a is None else a[tile]
 
 
 def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     """Every head's attention, merged, then ``@ W_O + b_O``.
 
     Returns ``out (..., T, D)`` and what the backward reads: the row max
-    and row sum of the exponentiated scores, and ``concat``. The
-    bias is a constant added to the (already scaled) scores. The work is
-    cut into independent chunks (``_chunks``) that run on every core, each
+    and row sum of the exponentiated scores, the exponentiated scores
+    themselves if ``_keeps_scores`` (else None), and ``concat``. The bias
+    is a constant added to the (already scaled) scores. The work is cut
+    into independent chunks (``_chunks``) that run on every core, each
     computed one tile of queries at a time (``_tiles``); the leading axes
     are flattened to ``N`` sequences.
     """
@@ -330,24 +371,33 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     total = np.ones((n, n_heads, t, 1), dtype=q.dtype)              # (N, H, T, 1)
     concat = np.zeros((n, t, n_heads, d_head), dtype=q.dtype)       # (N, T, H, Dh)
     heads = np.swapaxes(concat, 1, 2)                               # (N, H, T, Dh) view
+    kept = (np.zeros((n, n_heads, t, s), dtype=q.dtype)             # (N, H, T, S): one tile
+            if _keeps_scores(t, s) else None)                       # a head, or nothing
 
     def attend(chunk):                                              # (sequences, head)
         for rows, cols, partly in plan:
             if cols is None:
                 continue                          # nothing to attend to: zeros, total 1
-            exp_scores, row_max[chunk][:, rows] = _exp_tile(q, k, mask, bias,
-                                                            chunk, rows, cols, partly)
-            row_total = exp_scores.sum(axis=-1, keepdims=True)      # (Nb, Tb, 1)
+            queries = chunk + (rows,)             # the tile's rows of every (N, H, T, .)
+            tile = queries + (cols,)
+            exp_scores, row_max[queries] = _exp_tile(
+                q[chunk][:, rows], k[chunk][:, cols], _in_tile(bias, tile),
+                _in_tile(mask, tile), partly, out=_in_tile(kept, tile))
+            # the row sums as a product with a column of ones: faster than a sum here
+            row_total = exp_scores @ np.ones((exp_scores.shape[-1], 1), dtype=q.dtype)
             row_total[row_total == 0] = 1         # a row with nothing to attend to
-            total[chunk][:, rows] = row_total
-            weighted = np.matmul(exp_scores, v[chunk][:, cols], out=heads[chunk][:, rows])
+            total[queries] = row_total                                  # (Nb, Tb, 1)
+            weighted = np.matmul(exp_scores, v[chunk][:, cols], out=heads[queries])
             weighted /= row_total   # divide Tb x Dh outputs, not Tb x Sb weights
 
     run_chunks(attend, _chunks(n, n_heads, t, s))
     out = matmul(concat.reshape(-1, n_heads * d_head), w_o)         # (N T, D): heads merged
     out += b_o
+    if kept is not None:
+        kept = kept.reshape(*lead, n_heads, t, s)
     return (out.reshape(*lead, t, n_heads * d_head), row_max.reshape(*lead, n_heads, t, 1),
-            total.reshape(*lead, n_heads, t, 1), concat.reshape(*lead, t, n_heads, d_head))
+            total.reshape(*lead, n_heads, t, 1), kept,
+            concat.reshape(*lead, t, n_heads, d_head))
 
 
 def _attention_backward(dheads, cache):
@@ -356,20 +406,23 @@ def _attention_backward(dheads, cache):
     Returned in the projections' layouts, ``dy_q (..., T, 1, H, Dh)``
     holding ``dq`` and ``dy_kv (..., S, 2, H, Dh)`` holding ``dk, dv``,
     so that each projection's backward is one matmul. The chunks are the
-    forward's; each is computed a block of keys at a time (``_strips``),
-    with every query that sees them, so that a block's ``dk`` and ``dv``
-    are each one product, and ``dq`` adds up over the strips. The
-    exponentiated scores are recomputed with the forward's row max: the
-    numbers the forward used, to round-off.
+    forward's. When the forward kept the exponentiated scores, a chunk is
+    its one tile; otherwise it is computed a block of keys at a time
+    (``_strips``), with every query that sees them, so that a block's
+    ``dk`` and ``dv`` are each one product and ``dq`` adds up over the
+    strips, and the exponentiated scores are recomputed with the forward's
+    row max.
     """
     c = cache
     *lead, n_heads, t, d_head = c.q.shape
     s = c.k.shape[-2]
-    strips = _strips(c.mask, t, s)                                  # (rows, cols, partly)
+    kept = c.exp_scores is not None
+    plan = _tiles(c.mask, t, s) if kept else _strips(c.mask, t, s)  # (rows, cols, partly)
     mask, bias = _per_head(c.mask, c.q.shape, s), _per_head(c.bias, c.q.shape, s)
     flat = (dheads, c.q, c.k, c.v, c.row_max, c.total, np.swapaxes(c.concat, -2, -3))
     dheads, q, k, v, row_max, total, heads = (                  # leading axes as one, N
         a.reshape(-1, *a.shape[-3:]) for a in flat)
+    exp_kept = c.exp_scores.reshape(-1, n_heads, t, s) if kept else None    # (N, H, T, S)
     n = q.shape[0]
     dy_q = np.zeros((n, t, 1, n_heads, d_head), dtype=q.dtype)     # (N, T, 1, H, Dh)
     dy_kv = np.zeros((n, s, 2, n_heads, d_head), dtype=q.dtype)    # (N, S, 2, H, Dh)
@@ -379,21 +432,31 @@ def _attention_backward(dheads, cache):
         # forward: weighted = exp_scores @ v, total = rowsum(exp_scores),
         # heads = weighted / total
         dweighted = dheads[chunk] / total[chunk]                                    # (Nb, T, Dh)
-        dtotal = -(dweighted * heads[chunk]).sum(axis=-1, keepdims=True)            # (Nb, T, 1)
+        dtotal = -np.einsum("ntd,ntd->nt", dweighted, heads[chunk])[..., None]     # (Nb, T, 1)
+        # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal,
+        # one product with a column each, [dweighted, dtotal] [v, 1]^T
+        ones = np.ones((*dtotal.shape[:-2], s, 1), dtype=q.dtype)                  # (Nb, S, 1)
+        dweighted_total = np.concatenate([dweighted, dtotal], axis=-1)             # (Nb, T, Dh+1)
+        v_ones = np.concatenate([v[chunk], ones], axis=-1)                         # (Nb, S, Dh+1)
+        if not kept:   # [q, -row_max] [k, 1]^T = scores - row_max, to recompute exp_scores
+            q_shift = np.concatenate([q[chunk], -row_max[chunk]], axis=-1)        # (Nb, T, Dh+1)
+            k_ones = np.concatenate([k[chunk], ones], axis=-1)                     # (Nb, S, Dh+1)
         dq_chunk = np.zeros_like(dweighted)       # (Nb, T, Dh): dq adds up over the strips
-        for rows, cols, partly in strips:
-            if rows is None:
-                continue                          # keys no query sees: dk, dv stay 0
-            exp_scores, _ = _exp_tile(q, k, mask, bias, chunk, rows, cols, partly,
-                                      row_max=row_max[chunk][:, rows])   # (Nb, Tr, Sb)
-            dweighted_rows = dweighted[:, rows]                                     # (Nb, Tr, Dh)
-            np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted_rows,
+        for rows, cols, partly in plan:
+            if rows is None or cols is None:
+                continue                          # nothing seen here: gradients stay 0
+            if kept:
+                exp_scores = exp_kept[chunk][:, rows, cols]                         # (Nb, Tr, Sb)
+            else:
+                tile = chunk + (rows, cols)
+                exp_scores, _ = _exp_tile(q_shift[:, rows], k_ones[:, cols],
+                                          _in_tile(bias, tile), _in_tile(mask, tile),
+                                          partly, shifted=True)                     # (Nb, Tr, Sb)
+            np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted[:, rows],
                       out=dv[chunk][:, cols])                                       # (Nb, Sb, Dh)
-            # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal
-            dexp_scores = dweighted_rows @ np.swapaxes(v[chunk][:, cols], -1, -2)   # (Nb, Tr, Sb)
-            dexp_scores += dtotal[:, rows]
+            dexp_scores = dweighted_total[:, rows] @ np.swapaxes(v_ones[:, cols], -1, -2)
             # exp's backward (the row max is a shift: it gets no gradient)
-            dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)
+            dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)         # (Nb, Tr, Sb)
             np.matmul(np.swapaxes(dscores, -1, -2), q[chunk][:, rows],
                       out=dk[chunk][:, cols])                                       # (Nb, Sb, Dh)
             dq_chunk[:, rows] += dscores @ k[chunk][:, cols]                        # (Nb, Tr, Dh)
@@ -480,9 +543,10 @@ def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
     y_kv = _project(x_kv, w_kv, b_kv, n_heads)                    # (..., S, 2, H, Dh)
     q, k, v = _heads(y_q, 0), _heads(y_kv, 0), _heads(y_kv, 1)
-    out, row_max, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"], p["b_o"])
+    out, row_max, total, kept, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
+                                                            p["b_o"])
     return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, mask, bias, row_max,
-                                        total, concat, p["w_o"], scale)
+                                        total, kept, concat, p["w_o"], scale)
 
 
 def multi_head_attention_backward(dout, cache):
@@ -555,10 +619,12 @@ def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    out, row_max, total, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"], p["b_o"])
+    out, row_max, total, kept, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
+                                                            p["b_o"])
     d_model = x.shape[-1]
     return out, MultiHeadAttentionCache(x, x, w_qkv[:, :d_model], w_qkv[:, d_model:], q, k,
-                                        v, mask, bias, row_max, total, concat, p["w_o"], scale)
+                                        v, mask, bias, row_max, total, kept, concat, p["w_o"],
+                                        scale)
 
 
 def self_multi_head_attention_backward(dout, cache):

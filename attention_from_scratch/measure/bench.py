@@ -65,25 +65,29 @@ def core_matmuls_only_forward(x, params, *, n_heads):
     """The matrix products of a multi-head self-attention forward, alone:
     the projections, then one head at a time (as ``core``'s chunks, when a
     head's ``T S`` scores fit one tile) ``q k^T`` and ``@ v``, batched
-    over the sequences. No mask, no softmax."""
+    over the sequences. No mask, no softmax. Like ``core``, it keeps each
+    head's scores for the backward when ``core.multi_head._keeps_scores``."""
     *lead, t, d = x.shape
     w_qkv = np.concatenate([params["w_q"], params["w_k"], params["w_v"]], axis=1)
     y = (x.reshape(-1, d) @ w_qkv).reshape(*lead, t, 3, n_heads, d // n_heads)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
     concat = np.empty((*lead, t, n_heads, d // n_heads), dtype=x.dtype)
     heads = np.swapaxes(concat, -2, -3)
+    kept = []
     for h in range(n_heads):
         scores = q[..., h, :, :] @ np.swapaxes(k[..., h, :, :], -1, -2)
         np.matmul(scores, v[..., h, :, :], out=heads[..., h, :, :])
+        if core.multi_head._keeps_scores(t, t):
+            kept.append(scores)
     out = concat.reshape(-1, d) @ params["w_o"]
-    return out, (x, w_qkv, q, k, v, concat, params["w_o"])
+    return out, (x, w_qkv, q, k, v, concat, params["w_o"], kept)
 
 
 def core_matmuls_only_backward(dout, cache):
     """The matrix products of its backward, alone, a head at a time the
-    same way: ``q k^T`` again included, since ``core`` recomputes the
-    scores there."""
-    x, w_qkv, q, k, v, concat, w_o = cache
+    same way: ``q k^T`` again included when the forward did not keep the
+    scores, since ``core`` then recomputes them."""
+    x, w_qkv, q, k, v, concat, w_o, kept = cache
     d = x.shape[-1]
     dout = dout.reshape(-1, d)
     concat.reshape(-1, d).T @ dout                                 # dw_o
@@ -94,7 +98,7 @@ def core_matmuls_only_backward(dout, cache):
     dq, dk, dv = _heads(dy_q, 0), _heads(dy_kv, 0), _heads(dy_kv, 1)
     for h in range(q.shape[-3]):
         q_h, k_h, v_h, dw_h = (a[..., h, :, :] for a in (q, k, v, dweighted))
-        scores = q_h @ np.swapaxes(k_h, -1, -2)                    # the recomputed scores
+        scores = kept[h] if kept else q_h @ np.swapaxes(k_h, -1, -2)   # kept or recomputed
         np.matmul(np.swapaxes(scores, -1, -2), dw_h, out=dv[..., h, :, :])
         dscores = dw_h @ np.swapaxes(v_h, -1, -2)
         np.matmul(np.swapaxes(dscores, -1, -2), q_h, out=dk[..., h, :, :])
