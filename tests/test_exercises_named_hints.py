@@ -151,7 +151,7 @@ def test_ch3_ex4_hint_for_a_constant_says_more_negative_not_larger():
     hint = hint_of(ch3.check_fixed_masked_attention, fixed_masked_attention)
     assert "more negative than it" in hint and "larger" not in hint
     # what the hint says of the hidden case is true of it
-    q, k, _, mask = ch3._masked_attention_cases(ch3._RNG_SEED)[3]
+    q, k, _, mask = ch3._masked_attention_cases(ch3._RNG_SEED)[4]
     assert ch3._scores(q, k).max() < -1e17
 
 

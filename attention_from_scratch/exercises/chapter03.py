@@ -1,5 +1,7 @@
 """Checkers for the exercises of Chapter 3, "Masks"."""
 
+import math
+
 import numpy as np
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
@@ -191,7 +193,7 @@ def check_decoder_mask(attempt):
 
 def buggy_masked_attention(q, k, v, mask):
     """Masked attention with the mask in the wrong place."""
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+    scores = q @ np.swapaxes(k, -1, -2) / q.shape[-1] ** 0.5          # (..., T, S)
     weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
     weights = weights / weights.sum(axis=-1, keepdims=True)
     weights = weights * mask                                          # the bug is here
@@ -204,7 +206,7 @@ def fixed_masked_attention(q, k, v, mask):
 
 
 def _scores(q, k):
-    return q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+    return q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])      # (..., T, S)
 
 
 def _softmax(scores):
@@ -250,10 +252,9 @@ def _renormalised_after_softmax(q, k, v, mask):
     return weights / np.where(total > 0, total, 1.0) @ v
 
 
-def _softmax_without_row_max(q, k, v, mask):
+def _naive_softmax_nan_to_num(q, k, v, mask):
     weights = np.exp(np.where(mask, _scores(q, k), -np.inf))
-    total = weights.sum(axis=-1, keepdims=True)
-    return weights / np.where(total > 0, total, 1.0) @ v
+    return np.nan_to_num(weights / weights.sum(axis=-1, keepdims=True)) @ v
 
 
 def _polarity_reversed(q, k, v, mask):
@@ -261,7 +262,7 @@ def _polarity_reversed(q, k, v, mask):
 
 
 def _attention_without_scale(q, k, v, mask):
-    return attention_forward(q * np.sqrt(q.shape[-1]), k, v, mask=mask)[0]
+    return attention_forward(q * math.sqrt(q.shape[-1]), k, v, mask=mask)[0]
 
 
 def _no_nan(name, attempt):
@@ -290,15 +291,43 @@ def _no_nan(name, attempt):
     return checked
 
 
+def _dtype_kept(name, attempt):
+    """Wrap ``attempt`` so that right values in the wrong dtype get a hint.
+
+    The comparison has a tolerance, so float64 values pass where float32
+    ones are expected; the package keeps float32 as float32, and so must
+    the answer.
+    """
+    def checked(q, k, v, mask):
+        out = attempt(q, k, v, mask)
+        dtype = getattr(out, "dtype", None)
+        if dtype is None or dtype == q.dtype:
+            return out
+        right = fixed_masked_attention(q, k, v, mask)
+        if out.shape != right.shape or not np.allclose(out, right, rtol=1e-4, atol=1e-5):
+            return out                                # wrong values: judged as such
+        raise ExerciseError(
+            name, f"the values are right, the dtype is not: for {q.dtype} inputs return "
+            f"{q.dtype}, as the package's attention does, got {dtype}. NumPy turns float32 "
+            "into float64 when it meets a float64 array or NumPy scalar, such as "
+            "np.sqrt(q.shape[-1]); divide by a Python float (q.shape[-1] ** 0.5, or "
+            "math.sqrt(q.shape[-1])) instead")
+    return checked
+
+
 def _masked_attention_cases(seed):
     """Hidden cases ``(q, k, v, mask)``.
 
     Cases 1-3 are ordinary; case 2 has rows with nothing to attend to.
-    Case 4 has every score below -1e17, more negative than any "large
-    negative" constant, so a constant in place of -inf leaks weight to the masked
-    keys, renormalising after the softmax divides 0 by 0, and a softmax
-    without the row maximum underflows to 0 everywhere. Case 5 is float32,
-    with ``T > S`` and a random ``(B, T, S)`` mask with empty rows.
+    Case 4 has every score between 990 and 1010, so exp of a score
+    overflows to inf (from exp(710) on, in float64) unless the row
+    maximum is subtracted first; every row has keys. Case 5 has every
+    score below -1e17, more negative than any "large negative" constant,
+    so a constant in place of -inf leaks weight to the masked keys,
+    renormalising after the softmax divides 0 by 0, and a softmax
+    without the row maximum underflows to 0 everywhere. Case 6 is
+    float32, with ``T > S`` and a random ``(B, T, S)`` mask with empty
+    rows.
     """
     rng = np.random.default_rng(seed)
     cases = []
@@ -317,6 +346,11 @@ def _masked_attention_cases(seed):
     mask[0, 1] = False                                                  # an empty row
     q, k, v = (rng.normal(size=(2, n, d)) for n, d in ((4, 6), (3, 6), (3, 2)))
     cases.append((np.float32(3 * q), np.float32(3 * k), np.float32(v), mask))
+    # drawn last, so that the cases after it are what they were before it
+    # came: q = (a, x), k = (a, y), each score 1000 + x . y / sqrt(Dk)
+    q, k = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 4, 3))
+    q[..., 0] = k[..., 0] = math.sqrt(1000 * math.sqrt(3))      # a^2 / sqrt(Dk) = 1000
+    cases.insert(3, (q, k, rng.normal(size=(2, 4, 2)), causal_mask(3, 4)))
     return cases
 
 
@@ -334,10 +368,10 @@ def check_fixed_masked_attention(attempt):
             "this hidden case every score is below -1e17, so the masked keys, at -1e9, "
             "get the weight; set the masked scores to -inf, which is below every score")
     check_exercise(
-        name, _no_nan(name, attempt), fixed_masked_attention,
+        name, _no_nan(name, _dtype_kept(name, attempt)), fixed_masked_attention,
         _masked_attention_cases(_RNG_SEED),
         # On a case where several of these agree, the first wins: those that only
-        # an attempt passing cases 1-3 can reach (case 4) come before the rest.
+        # an attempt passing cases 1-4 can reach (case 5) come before the rest.
         mistakes=[
             (_constant_replaced_empty_rows_zeroed, leak),
             (_constant_added_empty_rows_zeroed, leak),
@@ -349,11 +383,15 @@ def check_fixed_masked_attention(attempt):
                                           "weight underflows to 0 first and the row comes "
                                           "out all zeros; mask the *scores* with -inf "
                                           "before the softmax"),
-            (_softmax_without_row_max, "subtract the row maximum before exp: in this "
-                                       "hidden case every score is below -1e17, exp "
-                                       "underflows to 0 for every key and the rows come "
-                                       "out all zeros (large positive scores overflow "
-                                       "to inf instead)"),
+            (_naive_softmax_nan_to_num, "np.nan_to_num hid the NaN, not the mistake: "
+                                        "without the row maximum subtracted, exp "
+                                        "overflowed to inf for scores as large as these "
+                                        "(about 1000; exp(710) is already inf), inf / inf "
+                                        "gave NaN, and nan_to_num made those weights 0, "
+                                        "where scores [1000, 999] should give weights "
+                                        "[0.731, 0.269]. Subtract the row maximum before "
+                                        "exp: the softmax does not change, and the "
+                                        "largest term becomes exp(0) = 1"),
             (_polarity_reversed, "the polarity is reversed: True = may attend, so the "
                                  "scores where the mask is *False* become -inf"),
             (buggy_masked_attention, "still masking after the softmax: the masked weights "
