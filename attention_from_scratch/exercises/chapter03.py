@@ -40,6 +40,10 @@ def _causal_strict(t, s):
     return np.arange(s)[None, :] < np.arange(s - t, s)[:, None]
 
 
+def _causal_one_ahead(t, s):
+    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None] + 1
+
+
 def _causal_upper(t, s):
     return np.arange(s)[None, :] >= np.arange(s - t, s)[:, None]
 
@@ -70,6 +74,9 @@ def check_causal_mask(attempt):
                                   "position i + (S - T), not i - (S - T)"),
             (_causal_strict, "every query must see itself: key j is allowed when "
                              "j <= position, not j < position"),
+            (_causal_one_ahead, "each query sees one key too many: key j is allowed "
+                                "when j <= position, not j <= position + 1 (the next "
+                                "token is the one it must predict)"),
             (_causal_upper, "that is the upper triangle: each query would see its future "
                             "and not its past"),
             (_causal_inverted, "the polarity is reversed: True must mean 'may attend' "
@@ -96,6 +103,10 @@ def _padding_inverted(lengths, s, side):
 
 def _padding_without_query_axis(lengths, s, side):
     return padding_mask(lengths, s, side=side)[:, 0, :]
+
+
+def _padding_on_the_query_axis(lengths, s, side):
+    return np.swapaxes(padding_mask(lengths, s, side=side), -1, -2)
 
 
 def _padding_always_right(lengths, s, side):
@@ -132,6 +143,9 @@ def check_padding_mask(attempt):
             (_padding_without_query_axis, "return shape (B, 1, S), not (B, S): the axis of "
                                           "size 1 lets the mask broadcast over the T queries "
                                           "of scores (B, T, S)"),
+            (_padding_on_the_query_axis, "return shape (B, 1, S), not (B, S, 1): the mask "
+                                         "picks *keys*, the last axis of scores (B, T, S); "
+                                         "the axis of size 1 stands for the T queries"),
             (_padding_sides_swapped, "the sides are swapped: side='right' means the padding "
                                      "is on the right, so the real tokens come first "
                                      "(position < n); side='left' puts the padding first, "
@@ -164,6 +178,18 @@ def _decoder_padding_on_queries(lengths, t):
     return causal_mask(t) & np.swapaxes(real, -1, -2)           # (B, T, 1): queries
 
 
+def _decoder_causal_unbatched(lengths, t):
+    return causal_mask(t)
+
+
+def _decoder_padding_inverted(lengths, t):
+    return causal_mask(t) & ~padding_mask(lengths, t, side="left")
+
+
+def _decoder_strict_causal(lengths, t):
+    return ~np.eye(t, dtype=bool) & decoder_mask(lengths, t)
+
+
 def _decoder_padding_only(lengths, t):
     return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
 
@@ -185,6 +211,14 @@ def check_decoder_mask(attempt):
                                           "padding_mask(...) is (B, 1, S), one row of "
                                           "allowed keys shared by every query, so use it "
                                           "as it is, without moving its axes"),
+            (_decoder_causal_unbatched, "that is the causal mask alone, (T, T): the padding "
+                                        "is missing, and with it the batch axis; combine "
+                                        "it with the padding mask (B, 1, T) by &"),
+            (_decoder_padding_inverted, "the padding mask is inverted: True marks a real "
+                                        "token (may attend), so use padding_mask(...) as "
+                                        "it is, without ~"),
+            (_decoder_strict_causal, "every query must see itself: the causal part keeps "
+                                     "the diagonal (key j <= query i)"),
             (_decoder_padding_only, "the causal part is missing: queries still see the "
                                     "future"),
         ],
