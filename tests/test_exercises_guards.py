@@ -17,9 +17,10 @@ from attention_from_scratch import exercises
 from attention_from_scratch.exercises import ExerciseError
 
 MODULES = [importlib.import_module(f"attention_from_scratch.exercises.chapter0{n}")
-           for n in range(7)]
+           for n in range(8)]
+# check_bug_hunt takes a str, not a function with hidden cases: its own tests cover it
 CHECKERS = [getattr(module, name) for module in MODULES for name in sorted(vars(module))
-            if name.startswith("check_") and name != "check_exercise"]
+            if name.startswith("check_") and name not in ("check_exercise", "check_bug_hunt")]
 
 
 def _id(check):
