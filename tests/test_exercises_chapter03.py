@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch.exercises import ExerciseError
 from attention_from_scratch.exercises import chapter03 as ex
 
 
@@ -27,7 +28,7 @@ def solution_decoder_mask(lengths, t):
 
 
 def solution_masked_attention(q, k, v, mask):
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])     # float32 stays float32
     scores = np.where(mask, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True)
     row_max[np.isneginf(row_max)] = 0.0
@@ -149,7 +150,7 @@ def test_decoder_mask_rejects_planted_mistakes():
     with pytest.raises(AssertionError, match="causal part is missing"):
         ex.check_decoder_mask(lambda lengths, t: np.repeat(
             padding_mask(lengths, t, side="left"), t, axis=1))
-    with pytest.raises(AssertionError, match=r"shape \(4, 4\), expected \(3, 4, 4\)"):
+    with pytest.raises(AssertionError, match=r"the causal mask alone, \(T, T\)"):
         ex.check_decoder_mask(lambda lengths, t: causal_mask(t))
 
 
@@ -200,7 +201,7 @@ def test_constants_that_pass_ordinary_cases_leak_on_large_scores(fill, added):
         return masked_softmax_attention(q, k, v, mask, fill=fill, added=added,
                                         zero_empty_rows=True)
 
-    with pytest.raises(AssertionError, match="case 4|every score is below -1e17") as info:
+    with pytest.raises(AssertionError, match="case 5|every score is below -1e17") as info:
         ex.check_fixed_masked_attention(constant)
     assert "finite constant such as -1e9 or -1e4, put in place of the masked scores or " \
            "added to them, fails" in str(info.value)
@@ -252,7 +253,56 @@ def test_the_right_answer_passes_computed_in_float32(capsys):
         return out
 
     ex.check_fixed_masked_attention(in_float32)
-    assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on 5")
+    assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on 6")
+
+
+def test_nan_to_num_over_the_naive_softmax_gets_the_overflow_hint():
+    def naive_then_nan_to_num(q, k, v, mask):
+        scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+        scores = np.where(mask, scores, -np.inf)
+        weights = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
+        return np.nan_to_num(weights) @ v           # empty rows: NaN -> 0, as wanted
+
+    with pytest.raises(ExerciseError, match="np.nan_to_num hid the NaN") as caught:
+        ex.check_fixed_masked_attention(naive_then_nan_to_num)
+    assert "exp overflowed" in caught.value.message
+    assert "Subtract the row maximum" in caught.value.message
+    assert "def " not in str(caught.value)
+    # what the hint says of a row with scores [1000, 999] is true
+    np.testing.assert_allclose(ex.fixed_masked_attention(
+        np.array([[1000.0]]), np.array([[1.0], [0.999]]), np.eye(2), np.ones((1, 2), bool)),
+        [[0.731, 0.269]], atol=5e-4)
+
+    # the same nan_to_num after a stable softmax is right
+    def stable_then_nan_to_num(q, k, v, mask):
+        scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+        scores = np.where(mask, scores, -np.inf)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        return np.nan_to_num(weights / weights.sum(axis=-1, keepdims=True)) @ v
+
+    ex.check_fixed_masked_attention(stable_then_nan_to_num)
+
+
+def test_a_float64_answer_to_float32_inputs_gets_the_dtype_hint(capsys):
+    def promoted(q, k, v, mask):        # np.sqrt gives a NumPy float64 scalar
+        scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+        scores = np.where(mask, scores, -np.inf)
+        row_max = scores.max(axis=-1, keepdims=True)
+        row_max[np.isneginf(row_max)] = 0.0
+        weights = np.exp(scores - row_max)
+        total = weights.sum(axis=-1, keepdims=True)
+        return weights / np.where(total > 0, total, 1.0) @ v
+
+    with pytest.raises(ExerciseError, match="the values are right, the dtype is not: for "
+                                            "float32 inputs return float32") as caught:
+        ex.check_fixed_masked_attention(promoted)
+    assert "got float64" in caught.value.message
+    # what the hint says of NumPy's promotion is true
+    x = np.ones(3, dtype=np.float32)
+    assert (x / np.sqrt(4)).dtype == np.float64 and (x / math.sqrt(4)).dtype == np.float32
+    ex.check_fixed_masked_attention(
+        lambda q, k, v, mask: promoted(q, k, v, mask).astype(q.dtype))
+    assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on")
 
 
 def test_the_hidden_cases_hold_what_their_docstring_says():
@@ -260,9 +310,15 @@ def test_the_hidden_cases_hold_what_their_docstring_says():
     q, k, _, mask = cases[1]
     assert not np.broadcast_to(mask, (2, 4, 4)).any(axis=-1).all()     # empty rows
     q, k, _, mask = cases[3]
+    scores = ex._scores(q, k)
+    assert np.all((990 < scores) & (scores < 1010))
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.exp(scores)).all()                           # exp overflows
+    assert np.all(np.broadcast_to(mask, scores.shape).any(axis=-1))     # every row has keys
+    q, k, _, mask = cases[4]
     assert np.all(q @ np.swapaxes(k, -1, -2) < -1e17)
     assert np.all(np.broadcast_to(mask, (2, 3, 5)).any(axis=-1))       # every row has keys
-    q, k, _, mask = cases[4]
+    q, k, _, mask = cases[5]
     assert q.dtype == np.float32 and q.shape[-2] > k.shape[-2]
     assert not mask.any(axis=-1).all()
 

@@ -79,6 +79,105 @@ def test_adam_corrected_with_the_steps_before_gets_its_hint():
         ex.check_adam_step(with_t)
 
 
+def _moments(g, m, v, beta1, beta2):
+    return beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g ** 2
+
+
+def _corrected(m, v, t, beta1, beta2):
+    return m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+
+
+def adam_eps_inside_sqrt(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    m_hat, v_hat = _corrected(m, v, t, beta1, beta2)
+    return p - lr * m_hat / np.sqrt(v_hat + eps), m, v
+
+
+def adam_betas_swapped(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta2, beta1)
+    m_hat, v_hat = _corrected(m, v, t, beta2, beta1)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_counts_from_zero(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)   # t: the steps before
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_uncorrected(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    return p - lr * m / (np.sqrt(v) + eps), m, v
+
+
+def adam_only_m_corrected(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    m_hat, _ = _corrected(m, v, t, beta1, beta2)
+    return p - lr * m_hat / (np.sqrt(v) + eps), m, v
+
+
+def adam_only_v_corrected(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    _, v_hat = _corrected(m, v, t, beta1, beta2)
+    return p - lr * m / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_weights_swapped(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = (1 - beta1) * m + beta1 * g, (1 - beta2) * v + beta2 * g ** 2
+    m_hat, v_hat = _corrected(m, v, t, beta1, beta2)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_uphill(p, g, m, v, t, lr, beta1, beta2, eps):
+    m, v = _moments(g, m, v, beta1, beta2)
+    m_hat, v_hat = _corrected(m, v, t, beta1, beta2)
+    return p + lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adam_old_state(p, g, m, v, t, lr, beta1, beta2, eps):
+    new_m, new_v = _moments(g, m, v, beta1, beta2)
+    m_hat, v_hat = _corrected(new_m, new_v, t, beta1, beta2)
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+@pytest.mark.parametrize(("wrong", "hint"), [
+    (adam_eps_inside_sqrt, r"eps goes outside the square root: "
+                           r"m_hat / \(sqrt\(v_hat\) \+ eps\)"),
+    (adam_betas_swapped, "beta1 and beta2 are swapped"),
+    (adam_counts_from_zero, r"number t \+ 1"),
+    (adam_uncorrected, "without bias correction"),
+    (adam_only_m_corrected, "m is corrected but v is not"),
+    (adam_only_v_corrected, "v is corrected but m is not"),
+    (adam_weights_swapped, "weigh the old value by beta"),
+    (adam_uphill, "the step goes uphill"),
+    (adam_old_state, "return the updated m and v"),
+])
+def test_adam_mistakes_written_as_a_learner_would_get_their_hints(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint) as caught:
+        ex.check_adam_step(wrong)
+    assert "def " not in str(caught.value)      # the hint, never the checker's source
+    assert "is wrong on case" not in caught.value.message
+
+
+def test_adam_eps_inside_sqrt_passes_every_case_but_the_tiny_gradients():
+    # the case that catches it is needed: elsewhere the two formulas agree
+    cases = ex._adam_cases(ex._RNG_SEED + 2)
+    for number, args in enumerate(cases, start=1):
+        right, wrong = ex._adam(*args)[0], adam_eps_inside_sqrt(*args)[0]
+        assert np.allclose(wrong, right, rtol=1e-6, atol=1e-9) == (number != 3)
+
+
+def test_the_adam_cases_hold_what_their_docstring_says():
+    p, g, m, v, t, lr, beta1, beta2, eps = ex._adam_cases(ex._RNG_SEED + 2)[2]
+    m, v = _moments(g, m, v, beta1, beta2)
+    m_hat, v_hat = _corrected(m, v, t, beta1, beta2)
+    assert np.all((1e-6 < np.abs(g)) & (np.abs(g) < 1e-4))
+    assert np.all((1e-5 < np.sqrt(v_hat)) & (np.sqrt(v_hat) < 2e-5))
+    assert np.all(eps / np.sqrt(v_hat) < 1e-3)                   # < 0.1 % outside
+    assert np.all(np.sqrt(v_hat + eps) > 5 * (np.sqrt(v_hat) + eps))   # > 5 x inside
+    assert ex._adam_cases(ex._RNG_SEED + 2)[-1][4] == 0           # the first step last
+
+
 def test_bug_hunt(capsys):
     ex.check_bug_hunt(lambda: "embed")
     assert "✓ Exercise 4 (find the bug)" in capsys.readouterr().out

@@ -9,6 +9,7 @@ checker added later is covered without editing this file.
 
 import copy
 import importlib
+import pkgutil
 
 import numpy as np
 import pytest
@@ -16,10 +17,12 @@ import pytest
 from attention_from_scratch import exercises
 from attention_from_scratch.exercises import ExerciseError
 
-MODULES = [importlib.import_module(f"attention_from_scratch.exercises.chapter0{n}")
-           for n in range(7)]
+MODULES = [importlib.import_module(f"attention_from_scratch.exercises.{info.name}")
+           for info in sorted(pkgutil.iter_modules(exercises.__path__), key=lambda i: i.name)
+           if info.name.startswith("chapter")]
+# check_bug_hunt takes a str, not a function with hidden cases: its own tests cover it
 CHECKERS = [getattr(module, name) for module in MODULES for name in sorted(vars(module))
-            if name.startswith("check_") and name != "check_exercise"]
+            if name.startswith("check_") and name not in ("check_exercise", "check_bug_hunt")]
 
 
 def _id(check):

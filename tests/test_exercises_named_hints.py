@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from attention_from_scratch.common.masks import padding_mask
+from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
 from attention_from_scratch.exercises import ExerciseError
@@ -87,6 +87,52 @@ def test_ch1_ex3_query_path_dropped_and_value_path_only():
     assert "only the value path" in hint_of(ch1.check_self_attention_dx, value_path_only)
 
 
+def test_ch1_ex1_the_keys_averaged():
+    def soft_lookup(queries, keys, values):
+        return softmax_rows(queries @ keys.T) @ keys
+    assert "the weights averaged the keys" in hint_of(ch1.check_soft_lookup, soft_lookup)
+
+
+def test_ch1_ex2_q_and_k_swapped():
+    def project_qkv(x, params):
+        q = x @ params["w_q"] + params["b_q"]
+        k = x @ params["w_k"] + params["b_k"]
+        v = x @ params["w_v"] + params["b_v"]
+        return k, q, v
+    assert "q and k are swapped" in hint_of(ch1.check_project_qkv, project_qkv)
+
+
+def test_ch1_ex2_values_with_the_key_weights():
+    def project_qkv(x, params):
+        q = x @ params["w_q"] + params["b_q"]
+        k = x @ params["w_k"] + params["b_k"]
+        return q, k, x @ params["w_k"] + params["b_k"]      # copied the line above
+    assert "made with the key weights" in hint_of(ch1.check_project_qkv, project_qkv)
+
+
+def test_ch1_ex3_query_and_key_weights_swapped():
+    def self_attention_dx(dq, dk, dv, params):
+        return dq @ params["w_k"].T + dk @ params["w_q"].T + dv @ params["w_v"].T
+    assert "through each other's weights" in hint_of(ch1.check_self_attention_dx,
+                                                     self_attention_dx)
+
+
+def test_ch1_ex3_summed_over_the_batch():
+    def self_attention_dx(dq, dk, dv, params):
+        dx = dq @ params["w_q"].T + dk @ params["w_k"].T + dv @ params["w_v"].T
+        return dx.sum(axis=0)                  # as a weight's gradient would be
+    assert "dx keeps the batch axis" in hint_of(ch1.check_self_attention_dx,
+                                                self_attention_dx)
+
+
+def test_ch1_ex3_paths_side_by_side():
+    def self_attention_dx(dq, dk, dv, params):
+        return np.concatenate([dq @ params["w_q"].T, dk @ params["w_k"].T,
+                               dv @ params["w_v"].T], axis=-1)
+    assert "not placed side by side" in hint_of(ch1.check_self_attention_dx,
+                                                self_attention_dx)
+
+
 # Chapter 2
 
 def test_ch2_ex1_multiplied_by_sqrt_dk():
@@ -113,6 +159,75 @@ def test_ch2_ex4_tanh_dropped():
     def additive_scores(q, k, w_1, w_2, v_a):
         return ((q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]) @ v_a
     assert "the tanh is missing" in hint_of(ch2.check_additive_scores, additive_scores)
+
+
+def test_ch2_ex2_dv_scaled():
+    def attention_dv(dout, q, k, v):
+        d_k = q.shape[-1]
+        weights = softmax_rows(q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k))
+        return np.swapaxes(weights, -1, -2) @ dout / np.sqrt(d_k)
+    assert "dv is scaled by 1/sqrt(Dk)" in hint_of(ch2.check_attention_dv, attention_dv)
+
+
+def _dscores(dout, q, k, v):
+    weights = softmax_rows(q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]))
+    dweights = dout @ np.swapaxes(v, -1, -2)
+    return weights, dweights
+
+
+@pytest.mark.parametrize("scaled", ["dq", "dk"])
+def test_ch2_ex3_the_scale_on_one_gradient_only(scaled):
+    def attention_dq_dk(dout, q, k, v):
+        weights, dweights = _dscores(dout, q, k, v)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        scale = 1 / np.sqrt(q.shape[-1])
+        dq = dscores @ k * (scale if scaled == "dq" else 1.0)
+        dk = np.swapaxes(dscores, -1, -2) @ q * (scale if scaled == "dk" else 1.0)
+        return dq, dk
+    other = "dk" if scaled == "dq" else "dq"
+    hint = hint_of(ch2.check_attention_dq_dk, attention_dq_dk)
+    assert hint.startswith(f"{scaled} is right, {other} is missing the 1/sqrt(Dk)")
+
+
+@pytest.mark.parametrize(("scale", "says"), [
+    (lambda d: np.sqrt(d), "you multiplied by sqrt(Dk)"),
+    (lambda d: 1 / d, "you divided by Dk"),
+])
+def test_ch2_ex3_a_wrong_scale_on_both(scale, says):
+    def attention_dq_dk(dout, q, k, v):
+        weights, dweights = _dscores(dout, q, k, v)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        s = scale(q.shape[-1])
+        return dscores @ k * s, np.swapaxes(dscores, -1, -2) @ q * s
+    assert says in hint_of(ch2.check_attention_dq_dk, attention_dq_dk)
+
+
+@pytest.mark.parametrize(("softmax_backward", "says"), [
+    (lambda w, dw: dw - (dw * w).sum(axis=-1, keepdims=True), "leading weights are missing"),
+    (lambda w, dw: w * (dw - dw.sum(axis=-1, keepdims=True)), "*times the weights*"),
+    (lambda w, dw: w * ((dw * w).sum(axis=-1, keepdims=True) - dw), "signs are flipped"),
+])
+def test_ch2_ex3_softmax_backward_slips(softmax_backward, says):
+    def attention_dq_dk(dout, q, k, v):
+        weights, dweights = _dscores(dout, q, k, v)
+        dscores = softmax_backward(weights, dweights)
+        scale = 1 / np.sqrt(q.shape[-1])
+        return dscores @ k * scale, np.swapaxes(dscores, -1, -2) @ q * scale
+    assert says in hint_of(ch2.check_attention_dq_dk, attention_dq_dk)
+
+
+def test_ch2_ex4_tanh_after_the_dot_product():
+    def additive_scores(q, k, w_1, w_2, v_a):
+        return np.tanh(((q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]) @ v_a)
+    assert "tanh goes on the A features" in hint_of(ch2.check_additive_scores,
+                                                    additive_scores)
+
+
+def test_ch2_ex4_softmax_taken():
+    def additive_scores(q, k, w_1, w_2, v_a):
+        scores = np.tanh((q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]) @ v_a
+        return softmax_rows(scores)
+    assert "those are the weights" in hint_of(ch2.check_additive_scores, additive_scores)
 
 
 # Chapter 3
@@ -151,8 +266,41 @@ def test_ch3_ex4_hint_for_a_constant_says_more_negative_not_larger():
     hint = hint_of(ch3.check_fixed_masked_attention, fixed_masked_attention)
     assert "more negative than it" in hint and "larger" not in hint
     # what the hint says of the hidden case is true of it
-    q, k, _, mask = ch3._masked_attention_cases(ch3._RNG_SEED)[3]
+    q, k, _, mask = ch3._masked_attention_cases(ch3._RNG_SEED)[4]
     assert ch3._scores(q, k).max() < -1e17
+
+
+def test_ch3_ex1_one_key_too_many():
+    def my_causal_mask(t, s):
+        return np.arange(s)[None, :] < np.arange(s - t, s)[:, None] + 2
+    assert "one key too many" in hint_of(ch3.check_causal_mask, my_causal_mask)
+
+
+def test_ch3_ex2_size_one_axis_last():
+    def my_padding_mask(lengths, s, side):
+        positions, lengths = np.arange(s)[None, :], np.asarray(lengths)[:, None]
+        real = positions < lengths if side == "right" else positions >= s - lengths
+        return real[:, :, None]
+    assert "not (B, S, 1)" in hint_of(ch3.check_padding_mask, my_padding_mask)
+
+
+def test_ch3_ex3_causal_alone():
+    def my_decoder_mask(lengths, t):
+        return np.arange(t)[None, :] <= np.arange(t)[:, None]
+    assert "the causal mask alone" in hint_of(ch3.check_decoder_mask, my_decoder_mask)
+
+
+def test_ch3_ex3_padding_inverted():
+    def my_decoder_mask(lengths, t):
+        return causal_mask(t) & ~padding_mask(lengths, t, side="left")   # True = padding
+    assert "padding mask is inverted" in hint_of(ch3.check_decoder_mask, my_decoder_mask)
+
+
+def test_ch3_ex3_diagonal_lost():
+    def my_decoder_mask(lengths, t):
+        keys, queries = np.arange(t)[None, :], np.arange(t)[:, None]
+        return (keys < queries) & padding_mask(lengths, t, side="left")
+    assert "every query must see itself" in hint_of(ch3.check_decoder_mask, my_decoder_mask)
 
 
 # Chapter 4

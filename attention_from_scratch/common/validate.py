@@ -27,14 +27,84 @@ import numpy as np
 ACTIVATION_NAMES = ("relu", "gelu")
 
 
-def as_float_array(name, x, *, dtype=None):
+def _is_sequence(item):
+    return isinstance(item, list | tuple) or (isinstance(item, np.ndarray) and item.ndim > 0)
+
+
+def _ragged_axis(x):
+    """``(axis, lengths)``: the first axis along which the nested sequence
+    ``x`` has items of different lengths (``None`` for a number among
+    sequences), and those lengths; ``None`` if there is no such axis."""
+    level, axis = [x], 0
+    while True:
+        lengths = [len(item) if _is_sequence(item) else None for item in level]
+        if all(n is None for n in lengths):
+            return None
+        if len(set(lengths)) > 1:
+            return axis, lengths
+        level, axis = [part for item in level for part in item], axis + 1
+
+
+def _ragged_message(name, x, layout):
+    """Why NumPy could not make one array of ``x``, or None if not known."""
+    expected = f"an array of shape {layout}" if layout else "an array"
+    if hasattr(x, "_fields"):
+        return (f"{name} must be {expected}, got a {type(x).__name__}, a forward's "
+                "cache: pass the array it was computed from")
+    if isinstance(x, tuple) and len(x) == 2 and hasattr(x[1], "_fields"):
+        return (f"{name} must be {expected}, got a pair (out, cache), as a forward "
+                "returns: unpack it, e.g. `out, _ = ...`, and pass out")
+    found = _ragged_axis(x)
+    if found is None:
+        return None
+    axis, lengths = found
+    if None in lengths:
+        what = "it mixes numbers and sequences"
+    else:
+        distinct = list(dict.fromkeys(lengths))
+        what = ("its rows have different lengths ("
+                + ", ".join(str(n) for n in distinct[:4]) + (", ..." if distinct[4:] else "")
+                + ")")
+    return (f"{name} must be {expected}, got a ragged nested sequence: along axis {axis} "
+            f"{what}, so it is not an array")
+
+
+def as_array(name, x, *, layout=None):
+    """``np.asarray(x)``, or a ``ValueError`` naming ``name`` if ``x`` is ragged.
+
+    NumPy refuses a nested list with rows of different lengths in words
+    about "inhomogeneous shapes"; this says which argument it was, along
+    which axis its rows differ, and the shape ``layout`` expected. A
+    forward's ``(out, cache)`` pair, passed whole, is named as such.
+
+    Examples
+    --------
+    >>> as_array("x", [[1.0, 2.0], [3.0]], layout="(T, D)")
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be an array of shape (T, D), got a ragged nested
+    sequence: along axis 1 its rows have different lengths (2, 1), so it
+    is not an array
+    """
+    try:
+        return np.asarray(x)
+    except ValueError:
+        message = _ragged_message(name, x, layout)
+        if message is None:
+            raise
+    raise ValueError(message)
+
+
+def as_float_array(name, x, *, dtype=None, layout=None):
     """Return ``x`` as a floating-point array, or raise ``TypeError``.
 
     Integers are converted exactly (to float64); booleans, complex numbers,
     strings and objects are refused. ``dtype`` forces the result's dtype;
-    otherwise float32 and float64 are kept as they are.
+    otherwise float32 and float64 are kept as they are. A ragged ``x`` is
+    a ``ValueError`` that names the shape ``layout`` expected
+    (:func:`as_array`).
     """
-    arr = np.asarray(x)
+    arr = as_array(name, x, layout=layout)
     kind = arr.dtype.kind
     if kind not in "fiu":
         raise TypeError(
@@ -49,11 +119,12 @@ def as_float_array(name, x, *, dtype=None):
 
 
 def _as_float_arrays(named, dtype):
-    """Convert ``[(name, x), ...]``: the first to ``dtype`` (or float32 or
-    float64 as given), the others to the first one's dtype."""
-    (first_name, first), *rest = named
-    first = as_float_array(first_name, first, dtype=dtype)
-    return [first] + [as_float_array(name, x, dtype=first.dtype) for name, x in rest]
+    """Convert ``[(name, x, layout), ...]``: the first to ``dtype`` (or
+    float32 or float64 as given), the others to the first one's dtype."""
+    (first_name, first, first_layout), *rest = named
+    first = as_float_array(first_name, first, dtype=dtype, layout=first_layout)
+    return [first] + [as_float_array(name, x, dtype=first.dtype, layout=layout)
+                      for name, x, layout in rest]
 
 
 def check_ndim(name, x, min_ndim, layout):
@@ -93,7 +164,7 @@ def check_positions(name, x, letter, *, axis=-2):
 
 def check_array(name, x, min_ndim, layout, *, dtype):
     """``x`` converted, with at least ``min_ndim`` axes (``layout`` in messages)."""
-    x = as_float_array(name, x, dtype=dtype)
+    x = as_float_array(name, x, dtype=dtype, layout=layout)
     check_ndim(name, x, min_ndim, layout)
     return x
 
@@ -109,7 +180,7 @@ def check_same_shape(name, x, expected_shape, layout):
 
 def check_gradient(name, d, expected_shape, layout, *, dtype):
     """An upstream gradient converted to ``dtype``, of the forward output's shape."""
-    d = as_float_array(name, d, dtype=dtype)
+    d = as_float_array(name, d, dtype=dtype, layout=layout)
     check_same_shape(name, d, expected_shape, layout)
     return d
 
@@ -150,7 +221,7 @@ def check_mask(mask, scores_shape, layout, *, given=None):
     The one broadcast rule for every mask; ``given`` is the shape the
     caller passed, when the mask was reshaped before this check.
     """
-    mask = np.asarray(mask)
+    mask = as_array("mask", mask, layout=layout)
     if mask.dtype != np.bool_:
         raise TypeError(
             f"mask must be a boolean array (True = may attend), got dtype {mask.dtype}"
@@ -166,7 +237,7 @@ def check_bias(bias, scores_shape, layout, *, dtype, given=None):
     what a mask is for, and ``+inf`` or NaN would give NaN weights.
     ``given`` is the shape the caller passed, when it was reshaped.
     """
-    bias = as_float_array("bias", bias, dtype=dtype)
+    bias = as_float_array("bias", bias, dtype=dtype, layout=layout)
     _check_broadcasts_to_scores("bias", bias, scores_shape, layout, given)
     if not np.isfinite(bias).all():
         raise ValueError("bias must be finite (use mask to forbid a key), got NaN or inf")
@@ -179,7 +250,8 @@ def check_sequence_pair(name, x, other_name, other, *, width, dtype):
     The two sequences may differ in length only: same leading axes, same
     width ``W`` (named ``width`` in the messages), nothing broadcast.
     """
-    x, other = _as_float_arrays([(name, x), (other_name, other)], dtype)
+    x, other = _as_float_arrays([(name, x, f"(..., T, {width})"),
+                                 (other_name, other, f"(..., S, {width})")], dtype)
     check_ndim(name, x, 2, f"(..., T, {width})")
     check_ndim(other_name, other, 2, f"(..., S, {width})")
     check_positions(name, x, "T")
@@ -211,7 +283,8 @@ def check_softmax_inputs(x, axis, *, dtype):
 
 def check_linear_inputs(x, w, b, *, dtype):
     """``x (..., D_in)``, ``w (D_in, D_out)``, ``b (D_out,)``, converted."""
-    x, w, b = _as_float_arrays([("x", x), ("w", w), ("b", b)], dtype)
+    x, w, b = _as_float_arrays([("x", x, "(..., D_in)"), ("w", w, "(D_in, D_out)"),
+                                ("b", b, "(D_out,)")], dtype)
     check_ndim("x", x, 1, "(..., D_in)")
     if w.ndim != 2:
         raise ValueError(f"w must have shape (D_in, D_out), got shape {w.shape}")
@@ -227,7 +300,8 @@ def check_linear_inputs(x, w, b, *, dtype):
 
 def check_weights_value(weights, v, *, dtype):
     """``weights (..., T, S)`` and ``v (..., S, Dv)``, converted."""
-    weights, v = _as_float_arrays([("weights", weights), ("v", v)], dtype)
+    weights, v = _as_float_arrays([("weights", weights, "(..., T, S)"),
+                                   ("v", v, "(..., S, Dv)")], dtype)
     check_ndim("weights", weights, 2, "(..., T, S)")
     check_positions("weights", weights, "T")
     check_positions("weights", weights, "S", axis=-1)
@@ -269,7 +343,7 @@ def check_key_lengths(key_lengths, lead, s):
     """
     if key_lengths is None:
         return None
-    lengths = np.asarray(key_lengths)
+    lengths = as_array("key_lengths", key_lengths, layout="(...,)")
     if lengths.dtype.kind not in "iu":
         raise TypeError(f"key_lengths must be integers, got dtype {lengths.dtype}")
     prefixes = [lead[:n] for n in range(len(lead) + 1)]
@@ -311,7 +385,8 @@ def check_attention_forward_inputs(q, k, v, mask, bias, *, dtype):
 def check_layer_norm_inputs(x, gamma, beta, eps, *, dtype, name="x"):
     """``x (..., D)`` (``name`` in messages), ``gamma (D,)``, ``beta (D,)``
     converted; ``eps`` a positive float."""
-    x, gamma, beta = _as_float_arrays([(name, x), ("gamma", gamma), ("beta", beta)], dtype)
+    x, gamma, beta = _as_float_arrays([(name, x, "(..., D)"), ("gamma", gamma, "(D,)"),
+                                       ("beta", beta, "(D,)")], dtype)
     check_ndim(name, x, 1, "(..., D)")
     check_same_shape("gamma", gamma, x.shape[-1:], "(D,)")
     check_same_shape("beta", beta, x.shape[-1:], "(D,)")
@@ -356,12 +431,12 @@ def check_params(name, params, layouts, *, sizes, dtype):
     checked = {}
     for key, letters in layouts.items():
         label = f"{name}[{key!r}]"
-        array = as_float_array(label, params[key], dtype=dtype)
+        layout = f"({', '.join(letters)}{',' if len(letters) == 1 else ''})"
+        array = as_float_array(label, params[key], dtype=dtype, layout=layout)
         if array.ndim == len(letters):
             for letter, size in zip(letters, array.shape, strict=True):
                 sizes.setdefault(letter, size)
         expected = tuple(sizes.get(letter, letter) for letter in letters)
-        layout = f"({', '.join(letters)}{',' if len(letters) == 1 else ''})"
         check_same_shape(label, array, expected, layout)
         checked[key] = array
     return checked
@@ -492,7 +567,7 @@ def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=Fa
     """
     if a is None:
         return None
-    given = np.shape(a)
+    given = as_array(name, a, layout="(T, S), (..., T, S) or (..., H, T, S)").shape
     scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
     if len(given) not in (2, len(lead) + 2, len(lead) + 3):
         raise ValueError(
@@ -554,7 +629,8 @@ def check_decoder_block_inputs(y, memory, params, n_heads, self_mask, memory_mas
     y, memory = check_sequence_pair("y", y, "memory", memory, width="D", dtype=dtype)
     t, s = y.shape[-2], memory.shape[-2]
     if self_mask is not None:
-        self_mask = np.broadcast_to(self_mask, np.broadcast_shapes(np.shape(self_mask), (t, t)))
+        self_mask = as_array("self_mask", self_mask, layout="(..., T, T)")
+        self_mask = np.broadcast_to(self_mask, np.broadcast_shapes(self_mask.shape, (t, t)))
     y, params, self_mask, self_bias = check_encoder_block_inputs(
         y, params, n_heads, self_mask, self_bias, norm, activation, layouts=layouts, dtype=dtype)
     memory_mask = _with_head_axis("mask", memory_mask, y.shape[:-2], n_heads, t, s,
@@ -564,8 +640,8 @@ def check_decoder_block_inputs(y, memory, params, n_heads, self_mask, memory_mas
 
 def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):
     """``x (..., T, D_in)``, ``w_x (D_in, Dh)``, ``w_h (Dh, Dh)``, ``b (Dh,)``, converted."""
-    x, w_x, w_h, b = _as_float_arrays([("x", x), ("w_x", w_x), ("w_h", w_h), ("b", b)],
-                                      dtype)
+    x, w_x, w_h, b = _as_float_arrays([("x", x, "(..., T, D_in)"), ("w_x", w_x, "(D_in, Dh)"),
+                                       ("w_h", w_h, "(Dh, Dh)"), ("b", b, "(Dh,)")], dtype)
     check_ndim("x", x, 2, "(..., T, D_in)")
     check_positions("x", x, "T")
     x, w_x, b = check_linear_inputs(x, w_x, b, dtype=x.dtype)
@@ -577,7 +653,8 @@ def check_recurrent_inputs(x, w_x, w_h, b, *, dtype):
 def check_convolution_inputs(x, w, b, dilation, *, dtype):
     """``x (..., T, D_in)``, ``w (K, D_in, D_out)``, ``b (D_out,)``,
     converted, and ``dilation`` as an int."""
-    x, w, b = _as_float_arrays([("x", x), ("w", w), ("b", b)], dtype)
+    x, w, b = _as_float_arrays([("x", x, "(..., T, D_in)"), ("w", w, "(K, D_in, D_out)"),
+                                ("b", b, "(D_out,)")], dtype)
     check_ndim("x", x, 2, "(..., T, D_in)")
     if w.ndim != 3:
         raise ValueError(f"w must have shape (K, D_in, D_out), got shape {w.shape}")
@@ -601,7 +678,7 @@ def check_window_attention_inputs(q, k, v, window, *, dtype):
 def check_projection_inputs(q, k, v, e, f, *, dtype):
     """Low-rank attention's inputs, converted: ``e`` and ``f`` are ``(R, S)``."""
     q, k, v, _ = check_attention_inputs(q, k, v, None, dtype=dtype)
-    e, f = _as_float_arrays([("e", e), ("f", f)], q.dtype)
+    e, f = _as_float_arrays([("e", e, "(R, S)"), ("f", f, "(R, S)")], q.dtype)
     s = k.shape[-2]
     if e.ndim != 2 or e.shape[1] != s:
         raise ValueError(f"e must have shape (R, S) with S = {s} (the keys), "
@@ -613,7 +690,7 @@ def check_projection_inputs(q, k, v, e, f, *, dtype):
 def check_features_inputs(q, k, v, features, *, dtype):
     """Random-feature attention's inputs, converted: ``features (M, Dk)``."""
     q, k, v, _ = check_attention_inputs(q, k, v, None, dtype=dtype)
-    features = as_float_array("features", features, dtype=q.dtype)
+    features = as_float_array("features", features, dtype=q.dtype, layout="(M, Dk)")
     d_k = q.shape[-1]
     if features.ndim != 2 or features.shape[1] != d_k:
         raise ValueError(f"features must have shape (M, Dk) with Dk = {d_k}, "
@@ -639,9 +716,10 @@ def check_self_attention_gradient(dout, x_q, x_kv, *, dtype):
     )
 
 
-def check_tokens(name, tokens, vocab):
-    """Return ``tokens`` as an int array with ids in ``[0, vocab)``."""
-    tokens = np.asarray(tokens)
+def check_tokens(name, tokens, vocab, *, layout=None):
+    """Return ``tokens`` as an int array with ids in ``[0, vocab)``
+    (``layout``: its shape, for the message if it is ragged)."""
+    tokens = as_array(name, tokens, layout=layout)
     if tokens.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
@@ -653,7 +731,7 @@ def check_tokens(name, tokens, vocab):
 def check_token_batch(name, tokens, vocab, letter="T"):
     """``tokens (B, length)`` as checked ids (:func:`check_tokens`), with at
     least one position (``letter`` names the length in messages)."""
-    tokens = check_tokens(name, tokens, vocab)
+    tokens = check_tokens(name, tokens, vocab, layout="(B, length)")
     if tokens.ndim != 2:
         raise ValueError(f"{name} must have shape (B, length), got shape {tokens.shape}")
     check_positions(name, tokens, letter, axis=-1)
@@ -662,7 +740,7 @@ def check_token_batch(name, tokens, vocab, letter="T"):
 
 def _check_table(w, *, dtype):
     """``w`` as a float ``(V, D)`` array of ``dtype``, or an error."""
-    w = as_float_array("w", w, dtype=dtype)
+    w = as_float_array("w", w, dtype=dtype, layout="(V, D)")
     if w.ndim != 2:
         raise ValueError(f"w must have shape (V, D), got shape {w.shape}")
     return w
@@ -671,15 +749,15 @@ def _check_table(w, *, dtype):
 def check_embedding_inputs(w, tokens, *, dtype=None):
     """Return ``(w, tokens)``: the ``(V, D)`` table as ``dtype`` and the ids."""
     w = _check_table(w, dtype=dtype)
-    return w, check_tokens("tokens", tokens, w.shape[0])
+    return w, check_tokens("tokens", tokens, w.shape[0], layout="(...,)")
 
 
 def check_output_projection_inputs(h, w, b, *, dtype=None):
     """Return ``(h, w, b)`` as ``dtype`` (default: ``h``'s), with
     ``h (..., D)``, ``w (V, D)`` and ``b (V,)``, or raise."""
-    h = as_float_array("h", h, dtype=dtype)
+    h = as_float_array("h", h, dtype=dtype, layout="(..., D)")
     w = _check_table(w, dtype=h.dtype)
-    b = as_float_array("b", b, dtype=h.dtype)
+    b = as_float_array("b", b, dtype=h.dtype, layout="(V,)")
     if h.ndim < 1 or h.shape[-1] != w.shape[1]:
         raise ValueError(f"h must have shape (..., D) with D = {w.shape[1]} (w is (V, D) = "
                          f"{w.shape}), got shape {h.shape}")
@@ -690,10 +768,10 @@ def check_output_projection_inputs(h, w, b, *, dtype=None):
 def check_cross_entropy_inputs(logits, targets, ignore_id, *, dtype=None):
     """Return ``(logits, targets, real)``: ``logits (..., V)`` as ``dtype``,
     the target ids and where they are real (not ``ignore_id``), or raise."""
-    logits = as_float_array("logits", logits, dtype=dtype)
+    logits = as_float_array("logits", logits, dtype=dtype, layout="(..., V)")
     if logits.ndim < 1:
         raise ValueError(f"logits must have shape (..., V), got shape {logits.shape}")
-    targets = np.asarray(targets)
+    targets = as_array("targets", targets, layout="(...,)")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets must have shape (...,) = {logits.shape[:-1]}, one id per "
                          f"row of logits {logits.shape}, got shape {targets.shape}")

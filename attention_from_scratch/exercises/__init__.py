@@ -67,11 +67,13 @@ def wrong_type_hint(error):
     NumPy meets a tuple where an array belongs most often because a
     forward function's ``(out, cache)`` was used whole; it says so in
     words about sequences and inhomogeneous shapes, which read like a
-    shape problem. This names the real one.
+    shape problem (the package's own input checks say "a pair (out,
+    cache)"). This names the real one.
     """
     text = str(error)
     if isinstance(error, ValueError) and ("inhomogeneous" in text
-                                          or "setting an array element with a sequence" in text):
+                                          or "setting an array element with a sequence" in text
+                                          or "got a pair (out, cache)" in text):
         found = "a tuple or list was used where an array belongs"
     elif isinstance(error, (TypeError, AttributeError)) and ("'tuple'" in text
                                                              or "'list'" in text):

@@ -78,6 +78,10 @@ def _output_divided_by_s(queries, keys, values):
     return soft_lookup(queries, keys, values) / len(keys)
 
 
+def _keys_averaged(queries, keys, values):
+    return soft_lookup(queries, keys, keys)
+
+
 def _lookup_shapes(queries, keys, values):
     return (f"Here queries is {queries.shape} (T, Dk), keys {keys.shape} (S, Dk) "
             f"and values {values.shape} (S, Dv): the scores queries @ keys.T are "
@@ -119,6 +123,9 @@ def check_soft_lookup(attempt):
             (_scores_divided_by_s, "the scores were divided by S: use the plain dot "
                                    "products queries @ keys.T; the softmax does all the "
                                    "normalising"),
+            (_keys_averaged, "the weights averaged the keys: the keys only decide the "
+                             "weights, the output is their weighted average of the values, "
+                             "weights @ values"),
             (_output_divided_by_s, "the output was divided by S: the softmax weights "
                                    "already sum to 1, so weights @ values is already the "
                                    "weighted average"),
@@ -158,6 +165,16 @@ _BIAS_SUBSETS = ("q", "k", "v", "qk", "qv", "kv", "qkv")
 def _keys_with_query_weights(x, params):
     q, _, v = project_qkv(x, params)
     return q, x @ params["w_q"] + params["b_q"], v
+
+
+def _order_k_q_v(x, params):
+    q, k, v = project_qkv(x, params)
+    return k, q, v
+
+
+def _values_with_key_weights(x, params):
+    q, k, _ = project_qkv(x, params)
+    return q, k, x @ params["w_k"] + params["b_k"]
 
 
 def _order_q_v_k(x, params):
@@ -213,6 +230,10 @@ def check_project_qkv(attempt):
             (_keys_with_query_weights, "the keys were made with the query weights: each "
                                        "projection has its own, k = x @ w_k + b_k"),
             (_order_q_v_k, "k and v are swapped: return them in the order (q, k, v)"),
+            (_order_k_q_v, "q and k are swapped: return them in the order (q, k, v), "
+                           "q = x @ w_q + b_q first"),
+            (_values_with_key_weights, "the values were made with the key weights: each "
+                                       "projection has its own, v = x @ w_v + b_v"),
             *((wrong, "the query bias b_q was reused: each projection has its own bias, "
                       "k = x @ w_k + b_k and v = x @ w_v + b_v")
               for wrong in (_query_bias_for_keys, _query_bias_for_values,
@@ -255,6 +276,19 @@ def _value_path_only(dq, dk, dv, params):
     return dv @ params["w_v"].T
 
 
+def _query_key_weights_swapped(dq, dk, dv, params):
+    return dq @ params["w_k"].T + dk @ params["w_q"].T + dv @ params["w_v"].T
+
+
+def _summed_over_batch(dq, dk, dv, params):
+    return self_attention_dx(dq, dk, dv, params).sum(axis=0)
+
+
+def _paths_concatenated(dq, dk, dv, params):
+    return np.concatenate([dq @ params["w_q"].T, dk @ params["w_k"].T,
+                           dv @ params["w_v"].T], axis=-1)
+
+
 def _paths_averaged(dq, dk, dv, params):
     return self_attention_dx(dq, dk, dv, params) / 3
 
@@ -290,6 +324,13 @@ def check_self_attention_dx(attempt):
                                            "it, so the key path is dk @ w_k.T"),
             (_value_path_only, "only the value path: x also feeds the queries and the keys, "
                                "and each path adds its own term to dx"),
+            (_query_key_weights_swapped, "the query and key paths went back through each "
+                                         "other's weights: dq came from w_q, so it goes "
+                                         "back through w_q.T, and dk through w_k.T"),
+            (_summed_over_batch, "x is an input, not a shared parameter: every sequence "
+                                 "has its own x, so dx keeps the batch axis, (B, T, D)"),
+            (_paths_concatenated, "the three paths add up, they are not placed side by "
+                                  "side: each is (B, T, D) like x, and dx is their sum"),
             (_paths_averaged, "the three paths add up, they are not averaged: the chain "
                               "rule sums over every path from x to the loss"),
         ],

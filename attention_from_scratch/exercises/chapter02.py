@@ -172,6 +172,10 @@ def _dv_softmax_over_queries(dout, q, k, v):
     return _swap(weights) @ dout
 
 
+def _dv_scaled(dout, q, k, v):
+    return attention_dv(dout, q, k, v) / np.sqrt(q.shape[-1])
+
+
 def _dv_summed_over_batch(dout, q, k, v):
     dv = attention_dv(dout, q, k, v)
     return dv.reshape(-1, *dv.shape[-2:]).sum(axis=0)
@@ -198,6 +202,9 @@ def check_attention_dv(attempt):
             (_dv_softmax_over_queries, "your weights were normalised over axis -2, the "
                                        "queries; each query's weights sum to 1 over the "
                                        "keys: softmax over the last axis"),
+            (_dv_scaled, "dv is scaled by 1/sqrt(Dk): the scale sits inside the scores, "
+                         "before the softmax; out = weights @ v is linear in v, so dv = "
+                         "weights^T @ dout with nothing more"),
             (_dv_summed_over_batch, "v is an input, not a shared parameter: every sequence "
                                     "has its own v, so dv keeps the leading axes"),
         ],
@@ -248,6 +255,46 @@ def _dq_dk_skipped_softmax(dout, q, k, v):
     return _dq_dk_from(dweights, q, k, 1 / np.sqrt(q.shape[-1]))
 
 
+def _dscores(dout, q, k, v):
+    weights, dweights = _weights_and_dweights(dout, q, k, v)
+    return weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+
+
+def _dq_dk_scaled_on_dq_only(dout, q, k, v):
+    dscores = _dscores(dout, q, k, v)
+    return dscores @ k / np.sqrt(q.shape[-1]), _swap(dscores) @ q
+
+
+def _dq_dk_scaled_on_dk_only(dout, q, k, v):
+    dscores = _dscores(dout, q, k, v)
+    return dscores @ k, _swap(dscores) @ q / np.sqrt(q.shape[-1])
+
+
+def _dq_dk_times_sqrt_dk(dout, q, k, v):
+    return _dq_dk_from(_dscores(dout, q, k, v), q, k, np.sqrt(q.shape[-1]))
+
+
+def _dq_dk_divided_by_dk(dout, q, k, v):
+    return _dq_dk_from(_dscores(dout, q, k, v), q, k, 1 / q.shape[-1])
+
+
+def _dq_dk_leading_weights_dropped(dout, q, k, v):
+    weights, dweights = _weights_and_dweights(dout, q, k, v)
+    dscores = dweights - (dweights * weights).sum(axis=-1, keepdims=True)
+    return _dq_dk_from(dscores, q, k, 1 / np.sqrt(q.shape[-1]))
+
+
+def _dq_dk_unweighted_rowsum(dout, q, k, v):
+    weights, dweights = _weights_and_dweights(dout, q, k, v)
+    dscores = weights * (dweights - dweights.sum(axis=-1, keepdims=True))
+    return _dq_dk_from(dscores, q, k, 1 / np.sqrt(q.shape[-1]))
+
+
+def _dq_dk_sign_flipped(dout, q, k, v):
+    dq, dk = attention_dq_dk(dout, q, k, v)
+    return -dq, -dk
+
+
 def _dk_dq_swapped(dout, q, k, v):
     dq, dk = attention_dq_dk(dout, q, k, v)
     return dk, dq
@@ -272,8 +319,28 @@ def check_attention_dq_dk(attempt):
                              "(S, Dk)"),
             (_dq_dk_without_scale, "the forward multiplied the scores by 1/sqrt(Dk), so the "
                                    "backward multiplies dscores by 1/sqrt(Dk) too"),
+            (_dq_dk_scaled_on_dq_only, "dq is right, dk is missing the 1/sqrt(Dk): the scale "
+                                       "multiplies q k^T, so it reaches both q and k; "
+                                       "dk = dscores^T @ q / sqrt(Dk) too"),
+            (_dq_dk_scaled_on_dk_only, "dk is right, dq is missing the 1/sqrt(Dk): the scale "
+                                       "multiplies q k^T, so it reaches both q and k; "
+                                       "dq = dscores @ k / sqrt(Dk) too"),
+            (_dq_dk_times_sqrt_dk, "you multiplied by sqrt(Dk): the forward divided the "
+                                   "scores by sqrt(Dk), and the backward multiplies dscores "
+                                   "by the same factor, 1/sqrt(Dk) (it does not undo it)"),
+            (_dq_dk_divided_by_dk, "you divided by Dk: the scale is 1/sqrt(Dk), and the "
+                                   "backward multiplies dscores by it once, for dq and for "
+                                   "dk"),
             (_dq_dk_diagonal_only, "weights * dweights is only the diagonal of the softmax "
                                    "Jacobian; subtract weights * rowsum(dweights * weights)"),
+            (_dq_dk_leading_weights_dropped, "the leading weights are missing from the "
+                                             "softmax backward: dscores = weights * (dweights "
+                                             "- rowsum(dweights * weights))"),
+            (_dq_dk_unweighted_rowsum, "the row sum in the softmax backward is of dweights "
+                                       "*times the weights*: dscores = weights * (dweights - "
+                                       "rowsum(dweights * weights)), not rowsum(dweights)"),
+            (_dq_dk_sign_flipped, "the signs are flipped: dscores = weights * (dweights - "
+                                  "rowsum(dweights * weights)), dweights first"),
             (_dq_dk_plain_mean, "the softmax backward subtracts the mean of dweights "
                                 "*weighted by the weights*, rowsum(dweights * weights), "
                                 "not the plain mean"),
@@ -332,6 +399,15 @@ def _additive_scaled(q, k, w_1, w_2, v_a):
     return additive_scores(q, k, w_1, w_2, v_a) / np.sqrt(w_1.shape[-1])
 
 
+def _additive_tanh_after_v_a(q, k, w_1, w_2, v_a):
+    hidden = (q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]
+    return np.tanh(hidden @ v_a)
+
+
+def _additive_softmaxed(q, k, w_1, w_2, v_a):
+    return softmax_forward(additive_scores(q, k, w_1, w_2, v_a))[0]
+
+
 def additive_cases(seed):
     """Hidden cases ``(q, k, w_1, w_2, v_a)``: ``Dq != Dk``, ``T != S``."""
     rng = np.random.default_rng(seed)
@@ -369,6 +445,11 @@ def check_additive_scores(attempt):
                                         "q's projection is (T, 1, A) and k's is (1, S, A)"),
             (_additive_summed_without_v_a, "you summed the A features; each one is weighted "
                                            "by v_a: end with a dot product with v_a"),
+            (_additive_tanh_after_v_a, "tanh goes on the A features, before the dot "
+                                       "product: v_a . tanh(q_i W_1 + k_j W_2), not "
+                                       "tanh(v_a . (q_i W_1 + k_j W_2))"),
+            (_additive_softmaxed, "those are the weights: this exercise stops before the "
+                                  "softmax, at the scores v_a . tanh(q_i W_1 + k_j W_2)"),
             (_additive_scaled, "additive scores have no 1/sqrt scale: tanh already keeps "
                                "every feature in [-1, 1]"),
         ],

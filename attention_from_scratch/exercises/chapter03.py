@@ -1,5 +1,7 @@
 """Checkers for the exercises of Chapter 3, "Masks"."""
 
+import math
+
 import numpy as np
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
@@ -38,6 +40,10 @@ def _causal_strict(t, s):
     return np.arange(s)[None, :] < np.arange(s - t, s)[:, None]
 
 
+def _causal_one_ahead(t, s):
+    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None] + 1
+
+
 def _causal_upper(t, s):
     return np.arange(s)[None, :] >= np.arange(s - t, s)[:, None]
 
@@ -68,6 +74,9 @@ def check_causal_mask(attempt):
                                   "position i + (S - T), not i - (S - T)"),
             (_causal_strict, "every query must see itself: key j is allowed when "
                              "j <= position, not j < position"),
+            (_causal_one_ahead, "each query sees one key too many: key j is allowed "
+                                "when j <= position, not j <= position + 1 (the next "
+                                "token is the one it must predict)"),
             (_causal_upper, "that is the upper triangle: each query would see its future "
                             "and not its past"),
             (_causal_inverted, "the polarity is reversed: True must mean 'may attend' "
@@ -94,6 +103,10 @@ def _padding_inverted(lengths, s, side):
 
 def _padding_without_query_axis(lengths, s, side):
     return padding_mask(lengths, s, side=side)[:, 0, :]
+
+
+def _padding_on_the_query_axis(lengths, s, side):
+    return np.swapaxes(padding_mask(lengths, s, side=side), -1, -2)
 
 
 def _padding_always_right(lengths, s, side):
@@ -130,6 +143,9 @@ def check_padding_mask(attempt):
             (_padding_without_query_axis, "return shape (B, 1, S), not (B, S): the axis of "
                                           "size 1 lets the mask broadcast over the T queries "
                                           "of scores (B, T, S)"),
+            (_padding_on_the_query_axis, "return shape (B, 1, S), not (B, S, 1): the mask "
+                                         "picks *keys*, the last axis of scores (B, T, S); "
+                                         "the axis of size 1 stands for the T queries"),
             (_padding_sides_swapped, "the sides are swapped: side='right' means the padding "
                                      "is on the right, so the real tokens come first "
                                      "(position < n); side='left' puts the padding first, "
@@ -162,6 +178,18 @@ def _decoder_padding_on_queries(lengths, t):
     return causal_mask(t) & np.swapaxes(real, -1, -2)           # (B, T, 1): queries
 
 
+def _decoder_causal_unbatched(lengths, t):
+    return causal_mask(t)
+
+
+def _decoder_padding_inverted(lengths, t):
+    return causal_mask(t) & ~padding_mask(lengths, t, side="left")
+
+
+def _decoder_strict_causal(lengths, t):
+    return ~np.eye(t, dtype=bool) & decoder_mask(lengths, t)
+
+
 def _decoder_padding_only(lengths, t):
     return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
 
@@ -183,6 +211,14 @@ def check_decoder_mask(attempt):
                                           "padding_mask(...) is (B, 1, S), one row of "
                                           "allowed keys shared by every query, so use it "
                                           "as it is, without moving its axes"),
+            (_decoder_causal_unbatched, "that is the causal mask alone, (T, T): the padding "
+                                        "is missing, and with it the batch axis; combine "
+                                        "it with the padding mask (B, 1, T) by &"),
+            (_decoder_padding_inverted, "the padding mask is inverted: True marks a real "
+                                        "token (may attend), so use padding_mask(...) as "
+                                        "it is, without ~"),
+            (_decoder_strict_causal, "every query must see itself: the causal part keeps "
+                                     "the diagonal (key j <= query i)"),
             (_decoder_padding_only, "the causal part is missing: queries still see the "
                                     "future"),
         ],
@@ -191,7 +227,7 @@ def check_decoder_mask(attempt):
 
 def buggy_masked_attention(q, k, v, mask):
     """Masked attention with the mask in the wrong place."""
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+    scores = q @ np.swapaxes(k, -1, -2) / q.shape[-1] ** 0.5          # (..., T, S)
     weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
     weights = weights / weights.sum(axis=-1, keepdims=True)
     weights = weights * mask                                          # the bug is here
@@ -204,7 +240,7 @@ def fixed_masked_attention(q, k, v, mask):
 
 
 def _scores(q, k):
-    return q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])        # (..., T, S)
+    return q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])      # (..., T, S)
 
 
 def _softmax(scores):
@@ -250,10 +286,9 @@ def _renormalised_after_softmax(q, k, v, mask):
     return weights / np.where(total > 0, total, 1.0) @ v
 
 
-def _softmax_without_row_max(q, k, v, mask):
+def _naive_softmax_nan_to_num(q, k, v, mask):
     weights = np.exp(np.where(mask, _scores(q, k), -np.inf))
-    total = weights.sum(axis=-1, keepdims=True)
-    return weights / np.where(total > 0, total, 1.0) @ v
+    return np.nan_to_num(weights / weights.sum(axis=-1, keepdims=True)) @ v
 
 
 def _polarity_reversed(q, k, v, mask):
@@ -261,7 +296,7 @@ def _polarity_reversed(q, k, v, mask):
 
 
 def _attention_without_scale(q, k, v, mask):
-    return attention_forward(q * np.sqrt(q.shape[-1]), k, v, mask=mask)[0]
+    return attention_forward(q * math.sqrt(q.shape[-1]), k, v, mask=mask)[0]
 
 
 def _no_nan(name, attempt):
@@ -290,15 +325,43 @@ def _no_nan(name, attempt):
     return checked
 
 
+def _dtype_kept(name, attempt):
+    """Wrap ``attempt`` so that right values in the wrong dtype get a hint.
+
+    The comparison has a tolerance, so float64 values pass where float32
+    ones are expected; the package keeps float32 as float32, and so must
+    the answer.
+    """
+    def checked(q, k, v, mask):
+        out = attempt(q, k, v, mask)
+        dtype = getattr(out, "dtype", None)
+        if dtype is None or dtype == q.dtype:
+            return out
+        right = fixed_masked_attention(q, k, v, mask)
+        if out.shape != right.shape or not np.allclose(out, right, rtol=1e-4, atol=1e-5):
+            return out                                # wrong values: judged as such
+        raise ExerciseError(
+            name, f"the values are right, the dtype is not: for {q.dtype} inputs return "
+            f"{q.dtype}, as the package's attention does, got {dtype}. NumPy turns float32 "
+            "into float64 when it meets a float64 array or NumPy scalar, such as "
+            "np.sqrt(q.shape[-1]); divide by a Python float (q.shape[-1] ** 0.5, or "
+            "math.sqrt(q.shape[-1])) instead")
+    return checked
+
+
 def _masked_attention_cases(seed):
     """Hidden cases ``(q, k, v, mask)``.
 
     Cases 1-3 are ordinary; case 2 has rows with nothing to attend to.
-    Case 4 has every score below -1e17, more negative than any "large
-    negative" constant, so a constant in place of -inf leaks weight to the masked
-    keys, renormalising after the softmax divides 0 by 0, and a softmax
-    without the row maximum underflows to 0 everywhere. Case 5 is float32,
-    with ``T > S`` and a random ``(B, T, S)`` mask with empty rows.
+    Case 4 has every score between 990 and 1010, so exp of a score
+    overflows to inf (from exp(710) on, in float64) unless the row
+    maximum is subtracted first; every row has keys. Case 5 has every
+    score below -1e17, more negative than any "large negative" constant,
+    so a constant in place of -inf leaks weight to the masked keys,
+    renormalising after the softmax divides 0 by 0, and a softmax
+    without the row maximum underflows to 0 everywhere. Case 6 is
+    float32, with ``T > S`` and a random ``(B, T, S)`` mask with empty
+    rows.
     """
     rng = np.random.default_rng(seed)
     cases = []
@@ -317,6 +380,11 @@ def _masked_attention_cases(seed):
     mask[0, 1] = False                                                  # an empty row
     q, k, v = (rng.normal(size=(2, n, d)) for n, d in ((4, 6), (3, 6), (3, 2)))
     cases.append((np.float32(3 * q), np.float32(3 * k), np.float32(v), mask))
+    # drawn last, so that the cases after it are what they were before it
+    # came: q = (a, x), k = (a, y), each score 1000 + x . y / sqrt(Dk)
+    q, k = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 4, 3))
+    q[..., 0] = k[..., 0] = math.sqrt(1000 * math.sqrt(3))      # a^2 / sqrt(Dk) = 1000
+    cases.insert(3, (q, k, rng.normal(size=(2, 4, 2)), causal_mask(3, 4)))
     return cases
 
 
@@ -334,10 +402,10 @@ def check_fixed_masked_attention(attempt):
             "this hidden case every score is below -1e17, so the masked keys, at -1e9, "
             "get the weight; set the masked scores to -inf, which is below every score")
     check_exercise(
-        name, _no_nan(name, attempt), fixed_masked_attention,
+        name, _no_nan(name, _dtype_kept(name, attempt)), fixed_masked_attention,
         _masked_attention_cases(_RNG_SEED),
         # On a case where several of these agree, the first wins: those that only
-        # an attempt passing cases 1-3 can reach (case 4) come before the rest.
+        # an attempt passing cases 1-4 can reach (case 5) come before the rest.
         mistakes=[
             (_constant_replaced_empty_rows_zeroed, leak),
             (_constant_added_empty_rows_zeroed, leak),
@@ -349,11 +417,15 @@ def check_fixed_masked_attention(attempt):
                                           "weight underflows to 0 first and the row comes "
                                           "out all zeros; mask the *scores* with -inf "
                                           "before the softmax"),
-            (_softmax_without_row_max, "subtract the row maximum before exp: in this "
-                                       "hidden case every score is below -1e17, exp "
-                                       "underflows to 0 for every key and the rows come "
-                                       "out all zeros (large positive scores overflow "
-                                       "to inf instead)"),
+            (_naive_softmax_nan_to_num, "np.nan_to_num hid the NaN, not the mistake: "
+                                        "without the row maximum subtracted, exp "
+                                        "overflowed to inf for scores as large as these "
+                                        "(about 1000; exp(710) is already inf), inf / inf "
+                                        "gave NaN, and nan_to_num made those weights 0, "
+                                        "where scores [1000, 999] should give weights "
+                                        "[0.731, 0.269]. Subtract the row maximum before "
+                                        "exp: the softmax does not change, and the "
+                                        "largest term becomes exp(0) = 1"),
             (_polarity_reversed, "the polarity is reversed: True = may attend, so the "
                                  "scores where the mask is *False* become -inf"),
             (buggy_masked_attention, "still masking after the softmax: the masked weights "

@@ -161,29 +161,101 @@ def _corrected_means_kept(p, g, m, v, t, lr, beta1, beta2, eps):
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m_hat, v_hat
 
 
+def _eps_inside_sqrt(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+    return p - lr * m_hat / np.sqrt(v_hat + eps), m, v
+
+
+def _betas_swapped(p, g, m, v, t, lr, beta1, beta2, eps):
+    return _adam(p, g, m, v, t, lr, beta2, beta1, eps)
+
+
+def _weights_swapped(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = (1 - beta1) * m + beta1 * g
+    v = (1 - beta2) * v + beta2 * g * g
+    m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def _only_m_corrected(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return p - lr * m / (1 - beta1 ** (t + 1)) / (np.sqrt(v) + eps), m, v
+
+
+def _only_v_corrected(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    return p - lr * m / (np.sqrt(v / (1 - beta2 ** (t + 1))) + eps), m, v
+
+
+def _uphill(p, g, m, v, t, lr, beta1, beta2, eps):
+    new_p, m, v = _adam(p, g, m, v, t, lr, beta1, beta2, eps)
+    return 2 * p - new_p, m, v
+
+
+def _old_moments_returned(p, g, m, v, t, lr, beta1, beta2, eps):
+    return _adam(p, g, m, v, t, lr, beta1, beta2, eps)[0], m, v
+
+
+def _adam_cases(seed):
+    """Hidden cases ``(p, g, m, v, t, lr, beta1, beta2, eps)``.
+
+    Case 3 has tiny gradients (``|g|`` about 1e-5, and ``sqrt(v_hat)``
+    1e-5 to 2e-5): there ``eps = 1e-8`` changes the step by less than
+    0.1 % outside the square root, and inside it shrinks the step more
+    than five times. Case 4 is the very first step (``t = 0``) and comes
+    last: correcting with ``beta^t`` there divides by zero, and the earlier
+    cases name that mistake first.
+    """
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
+             rng.random(size=(2, 3)), 1, 0.01, 0.8, 0.9, 1e-8),
+            (rng.normal(size=4), rng.normal(size=4), 0.1 * rng.normal(size=4),
+             rng.random(size=4), 4, 0.05, 0.9, 0.98, 1e-9),
+            (rng.normal(size=(3, 2)), 1e-5 * rng.normal(size=(3, 2)),
+             1e-6 * rng.normal(size=(3, 2)), 1e-12 * rng.random(size=(3, 2)), 2, 0.02,
+             0.9, 0.999, 1e-8),
+            (rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
+             0.9, 0.98, 1e-9)]
+
+
 def check_adam_step(attempt):
     """``attempt(p, g, m, v, t, lr, beta1, beta2, eps) -> (p, m, v)``; ``t``
     steps were taken before this one."""
-    rng = np.random.default_rng(_RNG_SEED + 2)
-    # t = 0 (the very first step) comes last: correcting with beta^t there
-    # divides by zero, and the earlier cases name that mistake first
-    cases = [(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
-              rng.random(size=(2, 3)), 1, 0.01, 0.8, 0.9, 1e-8),
-             (rng.normal(size=4), rng.normal(size=4), 0.1 * rng.normal(size=4),
-              rng.random(size=4), 4, 0.05, 0.9, 0.98, 1e-9),
-             (rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
-              0.9, 0.98, 1e-9)]
+    cases = _adam_cases(_RNG_SEED + 2)
     check_exercise("Exercise 3 (Adam step)", attempt, _adam, cases, mistakes=[
         (_no_correction, "without bias correction the first steps are too small: this is "
                          "step t + 1, so divide the new m by 1 - beta1^(t + 1) and the new v "
                          "by 1 - beta2^(t + 1)"),
         (_correction_with_t, "the step being taken is number t + 1: correct with "
                              "1 - beta^(t + 1)"),
+        (_only_m_corrected, "m is corrected but v is not: divide the new v by "
+                            "1 - beta2^(t + 1) too"),
+        (_only_v_corrected, "v is corrected but m is not: divide the new m by "
+                            "1 - beta1^(t + 1) too"),
         (_corrected_means_kept, "return the raw running means m and v as the new state; "
                                 "the corrected m_hat and v_hat are only for this step"),
+        (_old_moments_returned, "the step is right, the state is not: return the updated m "
+                                "and v (with this step's gradient in them), not the ones "
+                                "passed in"),
         (_no_sqrt, "divide by the square root of v_hat: Adam scales by the gradient's "
                    "root-mean-square"),
-    ])
+        (_eps_inside_sqrt, "eps goes outside the square root: m_hat / (sqrt(v_hat) + eps), "
+                           "not m_hat / sqrt(v_hat + eps). The two agree while sqrt(v_hat) "
+                           "is far above eps; in this hidden case the gradients are tiny "
+                           "(about 1e-5), and eps under the root shrinks the step "
+                           "several times"),
+        (_betas_swapped, "beta1 and beta2 are swapped: beta1 is the decay of m (the mean of "
+                         "g), beta2 that of v (the mean of g^2), in the updates and in the "
+                         "bias corrections"),
+        (_weights_swapped, "the running means weigh the old value by beta and the new one "
+                           "by 1 - beta: m = beta1 * m + (1 - beta1) * g, not the other way "
+                           "round"),
+        (_uphill, "the step goes uphill: subtract, p - lr * m_hat / (sqrt(v_hat) + eps)"),
+    ], atol=1e-30)      # case 3's m and v are about 1e-6 and 1e-11: compare them relatively
 
 
 # Exercise 4: find the bug in a training step
