@@ -166,7 +166,7 @@ def test_a_strip_of_keys_no_query_sees_is_skipped(small_tiles):
     assert (hidden.start, hidden.stop) == (0, T)                 # sequence 0 none of them
 
 
-def test_the_cache_keeps_no_array_of_t_by_s(small_tiles):
+def test_the_cache_keeps_no_array_of_t_by_s_past_one_tile(small_tiles):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(B, T, D))
     params = init_multi_head_params(D, rng=rng)
@@ -186,8 +186,12 @@ def test_kept_scores_are_read_not_recomputed_and_strips_recompute_them(monkeypat
     dout = rng.normal(size=x.shape)
     calls = []
     exp_tile = core.multi_head._exp_tile
-    monkeypatch.setattr(core.multi_head, "_exp_tile",
-                        lambda *args, **kwargs: calls.append(kwargs) or exp_tile(*args, **kwargs))
+
+    def counted_exp_tile(*args, **kwargs):
+        calls.append(kwargs)
+        return exp_tile(*args, **kwargs)
+
+    monkeypatch.setattr(core.multi_head, "_exp_tile", counted_exp_tile)
     for tile_size, kept in [(2 ** 18, True), (16, False)]:       # T T = 1369 <= 2^18
         monkeypatch.setattr(core.multi_head, "TILE_SIZE", tile_size)
         _, cache = core.multi_head.self_multi_head_attention_forward(
@@ -209,14 +213,38 @@ def test_kept_scores_are_zero_where_masked_and_give_the_weights():
     rng = np.random.default_rng(8)
     x = rng.normal(size=(B, T, D))
     params = init_multi_head_params(D, rng=rng)
-    mask = padding_mask(np.array([T, 9]), T)[:, None]            # (B, 1, 1, S)
+    mask = padding_mask(np.array([T - 5, 9]), T)[:, None]        # (B, 1, 1, S)
     _, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
                                                                  mask=mask)
     assert cache.exp_scores.shape == (B, H, T, T)
-    assert np.all(cache.exp_scores[1, :, :, 9:] == 0) and np.all(cache.exp_scores[0] > 0)
+    assert np.all(cache.exp_scores[:, :, :, T - 5:] == 0)       # never computed: no one sees
+    assert np.all(cache.exp_scores[1, :, :, 9:] == 0) and np.all(cache.exp_scores[0, ..., :-5] > 0)
     _, steps_cache = steps.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
                                                                        mask=mask)
     np.testing.assert_allclose(cache.weights, steps_cache.weights, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["causal", "padding", "empty tile"])
+def test_kept_scores_survive_other_tiles_in_the_backward(name, monkeypatch):
+    # the backward walks its own strips over the kept scores, whatever tiles the forward used
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(B, T, D))
+    params = {k: v + rng.normal(size=v.shape) * 0.1
+              for k, v in init_multi_head_params(D, rng=rng).items()}
+    mask = _masks(T, T, rng)[name]()
+    dout = rng.normal(size=x.shape)
+    _, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                 mask=mask)
+    assert cache.exp_scores is not None
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", 16)       # strips of 16 keys now
+    dx, dparams = core.multi_head.self_multi_head_attention_backward(dout, cache)
+    _, steps_cache = steps.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                       mask=mask)
+    dx_steps, dparams_steps = steps.multi_head.self_multi_head_attention_backward(dout,
+                                                                                  steps_cache)
+    np.testing.assert_allclose(dx, dx_steps, atol=1e-12)
+    for key in dparams:
+        np.testing.assert_allclose(dparams[key], dparams_steps[key], atol=1e-11, err_msg=key)
 
 
 def test_several_leading_axes_and_few_chunks_equal_steps(workers):

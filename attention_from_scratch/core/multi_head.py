@@ -371,8 +371,8 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
     total = np.ones((n, n_heads, t, 1), dtype=q.dtype)              # (N, H, T, 1)
     concat = np.zeros((n, t, n_heads, d_head), dtype=q.dtype)       # (N, T, H, Dh)
     heads = np.swapaxes(concat, 1, 2)                               # (N, H, T, Dh) view
-    kept = (np.zeros((n, n_heads, t, s), dtype=q.dtype)             # (N, H, T, S): one tile
-            if _keeps_scores(t, s) else None)                       # a head, or nothing
+    kept_exp_scores = (np.zeros((n, n_heads, t, s), dtype=q.dtype)  # (N, H, T, S)
+                       if _keeps_scores(t, s) else None)
 
     def attend(chunk):                                              # (sequences, head)
         for rows, cols, partly in plan:
@@ -382,21 +382,22 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
             tile = queries + (cols,)
             exp_scores, row_max[queries] = _exp_tile(
                 q[chunk][:, rows], k[chunk][:, cols], _in_tile(bias, tile),
-                _in_tile(mask, tile), partly, out=_in_tile(kept, tile))
+                _in_tile(mask, tile), partly, out=_in_tile(kept_exp_scores, tile))
             # the row sums as a product with a column of ones: faster than a sum here
-            row_total = exp_scores @ np.ones((exp_scores.shape[-1], 1), dtype=q.dtype)
+            ones = np.ones((exp_scores.shape[-1], 1), dtype=q.dtype)   # (Sb, 1)
+            row_total = exp_scores @ ones                               # (Nb, Tb, 1)
             row_total[row_total == 0] = 1         # a row with nothing to attend to
-            total[queries] = row_total                                  # (Nb, Tb, 1)
+            total[queries] = row_total
             weighted = np.matmul(exp_scores, v[chunk][:, cols], out=heads[queries])
             weighted /= row_total   # divide Tb x Dh outputs, not Tb x Sb weights
 
     run_chunks(attend, _chunks(n, n_heads, t, s))
     out = matmul(concat.reshape(-1, n_heads * d_head), w_o)         # (N T, D): heads merged
     out += b_o
-    if kept is not None:
-        kept = kept.reshape(*lead, n_heads, t, s)
+    if kept_exp_scores is not None:
+        kept_exp_scores = kept_exp_scores.reshape(*lead, n_heads, t, s)
     return (out.reshape(*lead, t, n_heads * d_head), row_max.reshape(*lead, n_heads, t, 1),
-            total.reshape(*lead, n_heads, t, 1), kept,
+            total.reshape(*lead, n_heads, t, 1), kept_exp_scores,
             concat.reshape(*lead, t, n_heads, d_head))
 
 
@@ -406,23 +407,23 @@ def _attention_backward(dheads, cache):
     Returned in the projections' layouts, ``dy_q (..., T, 1, H, Dh)``
     holding ``dq`` and ``dy_kv (..., S, 2, H, Dh)`` holding ``dk, dv``,
     so that each projection's backward is one matmul. The chunks are the
-    forward's. When the forward kept the exponentiated scores, a chunk is
-    its one tile; otherwise it is computed a block of keys at a time
-    (``_strips``), with every query that sees them, so that a block's
-    ``dk`` and ``dv`` are each one product and ``dq`` adds up over the
-    strips, and the exponentiated scores are recomputed with the forward's
-    row max.
+    forward's, each computed a block of keys at a time (``_strips``), with
+    every query that sees them, so that a block's ``dk`` and ``dv`` are
+    each one product and ``dq`` adds up over the strips. The exponentiated
+    scores are read from the cache when the forward kept them (then a
+    head's keys are one strip), and otherwise recomputed with the
+    forward's row max.
     """
     c = cache
     *lead, n_heads, t, d_head = c.q.shape
     s = c.k.shape[-2]
-    kept = c.exp_scores is not None
-    plan = _tiles(c.mask, t, s) if kept else _strips(c.mask, t, s)  # (rows, cols, partly)
+    strips = _strips(c.mask, t, s)                                  # (rows, cols, partly)
     mask, bias = _per_head(c.mask, c.q.shape, s), _per_head(c.bias, c.q.shape, s)
     flat = (dheads, c.q, c.k, c.v, c.row_max, c.total, np.swapaxes(c.concat, -2, -3))
     dheads, q, k, v, row_max, total, heads = (                  # leading axes as one, N
         a.reshape(-1, *a.shape[-3:]) for a in flat)
-    exp_kept = c.exp_scores.reshape(-1, n_heads, t, s) if kept else None    # (N, H, T, S)
+    kept = c.exp_scores is not None
+    kept_exp_scores = c.exp_scores.reshape(-1, n_heads, t, s) if kept else None   # (N, H, T, S)
     n = q.shape[0]
     dy_q = np.zeros((n, t, 1, n_heads, d_head), dtype=q.dtype)     # (N, T, 1, H, Dh)
     dy_kv = np.zeros((n, s, 2, n_heads, d_head), dtype=q.dtype)    # (N, S, 2, H, Dh)
@@ -433,8 +434,6 @@ def _attention_backward(dheads, cache):
         # heads = weighted / total
         dweighted = dheads[chunk] / total[chunk]                                    # (Nb, T, Dh)
         dtotal = -np.einsum("ntd,ntd->nt", dweighted, heads[chunk])[..., None]     # (Nb, T, 1)
-        # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal,
-        # one product with a column each, [dweighted, dtotal] [v, 1]^T
         ones = np.ones((*dtotal.shape[:-2], s, 1), dtype=q.dtype)                  # (Nb, S, 1)
         dweighted_total = np.concatenate([dweighted, dtotal], axis=-1)             # (Nb, T, Dh+1)
         v_ones = np.concatenate([v[chunk], ones], axis=-1)                         # (Nb, S, Dh+1)
@@ -442,11 +441,11 @@ def _attention_backward(dheads, cache):
             q_shift = np.concatenate([q[chunk], -row_max[chunk]], axis=-1)        # (Nb, T, Dh+1)
             k_ones = np.concatenate([k[chunk], ones], axis=-1)                     # (Nb, S, Dh+1)
         dq_chunk = np.zeros_like(dweighted)       # (Nb, T, Dh): dq adds up over the strips
-        for rows, cols, partly in plan:
-            if rows is None or cols is None:
-                continue                          # nothing seen here: gradients stay 0
+        for rows, cols, partly in strips:
+            if rows is None:
+                continue                          # keys no query sees: dk, dv stay 0
             if kept:
-                exp_scores = exp_kept[chunk][:, rows, cols]                         # (Nb, Tr, Sb)
+                exp_scores = kept_exp_scores[chunk][:, rows, cols]                  # (Nb, Tr, Sb)
             else:
                 tile = chunk + (rows, cols)
                 exp_scores, _ = _exp_tile(q_shift[:, rows], k_ones[:, cols],
@@ -454,9 +453,12 @@ def _attention_backward(dheads, cache):
                                           partly, shifted=True)                     # (Nb, Tr, Sb)
             np.matmul(np.swapaxes(exp_scores, -1, -2), dweighted[:, rows],
                       out=dv[chunk][:, cols])                                       # (Nb, Sb, Dh)
-            dexp_scores = dweighted_total[:, rows] @ np.swapaxes(v_ones[:, cols], -1, -2)
+            # exp_scores feeds weighted and total: dexp_scores = dweighted v^T + dtotal,
+            # one product with a column each, [dweighted, dtotal] [v, 1]^T
+            dexp_scores = (dweighted_total[:, rows]
+                           @ np.swapaxes(v_ones[:, cols], -1, -2))                  # (Nb, Tr, Sb)
             # exp's backward (the row max is a shift: it gets no gradient)
-            dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)         # (Nb, Tr, Sb)
+            dscores = np.multiply(dexp_scores, exp_scores, out=dexp_scores)
             np.matmul(np.swapaxes(dscores, -1, -2), q[chunk][:, rows],
                       out=dk[chunk][:, cols])                                       # (Nb, Sb, Dh)
             dq_chunk[:, rows] += dscores @ k[chunk][:, cols]                        # (Nb, Tr, Dh)
@@ -499,10 +501,11 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
     out : (..., T, D) ndarray, dtype of ``x_q``
     cache : MultiHeadAttentionCache
         Keeps the row max and row sum of the exponentiated scores,
-        ``(..., H, T, 1)`` each, not the ``(..., H, T, S)`` scores: the
-        backward recomputes them a strip of keys at a time, one more thin
-        ``q k^T`` product and exponential. Time for memory; at long
-        sequences also faster than keeping them (Chapter 4).
+        ``(..., H, T, 1)`` each, and the ``(..., H, T, S)`` exponentiated
+        scores themselves only while a head's scores fit one tile
+        (``_keeps_scores``); past that the backward recomputes them a
+        strip of keys at a time, one more thin ``q k^T`` product and
+        exponential, and memory stays linear in ``T`` (Chapter 4).
 
     See Also
     --------
@@ -526,7 +529,7 @@ def multi_head_attention_forward(x_q, x_kv, params, *, n_heads, mask=None, bias=
                                          bias=bias)
 
 
-def _kept(a):
+def _own_copy(a):
     """A copy of a mask or bias for the cache, so that the backward reads
     what the forward did even if the caller reuses its array; an axis it is
     broadcast along (stride 0) stays of size 1, not spread out."""
@@ -536,17 +539,17 @@ def _kept(a):
 
 
 def _multi_head_attention_forward(x_q, x_kv, p, *, n_heads, mask, bias):
-    mask, bias = _kept(mask), _kept(bias)
+    mask, bias = _own_copy(mask), _own_copy(bias)
     w_q, b_q, scale = _scaled_query_params(p, x_q.shape[-1] // n_heads)
     w_kv = np.concatenate([p["w_k"], p["w_v"]], axis=1)           # (D, 2D)
     b_kv = np.concatenate([p["b_k"], p["b_v"]])                   # (2D,)
     y_q = _project(x_q, w_q, b_q, n_heads)                        # (..., T, 1, H, Dh)
     y_kv = _project(x_kv, w_kv, b_kv, n_heads)                    # (..., S, 2, H, Dh)
     q, k, v = _heads(y_q, 0), _heads(y_kv, 0), _heads(y_kv, 1)
-    out, row_max, total, kept, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
-                                                            p["b_o"])
+    out, row_max, total, exp_scores, concat = _attend_and_project(q, k, v, mask, bias,
+                                                                  p["w_o"], p["b_o"])
     return out, MultiHeadAttentionCache(x_q, x_kv, w_q, w_kv, q, k, v, mask, bias, row_max,
-                                        total, kept, concat, p["w_o"], scale)
+                                        total, exp_scores, concat, p["w_o"], scale)
 
 
 def multi_head_attention_backward(dout, cache):
@@ -613,18 +616,18 @@ def self_multi_head_attention_forward(x, params, *, n_heads, mask=None, bias=Non
 
 
 def _self_multi_head_attention_forward(x, p, *, n_heads, mask, bias):
-    mask, bias = _kept(mask), _kept(bias)
+    mask, bias = _own_copy(mask), _own_copy(bias)
     w_q, b_q, scale = _scaled_query_params(p, x.shape[-1] // n_heads)
     w_qkv = np.concatenate([w_q, p["w_k"], p["w_v"]], axis=1)     # (D, 3D)
     b_qkv = np.concatenate([b_q, p["b_k"], p["b_v"]])             # (3D,)
     y = _project(x, w_qkv, b_qkv, n_heads)                        # (..., T, 3, H, Dh)
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
-    out, row_max, total, kept, concat = _attend_and_project(q, k, v, mask, bias, p["w_o"],
-                                                            p["b_o"])
+    out, row_max, total, exp_scores, concat = _attend_and_project(q, k, v, mask, bias,
+                                                                  p["w_o"], p["b_o"])
     d_model = x.shape[-1]
     return out, MultiHeadAttentionCache(x, x, w_qkv[:, :d_model], w_qkv[:, d_model:], q, k,
-                                        v, mask, bias, row_max, total, kept, concat, p["w_o"],
-                                        scale)
+                                        v, mask, bias, row_max, total, exp_scores, concat,
+                                        p["w_o"], scale)
 
 
 def self_multi_head_attention_backward(dout, cache):

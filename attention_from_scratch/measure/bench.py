@@ -73,11 +73,11 @@ def core_matmuls_only_forward(x, params, *, n_heads):
     q, k, v = _heads(y, 0), _heads(y, 1), _heads(y, 2)
     concat = np.empty((*lead, t, n_heads, d // n_heads), dtype=x.dtype)
     heads = np.swapaxes(concat, -2, -3)
-    kept = []
+    keeps, kept = core.multi_head._keeps_scores(t, t), []
     for h in range(n_heads):
         scores = q[..., h, :, :] @ np.swapaxes(k[..., h, :, :], -1, -2)
         np.matmul(scores, v[..., h, :, :], out=heads[..., h, :, :])
-        if core.multi_head._keeps_scores(t, t):
+        if keeps:
             kept.append(scores)
     out = concat.reshape(-1, d) @ params["w_o"]
     return out, (x, w_qkv, q, k, v, concat, params["w_o"], kept)
