@@ -186,3 +186,79 @@ def test_linear_attention_not_attempted(capsys):
 
     ex.check_linear_attention(stub)
     assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_attention_flops_exact_additions_named():
+    def attention_flops(t, s, d_k, d_v):       # n - 1 additions per dot product of length n
+        return t * s * (2 * d_k - 1) + t * d_v * (2 * s - 1)
+
+    with pytest.raises(AssertionError, match="n - 1 additions per dot product"):
+        ex.check_attention_flops(attention_flops)
+
+
+def _right_update(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    shift = np.where(np.isneginf(new_max), 0.0, new_max)
+    return shift, new_max, row_sum * np.exp(row_max - shift) + np.exp(
+        scores - shift[:, None]).sum(axis=1)
+
+
+def test_online_softmax_update_mistakes_named():
+    def swapped(row_max, row_sum, scores):
+        _, new_max, new_sum = _right_update(row_max, row_sum, scores)
+        return new_sum, new_max
+
+    def guard_as_max(row_max, row_sum, scores):   # the 0 used as shift returned as the max
+        shift, _, new_sum = _right_update(row_max, row_sum, scores)
+        return shift, new_sum
+
+    def whole_block_max(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max())
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        return new_max, row_sum * np.exp(row_max - shift) + np.exp(
+            scores - shift[:, None]).sum(axis=1)
+
+    def unshifted_block(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        return new_max, row_sum * np.exp(row_max - shift) + np.exp(scores).sum(axis=1)
+
+    with pytest.raises(AssertionError, match=r"return \(new_max, new_sum\), in that order"):
+        ex.check_online_softmax_update(swapped)
+    with pytest.raises(AssertionError, match="new_max must stay -inf"):
+        ex.check_online_softmax_update(guard_as_max)
+    with pytest.raises(AssertionError, match=r"per row: scores.max\(axis=1\)"):
+        ex.check_online_softmax_update(whole_block_max)
+    with pytest.raises(AssertionError, match=r"not\s+exp\(scores\)"):
+        ex.check_online_softmax_update(unshifted_block)
+
+
+def test_sliding_window_mask_off_by_one_and_half_windows_named():
+    def rows_cols(t):
+        return np.arange(t)[:, None], np.arange(t)[None, :]
+
+    def without_itself(t, window):
+        i, j = rows_cols(t)
+        return (j < i) & (j >= i - window)
+
+    def too_narrow(t, window):
+        i, j = rows_cols(t)
+        return (j <= i) & (j > i - window + 1)
+
+    def lower_bound_only(t, window):
+        i, j = rows_cols(t)
+        return j > i - window
+
+    with pytest.raises(AssertionError, match="a query always sees itself"):
+        ex.check_sliding_window_mask(without_itself)
+    with pytest.raises(AssertionError, match="yours sees window - 1"):
+        ex.check_sliding_window_mask(too_narrow)
+    with pytest.raises(AssertionError, match="that is the causal mask"):
+        ex.check_sliding_window_mask(lambda t, w: np.tril(np.ones((t, t), dtype=bool)))
+    with pytest.raises(AssertionError, match="but not its upper one"):
+        ex.check_sliding_window_mask(lower_bound_only)
+
+
+def test_linear_attention_normalised_by_the_mean_named():
+    with pytest.raises(AssertionError, match="S times too large"):
+        ex.check_linear_attention(lambda q, k, v: q @ (k.T @ v) / (q @ k.mean(axis=0))[:, None])

@@ -42,6 +42,11 @@ def _flops_key_width_times_value_width(t, s, d_k, d_v):
     return 2 * t * s * d_k * d_v
 
 
+def _flops_exact_additions(t, s, d_k, d_v):
+    # a dot product of length n has n multiplications and n - 1 additions
+    return t * s * (2 * d_k - 1) + t * d_v * (2 * s - 1)
+
+
 def _flops_with_softmax(per_score):
     """Planted mistake: ``per_score`` FLOPs of softmax work added per score."""
     def wrong(t, s, d_k, d_v):
@@ -63,6 +68,10 @@ def check_attention_flops(attempt):
             (_flops_values_as_wide_as_keys, "the weighted sum produces Dv numbers per query, "
                                             "the value width, which need not equal Dk: "
                                             "2 T S Dv, not 2 T S Dk"),
+            (_flops_exact_additions, "you counted n - 1 additions per dot product of length "
+                                     "n; the convention this chapter uses counts each "
+                                     "multiply-add as 2 FLOPs, so a dot product of length n "
+                                     "is 2 n FLOPs: 2 T S Dk + 2 T S Dv"),
             (_flops_key_width_times_value_width, "Dk and Dv belong to different products, "
                                                  "so they add, not multiply: the scores "
                                                  "cost 2 T S Dk, the weighted sum 2 T S Dv"),
@@ -133,6 +142,31 @@ def _update_max_not_returned(row_max, row_sum, scores):
         scores - new_max[:, None]).sum(axis=1)
 
 
+def _update_block_terms_unshifted(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    shift = np.where(np.isneginf(new_max), 0.0, new_max)
+    return new_max, row_sum * np.exp(row_max - shift) + np.exp(scores).sum(axis=1)
+
+
+def _update_whole_block_max(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max())          # one maximum for all rows
+    shift = np.where(np.isneginf(new_max), 0.0, new_max)
+    return new_max, row_sum * np.exp(row_max - shift) + np.exp(
+        scores - shift[:, None]).sum(axis=1)
+
+
+def _update_outputs_swapped(row_max, row_sum, scores):
+    new_max, new_sum = online_softmax_update(row_max, row_sum, scores)
+    return new_sum, new_max
+
+
+def _update_guard_returned_as_max(row_max, row_sum, scores):
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    shift = np.where(np.isneginf(new_max), 0.0, new_max)
+    return shift, row_sum * np.exp(row_max - shift) + np.exp(
+        scores - shift[:, None]).sum(axis=1)
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -175,6 +209,19 @@ def check_online_softmax_update(attempt):
                                           "reference"),
             (_update_max_not_returned, "return the updated maximum: new_sum is relative to "
                                        "new_max, and the next block needs the two together"),
+            (_update_block_terms_unshifted, "the block's terms must be taken relative to the "
+                                            "new maximum too, exp(scores - new_max), not "
+                                            "exp(scores): new_sum is a sum of "
+                                            "exp(s - new_max) over every score seen"),
+            (_update_whole_block_max, "the maximum is per row: scores.max(axis=1), not the "
+                                      "largest score of the whole block (each row keeps its "
+                                      "own m and l)"),
+            (_update_outputs_swapped, "return (new_max, new_sum), in that order"),
+            (_update_guard_returned_as_max, "right except for the rows that have seen only "
+                                            "masked scores: their new_max must stay -inf "
+                                            "(their true maximum, so that a later real "
+                                            "score is not compared with 0); only the number "
+                                            "you subtract becomes 0"),
         ],
         output_names=("new_max", "new_sum"),
     )
@@ -188,6 +235,25 @@ def sliding_window_mask_reference(t, window):
 def _window_one_too_wide(t, window):
     i, j = np.arange(t)[:, None], np.arange(t)[None, :]
     return (j <= i) & (j >= i - window)
+
+
+def _window_without_itself(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return (j < i) & (j >= i - window)
+
+
+def _window_one_too_narrow(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return (j <= i) & (j > i - window + 1)
+
+
+def _window_causal_only(t, window):
+    return np.tril(np.ones((t, t), dtype=bool))
+
+
+def _window_lower_bound_only(t, window):
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    return j > i - window
 
 
 def _window_not_causal(t, window):
@@ -222,6 +288,16 @@ def check_sliding_window_mask(attempt):
         mistakes=[
             (_window_one_too_wide, "each query sees `window` keys *including itself*: "
                                    "keys i - window + 1 .. i"),
+            (_window_without_itself, "a query always sees itself: the window is keys "
+                                     "i - window + 1 .. i, its own position included "
+                                     "(j <= i, not j < i)"),
+            (_window_one_too_narrow, "each query sees `window` keys *including itself*: "
+                                     "keys i - window + 1 .. i; yours sees window - 1"),
+            (_window_causal_only, "that is the causal mask: the window also drops the keys "
+                                  "more than window - 1 before the query (j > i - window)"),
+            (_window_lower_bound_only, "you kept the window's lower bound (j > i - window) "
+                                       "but not its upper one: a query must not see keys "
+                                       "after it (j <= i)"),
             (_window_not_causal, "the window looks back only: a query must not see keys "
                                  "after it (j <= i)"),
             (_window_inverted, "the mask is inverted: True must mark the keys a query *may* "
@@ -256,6 +332,10 @@ def _linear_unnormalised(q_feat, k_feat, v):
 
 def _linear_normalised_by_keys(q_feat, k_feat, v):
     return q_feat @ (k_feat.T @ v) / (q_feat @ k_feat.sum(axis=0)).sum()
+
+
+def _linear_normalised_by_mean(q_feat, k_feat, v):
+    return q_feat @ (k_feat.T @ v) / (q_feat @ k_feat.mean(axis=0))[:, None]
 
 
 def _linear_softmaxed(q_feat, k_feat, v):
@@ -383,6 +463,9 @@ def check_linear_attention(attempt):
                                    "phi(q_i) . sum_j phi(k_j)"),
             (_linear_normalised_by_keys, "normalise each query's row by its own sum, not "
                                          "by one total for all queries"),
+            (_linear_normalised_by_mean, "the normaliser is phi(q_i) . sum_j phi(k_j), a "
+                                         "sum over the keys: with the mean your outputs "
+                                         "are S times too large"),
             (_linear_softmaxed, "the feature dot products already play the role of "
                                 "exp(score): no softmax on top"),
         ],
