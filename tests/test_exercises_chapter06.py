@@ -262,3 +262,15 @@ def test_sliding_window_mask_off_by_one_and_half_windows_named():
 def test_linear_attention_normalised_by_the_mean_named():
     with pytest.raises(AssertionError, match="S times too large"):
         ex.check_linear_attention(lambda q, k, v: q @ (k.T @ v) / (q @ k.mean(axis=0))[:, None])
+
+
+def test_online_softmax_update_a_column_named():
+    def kept_dims(row_max, row_sum, scores):      # keepdims=True carried to the end
+        block_max = scores.max(axis=1, keepdims=True)                  # (N, 1)
+        new_max = np.maximum(row_max[:, None], block_max)              # (N, 1)
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        new_sum = row_sum * np.exp(row_max - shift[:, 0]) + np.exp(scores - shift).sum(axis=1)
+        return new_max, new_sum
+
+    with pytest.raises(AssertionError, match=r"in a column of shape \(N, 1\)"):
+        ex.check_online_softmax_update(kept_dims)

@@ -167,6 +167,14 @@ def _update_guard_returned_as_max(row_max, row_sum, scores):
         scores - shift[:, None]).sum(axis=1)
 
 
+def _update_keepdims(both):
+    """Planted mistake: a column (N, 1) where one number per row belongs."""
+    def wrong(row_max, row_sum, scores):
+        new_max, new_sum = online_softmax_update(row_max, row_sum, scores)
+        return new_max[:, None], new_sum[:, None] if both else new_sum
+    return wrong
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -217,6 +225,12 @@ def check_online_softmax_update(attempt):
                                       "largest score of the whole block (each row keeps its "
                                       "own m and l)"),
             (_update_outputs_swapped, "return (new_max, new_sum), in that order"),
+            *((_update_keepdims(both), "right numbers, but in a column of shape (N, 1): "
+                                       "new_max and new_sum hold one number per row, shape "
+                                       "(N,); take the block's maximum with "
+                                       "scores.max(axis=1), without keepdims=True (or "
+                                       "index [:, 0] at the end)")
+              for both in (False, True)),
             (_update_guard_returned_as_max, "right except for the rows that have seen only "
                                             "masked scores: their new_max must stay -inf "
                                             "(their true maximum, so that a later real "
