@@ -295,3 +295,11 @@ def test_cross_attention_mask_slips_named():
         ex.check_cross_attention(with_mask(lambda lengths, t, s: causal_mask(t, s)))
     with pytest.raises(AssertionError, match="the mask's batch axis landed on the heads"):
         ex.check_cross_attention(with_mask(lambda lengths, t, s: padding_mask(lengths, s)[None]))
+
+
+def test_layer_norm_backward_reads_eps():
+    def assumed(dout, x, gamma, eps):           # the forward's default, not the argument
+        return ex.layer_norm_backward_reference(dout, x, gamma, 1e-5)
+
+    with pytest.raises(AssertionError, match="use the eps you are given"):
+        ex.check_layer_norm_backward(assumed)

@@ -260,6 +260,10 @@ def _gamma_on_first_term_only(dout, x, gamma, eps):
     return dx, dgamma, dbeta
 
 
+def _eps_assumed(dout, x, gamma, eps):
+    return layer_norm_backward_reference(dout, x, gamma, 1e-5)
+
+
 def _dgamma_dbeta_swapped(dout, x, gamma, eps):
     dx, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
     return dx, dbeta, dgamma
@@ -274,10 +278,11 @@ def check_layer_norm_backward(attempt):
     """Exercise 2: ``my_layer_norm_backward(dout, x, gamma, eps) -> (dx, dgamma, dbeta)``."""
     rng = np.random.default_rng(_RNG_SEED)
     cases = []
-    for shape in [(3, 5), (2, 3, 4), (4, 6)]:
+    # the last eps is not the usual default, so that eps must be read, not assumed
+    for shape, eps in [((3, 5), 1e-5), ((2, 3, 4), 1e-5), ((4, 6), 1e-2)]:
         d = shape[-1]
         cases.append((rng.normal(size=shape), rng.normal(size=shape),
-                      1.0 + 0.5 * rng.normal(size=d), 1e-5))
+                      1.0 + 0.5 * rng.normal(size=d), eps))
     check_exercise(
         "Exercise 2 (layer norm backward)", attempt, layer_norm_backward_reference, cases,
         mistakes=[
@@ -305,6 +310,9 @@ def check_layer_norm_backward(attempt):
                                  "np.var's default ddof=0; you divided by D - 1 (ddof=1)"),
             (_dgamma_without_x_hat, "gamma multiplies x_hat, so dgamma sums dout * x_hat "
                                     "over the positions; the sum of dout alone is dbeta"),
+            (_eps_assumed, "use the eps you are given: your answer is the one for "
+                           "eps = 1e-5 whatever eps is (1e-5 is only the forward's "
+                           "default)"),
             (_dgamma_with_x, "gamma multiplies the normalised x_hat, not x: dgamma sums "
                              "dout * x_hat over the positions"),
             (_dgamma_dbeta_swapped, "return them in the order (dx, dgamma, dbeta): your "
