@@ -73,8 +73,10 @@ def test_sinusoidal_encoding_as_a_list(capsys):
     with pytest.raises(AssertionError, match=r"return one array of shape \(T, D\); "
                                              "got a list"):
         ex.check_sinusoidal_encoding(lambda t, d: [np.zeros(d)] * (t - 1) + [np.zeros(d + 1)])
-    with pytest.raises(AssertionError, match=r"output 0 has shape \(4, 3\), expected \(3, 4\)"):
+    with pytest.raises(AssertionError, match=r"return shape \(T, D\), not \(D, T\)"):
         ex.check_sinusoidal_encoding(lambda t, d: np.array(as_rows(t, d)).T)
+    with pytest.raises(AssertionError, match=r"range\(t\), not range\(t \+ 1\)"):
+        ex.check_sinusoidal_encoding(lambda t, d: np.array(as_rows(t + 1, d)))
 
 
 def test_layer_norm_backward(capsys):

@@ -86,6 +86,14 @@ def _column_exponent_doubled(t, d):
     return np.where(np.arange(d) % 2 == 0, np.sin(angles), np.cos(angles))
 
 
+def _one_position_too_many(t, d):
+    return sinusoidal_encoding(t + 1, d)                    # range(t + 1): T + 1 rows
+
+
+def _features_by_positions(t, d):
+    return sinusoidal_encoding(t, d).T                      # (D, T)
+
+
 def _one_array(name, attempt):
     """Wrap ``attempt`` so that a list of rows counts, and anything ragged gets a hint."""
     def checked(*args):
@@ -135,6 +143,10 @@ def check_sinusoidal_encoding(attempt):
             (_sines_then_cosines, "interleave the pairs: the sine in column 2i, the cosine "
                                   "in column 2i+1 (some libraries put all sines first; "
                                   "the paper and this book interleave)"),
+            (_one_position_too_many, "one row per position 0 .. T - 1, so T rows: "
+                                     "range(t), not range(t + 1)"),
+            (_features_by_positions, "rows are positions and columns are features: "
+                                     "return shape (T, D), not (D, T)"),
             (_positions_from_one, "positions start at 0: the first row is "
                                   "[0, 1, 0, 1, ...]"),
         ],
