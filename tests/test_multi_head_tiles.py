@@ -44,6 +44,12 @@ def scores(request, monkeypatch):
     return request.param
 
 
+def _params(rng):
+    """Random non-zero parameters, biases included."""
+    return {k: v + rng.normal(size=v.shape) * 0.1
+            for k, v in init_multi_head_params(D, rng=rng).items()}
+
+
 def _masks(t, s, rng):
     lengths = np.array([s, s - 11])
     random = rng.random((B, 1, t, s)) < 0.5
@@ -68,8 +74,7 @@ CASES = [(name, t, s) for t, s in [(T, S), (S, T), (T, T), (1, S)]
 def test_tiled_core_equals_steps(name, t, s, workers, scores):
     rng = np.random.default_rng(1)
     x_q, x_kv = rng.normal(size=(B, t, D)), rng.normal(size=(B, s, D))
-    params = init_multi_head_params(D, rng=rng)
-    params = {k: v + rng.normal(size=v.shape) * 0.1 for k, v in params.items()}
+    params = _params(rng)
     mask = _masks(t, s, rng)[name]()
     bias = rng.normal(size=(1, H, t, s))
     dout = rng.normal(size=(B, t, D))
@@ -94,8 +99,7 @@ def test_tiled_core_equals_steps(name, t, s, workers, scores):
 def test_tiled_core_backward_matches_finite_differences(name, scores):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(B, T, D))
-    params = {k: v + rng.normal(size=v.shape) * 0.1
-              for k, v in init_multi_head_params(D, rng=rng).items()}
+    params = _params(rng)
     mask = _masks(T, T, rng)[name]()
     result = gradient_check(core.multi_head.self_multi_head_attention_forward,
                             core.multi_head.self_multi_head_attention_backward, (x, params),
@@ -229,8 +233,7 @@ def test_kept_scores_survive_other_tiles_in_the_backward(name, monkeypatch):
     # the backward walks its own strips over the kept scores, whatever tiles the forward used
     rng = np.random.default_rng(9)
     x = rng.normal(size=(B, T, D))
-    params = {k: v + rng.normal(size=v.shape) * 0.1
-              for k, v in init_multi_head_params(D, rng=rng).items()}
+    params = _params(rng)
     mask = _masks(T, T, rng)[name]()
     dout = rng.normal(size=x.shape)
     _, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
@@ -249,9 +252,8 @@ def test_kept_scores_survive_other_tiles_in_the_backward(name, monkeypatch):
 
 def test_several_leading_axes_and_few_chunks_equal_steps(workers):
     rng = np.random.default_rng(4)
-    x = rng.normal(size=(2, 3, 6, D))                            # (B1, B2, T, D): T S small,
-    params = {k: v + rng.normal(size=v.shape) * 0.1             # so several sequences a chunk
-              for k, v in init_multi_head_params(D, rng=rng).items()}
+    x = rng.normal(size=(2, 3, 6, D))           # (B1, B2, T, D): T S small, so several
+    params = _params(rng)                        # sequences a chunk
     mask = rng.random((2, 3, 1, 6, 6)) < 0.7                     # (B1, B2, 1, T, S)
     dout = rng.normal(size=x.shape)
     results = []
