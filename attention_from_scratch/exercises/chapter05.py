@@ -138,8 +138,9 @@ def check_sinusoidal_encoding(attempt):
                                       "10000 ** (-2i / D): you multiplied by 10000 ** "
                                       "(2i / D), so the frequencies grow with i instead "
                                       "of shrinking"),
-            (_integer_division, "2 * i // d is integer division: 0 for every pair, so "
-                                "every pair turns at the same speed; use 2 * i / d"),
+            (_integer_division, "your exponent is 0 for every pair, so every pair "
+                                "turns at the same speed: // is integer division, and "
+                                "2 * i // d is 0 while 2i < D; use 2 * i / d"),
             (_sines_then_cosines, "interleave the pairs: the sine in column 2i, the cosine "
                                   "in column 2i+1 (some libraries put all sines first; "
                                   "the paper and this book interleave)"),
