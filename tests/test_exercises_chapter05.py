@@ -73,8 +73,10 @@ def test_sinusoidal_encoding_as_a_list(capsys):
     with pytest.raises(AssertionError, match=r"return one array of shape \(T, D\); "
                                              "got a list"):
         ex.check_sinusoidal_encoding(lambda t, d: [np.zeros(d)] * (t - 1) + [np.zeros(d + 1)])
-    with pytest.raises(AssertionError, match=r"output 0 has shape \(4, 3\), expected \(3, 4\)"):
+    with pytest.raises(AssertionError, match=r"return shape \(T, D\), not \(D, T\)"):
         ex.check_sinusoidal_encoding(lambda t, d: np.array(as_rows(t, d)).T)
+    with pytest.raises(AssertionError, match=r"range\(t\), not range\(t \+ 1\)"):
+        ex.check_sinusoidal_encoding(lambda t, d: np.array(as_rows(t + 1, d)))
 
 
 def test_layer_norm_backward(capsys):
@@ -216,3 +218,90 @@ def test_not_attempted(capsys, check):
 
     check(stub)
     assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_sinusoidal_encoding_exponent_slips():
+    def loop(t, d, angle):
+        pe = np.zeros((t, d))
+        for p in range(t):
+            for i in range(d // 2):
+                pe[p, 2 * i], pe[p, 2 * i + 1] = np.sin(angle(p, i, d)), np.cos(angle(p, i, d))
+        return pe
+
+    def multiplied(t, d):           # forgot the minus sign of the exponent
+        return loop(t, d, lambda p, i, d: p * 10000 ** (2 * i / d))
+
+    def floor_divided(t, d):        # 2 * i // d is 0 for every pair
+        return loop(t, d, lambda p, i, d: p / 10000 ** (2 * i // d))
+
+    def per_column(t, d):           # every column its own frequency, 2j / D
+        return np.array([[np.sin(p / 10000 ** (2 * j / d)) if j % 2 == 0
+                          else np.cos(p / 10000 ** (2 * j / d)) for j in range(d)]
+                         for p in range(t)])
+
+    with pytest.raises(AssertionError, match="you multiplied by 10000"):
+        ex.check_sinusoidal_encoding(multiplied)
+    with pytest.raises(AssertionError, match=r"// is integer division, and 2 \* i // d is 0"):
+        ex.check_sinusoidal_encoding(floor_divided)
+    with pytest.raises(AssertionError, match=r"columns 2i and 2i\+1 share one frequency"):
+        ex.check_sinusoidal_encoding(per_column)
+
+
+def test_layer_norm_backward_slips_named():
+    def variant(dout, x, gamma, eps, *, scaled=True, eps_inside=True, gamma_in_means=True,
+                dgamma_of=None, swap=False):
+        mean = x.mean(-1, keepdims=True)
+        std = np.sqrt(x.var(-1, keepdims=True) + eps) if eps_inside \
+            else np.sqrt(x.var(-1, keepdims=True)) + eps
+        x_hat = (x - mean) / std
+        dx_hat = dout * gamma
+        inner = dx_hat if gamma_in_means else dout
+        dx = (dx_hat - inner.mean(-1, keepdims=True)
+              - x_hat * (inner * x_hat).mean(-1, keepdims=True))
+        dx = dx / std if scaled else dx
+        axes = tuple(range(x.ndim - 1))
+        dgamma = (dout * (x_hat if dgamma_of is None else dgamma_of(x))).sum(axis=axes)
+        dbeta = dout.sum(axis=axes)
+        return (dx, dbeta, dgamma) if swap else (dx, dgamma, dbeta)
+
+    def slip(**kwargs):
+        return lambda dout, x, gamma, eps: variant(dout, x, gamma, eps, **kwargs)
+
+    ex.check_layer_norm_backward(slip())            # all slips off: right
+    with pytest.raises(AssertionError, match="the scale is missing"):
+        ex.check_layer_norm_backward(slip(scaled=False))
+    with pytest.raises(AssertionError, match="eps goes inside the square root"):
+        ex.check_layer_norm_backward(slip(eps_inside=False))
+    with pytest.raises(AssertionError, match="with gamma inside, not mean"):
+        ex.check_layer_norm_backward(slip(gamma_in_means=False))
+    with pytest.raises(AssertionError, match="multiplies the normalised x_hat, not x"):
+        ex.check_layer_norm_backward(slip(dgamma_of=lambda x: x))
+    with pytest.raises(AssertionError, match=r"in the order \(dx, dgamma, dbeta\)"):
+        ex.check_layer_norm_backward(slip(swap=True))
+    with pytest.raises(AssertionError, match=r"dgamma \(output 1\) has shape \(3,\)"):
+        ex.check_layer_norm_backward(       # summed over the features, not the positions
+            lambda dout, x, gamma, eps: (variant(dout, x, gamma, eps)[0],
+                                         (dout * x).sum(-1), dout.sum(-1)))
+
+
+def test_cross_attention_mask_slips_named():
+    def with_mask(make_mask):
+        def attempt(h, memory, params, memory_lengths, n_heads):
+            mask = make_mask(memory_lengths, h.shape[1], memory.shape[1])
+            return multi_head_attention_forward(h, memory, params, n_heads=n_heads,
+                                                mask=mask)[0]
+        return attempt
+
+    from attention_from_scratch.common.masks import causal_mask
+    with pytest.raises(AssertionError, match=r"not causal_mask\(T, S\)"):
+        ex.check_cross_attention(with_mask(lambda lengths, t, s: causal_mask(t, s)))
+    with pytest.raises(AssertionError, match="the mask's batch axis landed on the heads"):
+        ex.check_cross_attention(with_mask(lambda lengths, t, s: padding_mask(lengths, s)[None]))
+
+
+def test_layer_norm_backward_reads_eps():
+    def assumed(dout, x, gamma, eps):           # the forward's default, not the argument
+        return ex.layer_norm_backward_reference(dout, x, gamma, 1e-5)
+
+    with pytest.raises(AssertionError, match="use the eps you are given"):
+        ex.check_layer_norm_backward(assumed)

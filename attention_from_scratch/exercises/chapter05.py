@@ -67,6 +67,33 @@ def _exponent_over_d_minus_one(t, d):
     return pe
 
 
+def _multiplied_not_divided(t, d):
+    angles = np.arange(t)[:, None] * 10000.0 ** (np.arange(0, d, 2) / d)   # (T, D/2)
+    pe = np.empty((t, d))
+    pe[:, 0::2], pe[:, 1::2] = np.sin(angles), np.cos(angles)
+    return pe
+
+
+def _integer_division(t, d):
+    angles = _angles(t, d, np.arange(0, d, 2) // d)         # 2i // D is 0 for every pair
+    pe = np.empty((t, d))
+    pe[:, 0::2], pe[:, 1::2] = np.sin(angles), np.cos(angles)
+    return pe
+
+
+def _column_exponent_doubled(t, d):
+    angles = _angles(t, d, 2 * np.arange(d) / d)            # column j uses 2j / D
+    return np.where(np.arange(d) % 2 == 0, np.sin(angles), np.cos(angles))
+
+
+def _one_position_too_many(t, d):
+    return sinusoidal_encoding(t + 1, d)                    # range(t + 1): T + 1 rows
+
+
+def _features_by_positions(t, d):
+    return sinusoidal_encoding(t, d).T                      # (D, T)
+
+
 def _one_array(name, attempt):
     """Wrap ``attempt`` so that a list of rows counts, and anything ragged gets a hint."""
     def checked(*args):
@@ -104,9 +131,23 @@ def check_sinusoidal_encoding(attempt):
                                     "columns; you used i / D"),
             (_exponent_per_column, "columns 2i and 2i+1 share one frequency, "
                                    "10000 ** (-2i / D); you gave every column its own"),
+            (_column_exponent_doubled, "columns 2i and 2i+1 share one frequency, "
+                                       "10000 ** (-2i / D), where i counts pairs; you "
+                                       "gave column j its own, 10000 ** (-2j / D)"),
+            (_multiplied_not_divided, "the angle is p / 10000 ** (2i / D), i.e. p times "
+                                      "10000 ** (-2i / D): you multiplied by 10000 ** "
+                                      "(2i / D), so the frequencies grow with i instead "
+                                      "of shrinking"),
+            (_integer_division, "your exponent is 0 for every pair, so every pair "
+                                "turns at the same speed: // is integer division, and "
+                                "2 * i // d is 0 while 2i < D; use 2 * i / d"),
             (_sines_then_cosines, "interleave the pairs: the sine in column 2i, the cosine "
                                   "in column 2i+1 (some libraries put all sines first; "
                                   "the paper and this book interleave)"),
+            (_one_position_too_many, "one row per position 0 .. T - 1, so T rows: "
+                                     "range(t), not range(t + 1)"),
+            (_features_by_positions, "rows are positions and columns are features: "
+                                     "return shape (T, D), not (D, T)"),
             (_positions_from_one, "positions start at 0: the first row is "
                                   "[0, 1, 0, 1, ...]"),
         ],
@@ -199,6 +240,48 @@ def _unbiased_variance(dout, x, gamma, eps):
     return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
 
 
+def _dgamma_with_x(dout, x, gamma, eps):
+    dx, _, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    return dx, (dout * x).sum(axis=tuple(range(x.ndim - 1))), dbeta
+
+
+def _no_final_rstd(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, _ = _normalised(x, eps)
+    dx_hat = dout * gamma
+    dx = (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+          - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def _eps_outside_sqrt(dout, x, gamma, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / (np.sqrt(x.var(axis=-1, keepdims=True)) + eps)
+    x_hat = (x - mean) * rstd
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+
+
+def _gamma_on_first_term_only(dout, x, gamma, eps):
+    _, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, rstd = _normalised(x, eps)
+    dx = rstd * (dout * gamma - dout.mean(axis=-1, keepdims=True)
+                 - x_hat * (dout * x_hat).mean(axis=-1, keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def _eps_assumed(dout, x, gamma, eps):
+    return layer_norm_backward_reference(dout, x, gamma, 1e-5)
+
+
+def _dgamma_dbeta_swapped(dout, x, gamma, eps):
+    dx, dgamma, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
+    return dx, dbeta, dgamma
+
+
 def _dgamma_without_x_hat(dout, x, gamma, eps):
     dx, _, dbeta = layer_norm_backward_reference(dout, x, gamma, eps)
     return dx, dbeta.copy(), dbeta
@@ -208,10 +291,11 @@ def check_layer_norm_backward(attempt):
     """Exercise 2: ``my_layer_norm_backward(dout, x, gamma, eps) -> (dx, dgamma, dbeta)``."""
     rng = np.random.default_rng(_RNG_SEED)
     cases = []
-    for shape in [(3, 5), (2, 3, 4), (4, 6)]:
+    # the last eps is not the usual default, so that eps must be read, not assumed
+    for shape, eps in [((3, 5), 1e-5), ((2, 3, 4), 1e-5), ((4, 6), 1e-2)]:
         d = shape[-1]
         cases.append((rng.normal(size=shape), rng.normal(size=shape),
-                      1.0 + 0.5 * rng.normal(size=d), 1e-5))
+                      1.0 + 0.5 * rng.normal(size=d), eps))
     check_exercise(
         "Exercise 2 (layer norm backward)", attempt, layer_norm_backward_reference, cases,
         mistakes=[
@@ -239,8 +323,23 @@ def check_layer_norm_backward(attempt):
                                  "np.var's default ddof=0; you divided by D - 1 (ddof=1)"),
             (_dgamma_without_x_hat, "gamma multiplies x_hat, so dgamma sums dout * x_hat "
                                     "over the positions; the sum of dout alone is dbeta"),
+            (_eps_assumed, "use the eps you are given: your answer is the one for "
+                           "eps = 1e-5 whatever eps is (1e-5 is only the forward's "
+                           "default)"),
+            (_dgamma_with_x, "gamma multiplies the normalised x_hat, not x: dgamma sums "
+                             "dout * x_hat over the positions"),
+            (_dgamma_dbeta_swapped, "return them in the order (dx, dgamma, dbeta): your "
+                                    "dgamma and dbeta are each other's"),
+            (_no_final_rstd, "the brackets are right, the scale is missing: x_hat = (x - "
+                             "mean) * r, so dx = r (dx_hat - mean(dx_hat) - x_hat * "
+                             "mean(dx_hat * x_hat)), r = 1 / sqrt(var + eps)"),
+            (_eps_outside_sqrt, "eps goes inside the square root, as in the forward: "
+                                "r = 1 / sqrt(var + eps), not 1 / (sqrt(var) + eps)"),
+            (_gamma_on_first_term_only, "every term works on dx_hat = dout * gamma: the two "
+                                        "means are mean(dx_hat) and mean(dx_hat * x_hat), "
+                                        "with gamma inside, not mean(dout)"),
         ],
-        rtol=1e-8, atol=1e-10,
+        rtol=1e-8, atol=1e-10, output_names=("dx", "dgamma", "dbeta"),
     )
 
 
@@ -290,6 +389,17 @@ def _padding_on_queries(h, memory, params, memory_lengths, n_heads):
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
+def _causal_not_padding(h, memory, params, memory_lengths, n_heads):
+    mask = causal_mask(h.shape[-2], memory.shape[-2])                # (T, S)
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+
+def _sequences_on_the_head_axis(h, memory, params, memory_lengths, n_heads):
+    # [None] makes (1, B, 1, S): when B = H it reads as one mask per head
+    mask = padding_mask(memory_lengths, memory.shape[-2])[None]
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+
 def _output_only(name, attempt):
     """Wrap ``attempt`` so that returning ``(out, cache)`` gets its own hint."""
     def checked(*args):
@@ -334,6 +444,15 @@ def check_cross_attention(attempt):
                                   "query rows instead"),
             (_no_mask, "the source's padding is being read: pass "
                        "mask=padding_mask(memory_lengths, S)[:, None]"),
+            (_causal_not_padding, "cross-attention is not causal (the whole source is "
+                                  "known), and its mask is the source's padding: "
+                                  "padding_mask(memory_lengths, S)[:, None], not "
+                                  "causal_mask(T, S)"),
+            (_sequences_on_the_head_axis, "the mask's batch axis landed on the heads: "
+                                          "padding_mask(...)[None] is (1, B, 1, S), which "
+                                          "reads as one mask per head when B = H; add "
+                                          "the head axis after the batch, [:, None], "
+                                          "for (B, 1, 1, S)"),
             (_causal_too, "cross-attention is not causal: the whole source sentence is "
                           "known, so every target position may read all of it (mask only "
                           "the padding)"),
