@@ -9,7 +9,7 @@ import pytest
 from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.exercises import ExerciseError
+from attention_from_scratch.exercises import ExerciseError, broadcast_hint
 from attention_from_scratch.exercises import chapter00 as ch0
 from attention_from_scratch.exercises import chapter01 as ch1
 from attention_from_scratch.exercises import chapter02 as ch2
@@ -367,6 +367,32 @@ def test_ch5_ex3_padding_applied_to_the_queries():
     assert "not on the queries" in hint_of(ch5.check_cross_attention, my_cross_attention)
 
 
+@pytest.mark.parametrize(("length", "named"), [
+    (lambda h, memory, lengths: h.shape[1], "which is T, the decoder's length"),
+    (lambda h, memory, lengths: len(lengths), "which is B, the batch size"),
+    (lambda h, memory, lengths: memory.shape[-1], "which is D, the model width"),
+])
+def test_ch5_ex3_padding_mask_over_the_wrong_length(length, named):
+    # padding_mask refuses lengths above its s, or attention refuses the mask's last axis
+    def my_cross_attention(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, length(h, memory, memory_lengths))[:, None]
+        out, _ = multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
+        return out
+    hint = hint_of(ch5.check_cross_attention, my_cross_attention)
+    assert "padding_mask(memory_lengths, memory.shape[1])" in hint
+    assert named in hint
+    assert "It happened in `my_cross_attention`" in hint
+
+
+def test_ch5_ex3_a_mask_without_the_head_axis_gets_no_length_hint():
+    def my_cross_attention(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, memory.shape[1])                # (B, 1, S)
+        out, _ = multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)
+        return out
+    hint = hint_of(ch5.check_cross_attention, my_cross_attention)
+    assert "is ambiguous" in hint and "Yours was built for" not in hint
+
+
 # Chapter 6
 
 def test_ch6_ex1_dk_times_dv_and_softmax_flops():
@@ -385,6 +411,47 @@ def test_ch6_ex2_an_online_softmax_without_the_guard():
         return new_max, row_sum * rescale + np.exp(scores - new_max[:, None]).sum(axis=1)
     hint = hint_of(ch6.check_online_softmax_update, online_softmax_update)
     assert hint.startswith("right until a row has seen only masked scores")
+
+
+def test_ch6_ex2_keepdims_on_one_side_crashes_on_a_table():
+    def online_softmax_update(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1, keepdims=True))   # (N, N)
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        new_sum = row_sum * np.exp(row_max - shift) + np.exp(scores - shift).sum(axis=1)
+        return new_max, new_sum
+    hint = hint_of(ch6.check_online_softmax_update, online_softmax_update)
+    assert "NumPy built a (4, 4) table" in hint
+    assert "a column of shape (4, 1) (from keepdims=True" in hint
+    assert "It happened in `online_softmax_update`" in hint
+
+
+def test_ch6_ex2_a_table_returned_is_named():
+    # every line runs when the block's scores are only used through the max
+    def online_softmax_update(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1, keepdims=True))   # (N, N)
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        new_sum = row_sum * np.exp(row_max - shift) + np.exp(scores - shift[:, :1]).sum(axis=1)
+        return new_max, new_sum
+    hint = hint_of(ch6.check_online_softmax_update, online_softmax_update)
+    assert hint.startswith("new_max (output 0) has shape (4, 4), expected (4,)")
+    assert "NumPy built a (4, 4) table" in hint
+
+
+def test_ch6_ex2_the_max_not_made_a_column():
+    def online_softmax_update(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        new_sum = row_sum * np.exp(row_max - shift) + np.exp(scores - shift).sum(axis=1)
+        return new_max, new_sum
+    hint = hint_of(ch6.check_online_softmax_update, online_softmax_update)
+    assert "make it a column of shape (4, 1)" in hint and "table" not in hint
+
+
+def test_a_square_that_an_input_has_is_not_called_a_table():
+    error = ValueError("operands could not be broadcast together with shapes (3,3) (3,5) ")
+    assert broadcast_hint(error, (np.ones((3, 3)),)) is None
+    assert "a (3, 3) table" in broadcast_hint(error, (np.ones((3, 5)),))
+    assert broadcast_hint(ValueError("lengths must lie in [0, s]"), ()) is None
 
 
 def test_ch6_ex2_the_reference_is_nan_free_on_a_masked_block():

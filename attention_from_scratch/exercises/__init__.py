@@ -18,6 +18,7 @@ checker's source and its hidden cases stay off the screen.
 import copy
 import inspect
 import numbers
+import re
 import textwrap
 import traceback
 import types
@@ -86,6 +87,68 @@ def wrong_type_hint(error):
     return (f"{found}. The package's forward functions return a pair (out, cache): unpack "
             "it, e.g. `weights, _ = softmax_forward(scores)`, and use the array. (The error "
             f"was: {text})")
+
+
+def _shapes_in(text):
+    """The shapes a NumPy message names, e.g. ``(4,2) (4,4)`` gives
+    ``[(4, 2), (4, 4)]``."""
+    return [tuple(int(n) for n in inside.split(",") if n.strip())
+            for inside in re.findall(r"\(([\d,\s]*)\)", text)]
+
+
+def _shapes_of(args):
+    """The shapes of the arrays among ``args``, and inside dicts among them."""
+    values = [v for a in args for v in (a.values() if isinstance(a, Mapping) else [a])]
+    return {v.shape for v in values if isinstance(v, np.ndarray)}
+
+
+def _table_hint(n):
+    return (f"NumPy built a ({n}, {n}) table that none of the inputs has: an array of shape "
+            f"({n},) met a column of shape ({n}, 1) (from keepdims=True or [:, None]), and "
+            f"broadcasting paired each of its {n} numbers with each of the {n} rows. Keep a "
+            f"per-row quantity in one shape all the way: ({n},) everywhere, or ({n}, 1) "
+            "everywhere")
+
+
+def broadcast_hint(error, args):
+    """The hint for NumPy's refusal to broadcast shapes, or None.
+
+    Two slips with one number per row give most of these refusals:
+
+    - an ``(N,)`` array and an ``(N, 1)`` column (one side with
+      ``keepdims=True``) broadcast without complaint into an ``(N, N)``
+      table, which crashes a line later against an ``(N, S)`` array;
+    - an ``(N,)`` array meets an ``(N, S)`` one: NumPy aligns shapes from
+      the right, so it lands on the ``S`` axis, not on the rows.
+
+    ``args`` are the case's arguments: a square shape that one of them
+    has is a real one, not the first slip.
+
+    Examples
+    --------
+    >>> error = ValueError("operands could not be broadcast together with "
+    ...                    "shapes (4,2) (4,) ")
+    >>> "make it a column of shape (4, 1)" in broadcast_hint(error, ())
+    True
+    """
+    text = str(error)
+    if not isinstance(error, ValueError) or ("could not be broadcast" not in text
+                                             and "non-broadcastable" not in text):
+        return None
+    shapes = _shapes_in(text)
+    squares = {shape[-2:] for shape in _shapes_of(args) if len(shape) >= 2}
+    for shape in shapes:
+        if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-2:] not in squares:
+            return _table_hint(shape[-1])
+    for one in shapes:
+        for other in shapes:
+            if len(one) == 1 and len(other) >= 2 and one[0] == other[-2] != other[-1]:
+                n = one[0]
+                return (f"NumPy aligns shapes from the right, so an array of shape ({n},) "
+                        f"meets the last axis of {other}, not its {n} rows: to use one "
+                        f"number per row, make it a column of shape ({n}, 1), with "
+                        "keepdims=True in the max or sum, or [:, None]")
+    return None
 
 
 def _where_in_your_code(error):
@@ -166,7 +229,7 @@ def _crash_hint(attempt, reference, probes, mistakes, rtol, atol):
 
 
 def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
-                   rtol=1e-6, atol=1e-9, output_names=None):
+                   rtol=1e-6, atol=1e-9, output_names=None, crash_hint=None):
     """Check ``attempt`` against ``reference`` on every case.
 
     Parameters
@@ -194,6 +257,11 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
     output_names : sequence of str, optional
         What the learner calls each output (e.g. ``("new_max", "new_sum")``),
         used in the messages instead of its number alone.
+    crash_hint : callable, optional
+        ``crash_hint(error, args)`` gives a hint (or None) for an attempt
+        that raised ``error`` on the case ``args``, added after NumPy's
+        or the package's own message; it comes before the shared
+        :func:`broadcast_hint`.
 
     Raises
     ------
@@ -220,7 +288,11 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                 if named is not None:
                     raise ExerciseError(name, named) from None
                 hint = (f"your function raised {type(error).__name__} on case {number} "
-                        f"({case}): {error}")
+                        f"({case}): {str(error).strip()}")
+                extra = ((crash_hint and crash_hint(error, args))
+                         or broadcast_hint(error, args))
+                if extra:
+                    hint = f"{hint}{'' if hint.endswith('.') else '.'} {extra}"
             where = _where_in_your_code(error)
             if where:
                 hint = f"{hint}{'' if hint.endswith('.') else '.'} {where}"
@@ -278,6 +350,10 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
                     name, f"{output} has shape {g.shape}, expected one number, of shape () "
                     f"(case {number}, {case}): if you computed it in parts, add them up "
                     "(for an array, .sum())")
+            if e.ndim == 1 and g.shape == e.shape * 2:
+                raise ExerciseError(
+                    name, f"{output} has shape {g.shape}, expected {e.shape} "
+                    f"(case {number}, {case}). {_table_hint(e.shape[-1])}")
             if g.shape != e.shape:
                 raise ExerciseError(
                     name, f"{output} has shape {g.shape}, expected {e.shape} "

@@ -1,5 +1,7 @@
 """Checkers for the exercises of Chapter 5, "Encoder vs decoder"."""
 
+import re
+
 import numpy as np
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
@@ -412,6 +414,38 @@ def _output_only(name, attempt):
     return checked
 
 
+def _mask_length_given(error):
+    """The key count a learner's padding mask was built for, or None.
+
+    ``padding_mask``'s own ``s`` when it raised (a length above it), else
+    the last axis of the mask that attention refused.
+    """
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is padding_mask.__code__:
+            return tb.tb_frame.f_locals.get("s")
+        tb = tb.tb_next
+    found = re.search(r"mask must broadcast to the scores' shape .* got shape \(([\d, ]+)\)",
+                      str(error))
+    return int(found.group(1).split(",")[-1]) if found else None
+
+
+def _mask_length_hint(error, args):
+    """The hint for a padding mask over the wrong number of keys, or None."""
+    h, memory, _, memory_lengths, _ = args
+    (b, t, d), s = h.shape, memory.shape[-2]
+    given = _mask_length_given(error)
+    if not isinstance(error, ValueError) or given is None or given == s:
+        return None
+    sizes = [(t, "T, the decoder's length (h.shape[1])"), (b, "B, the batch size"),
+             (d, "D, the model width")]
+    which = " and ".join(label for size, label in sizes if size == given)
+    return (f"The padding mask covers the keys, and cross-attention's keys are the "
+            f"memory's S = {s} positions: build it with padding_mask(memory_lengths, "
+            f"memory.shape[1]). Yours was built for {given} keys"
+            + (f", which is {which}" if which else ""))
+
+
 def check_cross_attention(attempt):
     """Exercise 3: ``my_cross_attention(h, memory, params, memory_lengths, n_heads)``."""
     rng = np.random.default_rng(_RNG_SEED + 1)
@@ -461,5 +495,5 @@ def check_cross_attention(attempt):
             (_self_attention, "that is self-attention on h; cross-attention takes its "
                               "keys and values from memory"),
         ],
-        rtol=1e-8, atol=1e-10,
+        rtol=1e-8, atol=1e-10, crash_hint=_mask_length_hint,
     )
