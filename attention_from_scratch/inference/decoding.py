@@ -287,7 +287,10 @@ def generate(prompt, embeddings, layers, n_new, *, n_heads, use_cache=True, norm
         Token ids, rows of ``embeddings``; ``T0 >= 1``.
     embeddings : (V, D) array_like
         One row per token of the vocabulary; also used (transposed) to turn
-        an output into scores over the vocabulary, as GPT-2 does.
+        an output into scores over the vocabulary. These are tied weights
+        (Press & Wolf 2017), as in Vaswani et al. (2017, section 3.4) and
+        in GPT, whose output layer is the transposed token embedding
+        (Radford et al. 2018, eq. 2).
     layers : list of dict
     n_new : int
         Tokens to generate.
