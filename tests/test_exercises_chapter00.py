@@ -109,6 +109,7 @@ def test_linear_backward_named_mistakes(attempt, hint):
 @pytest.mark.parametrize(("attempt", "hint"), [
     (lambda dy, y: y * ((dy * y).sum(axis=-1, keepdims=True) - dy), "sign is flipped"),
     (lambda dy, y: y * (dy - (dy * y).sum(axis=-1)), "without keepdims=True"),
+    (lambda dy, y: y * (dy - (dy * y).sum()), "one sum per row"),
     (lambda dy, y: y * (dy - (dy * y).mean(axis=-1, keepdims=True)), "the mean of dy \\* y"),
     (lambda dy, y: y * (dy - (dy * y).sum(axis=1, keepdims=True)), "axis=-1"),
     (lambda dy, y: y * (dy - dy.sum(axis=-1, keepdims=True)), "weighted by y_j"),

@@ -221,6 +221,10 @@ def _axis_one(dy, y):
     return y * (dy - (dy * y).sum(axis=1, keepdims=True))
 
 
+def _summed_over_everything(dy, y):
+    return y * (dy - (dy * y).sum())
+
+
 def _without_keepdims(dy, y):
     return y * (dy - (dy * y).sum(axis=-1))
 
@@ -266,6 +270,8 @@ def check_fixed_softmax_backward(attempt):
                           "row), not down the columns (axis=0)"),
             (_axis_one, "axis=1 is the last axis only of a 2-D array; the softmax axis is "
                         "the last one whatever the number of axes: axis=-1"),
+            (_summed_over_everything, "the sum runs over every entry of the array; it is one "
+                                      "sum per row: (dy * y).sum(axis=-1, keepdims=True)"),
             (_without_keepdims, "without keepdims=True the row sums lose their axis and "
                                 "broadcast against the wrong one; write "
                                 "(dy * y).sum(axis=-1, keepdims=True)"),
