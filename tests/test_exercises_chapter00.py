@@ -61,3 +61,61 @@ def test_the_buggy_version_passes_with_ones():
     ones = np.ones_like(y)
     np.testing.assert_allclose(ex.buggy_softmax_backward(ones, y),
                                ex.fixed_softmax_backward(ones, y), atol=1e-15)
+
+
+@pytest.mark.parametrize(("attempt", "hint"), [
+    (lambda f, x, eps: (f(x) - f(x - eps)) / eps, "backward difference"),
+    (lambda f, x, eps: (f(x - eps) - f(x + eps)) / (2 * eps), "sign is flipped"),
+    (lambda f, x, eps: f(x + eps) - f(x - eps) / (2 * eps), "only f\\(x-eps\\) is divided"),
+    (lambda f, x, eps: (f(x + eps / 2) - f(x - eps / 2)) / eps, "eps/2 each way"),
+    (lambda f, x, eps: (f(x + 1e-5) - f(x - 1e-5)) / 2e-5, "use the `eps` argument"),
+])
+def test_central_difference_named_mistakes(attempt, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_central_difference(attempt)
+
+
+def _right_linear_backward(dout, x, w):
+    d_in, d_out = w.shape
+    return (dout @ w.T, x.reshape(-1, d_in).T @ dout.reshape(-1, d_out),
+            dout.reshape(-1, d_out).sum(axis=0))
+
+
+def _with(dx=None, dw=None, db=None):
+    """The right backward with one output replaced by a learner's mistake."""
+    def attempt(dout, x, w):
+        right = _right_linear_backward(dout, x, w)
+        return tuple(right[i] if f is None else f(dout, x, w)
+                     for i, f in enumerate((dx, dw, db)))
+    return attempt
+
+
+@pytest.mark.parametrize(("attempt", "hint"), [
+    (_with(dx=lambda dout, x, w: dout @ w), "dx = dout @ w.T"),
+    (_with(dw=lambda dout, x, w: x.T @ dout), "reverses \\*all\\* axes"),
+    (_with(dw=lambda dout, x, w: np.swapaxes(x, -1, -2) @ dout), "one dw per sequence"),
+    (_with(dw=lambda dout, x, w: (dout.reshape(-1, w.shape[1]).T
+                                  @ x.reshape(-1, w.shape[0]))), "dw is transposed"),
+    (_with(db=lambda dout, x, w: dout.reshape(-1, w.shape[1]).mean(axis=0)),
+     "db is averaged"),
+    (_with(db=lambda dout, x, w: dout.sum(axis=tuple(range(dout.ndim - 1)), keepdims=True)),
+     "extra axes of size 1"),
+])
+def test_linear_backward_named_mistakes(attempt, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_linear_backward(attempt)
+
+
+@pytest.mark.parametrize(("attempt", "hint"), [
+    (lambda dy, y: y * ((dy * y).sum(axis=-1, keepdims=True) - dy), "sign is flipped"),
+    (lambda dy, y: y * (dy - (dy * y).sum(axis=-1)), "without keepdims=True"),
+    (lambda dy, y: y * (dy - (dy * y).sum()), "one sum per row"),
+    (lambda dy, y: y * (dy - (dy * y).mean(axis=-1, keepdims=True)), "the mean of dy \\* y"),
+    (lambda dy, y: y * (dy - (dy * y).sum(axis=1, keepdims=True)), "axis=-1"),
+    (lambda dy, y: y * (dy - dy.sum(axis=-1, keepdims=True)), "weighted by y_j"),
+    (lambda dy, y: y * (1 - y) * dy, "only the diagonal"),
+    (lambda dy, y: y * dy - (dy * y).sum(axis=-1, keepdims=True), "needs the factor y too"),
+])
+def test_fixed_softmax_backward_named_mistakes(attempt, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_fixed_softmax_backward(attempt)

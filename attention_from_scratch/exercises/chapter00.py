@@ -1,9 +1,11 @@
 """Checkers for the exercises of Chapter 0, "How this book checks itself"."""
 
+import copy
+
 import numpy as np
 
 from attention_from_scratch.core.linear import LinearCache, linear_backward
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise
 
 _RNG_SEED = 2024
 
@@ -25,6 +27,28 @@ def _central_times_eps_over_two(f, x, eps):
     return (f(x + eps) - f(x - eps)) / 2 * eps              # read as (... / 2) * eps
 
 
+def _backward_difference(f, x, eps):
+    return (f(x) - f(x - eps)) / eps
+
+
+def _central_sign_flipped(f, x, eps):
+    return (f(x - eps) - f(x + eps)) / (2 * eps)
+
+
+def _only_second_term_divided(f, x, eps):
+    return f(x + eps) - f(x - eps) / (2 * eps)          # read as f(a) - (f(b) / 2eps)
+
+
+def _half_steps(f, x, eps):
+    return (f(x + eps / 2) - f(x - eps / 2)) / eps
+
+
+def _fixed_step(h):
+    def central_with_fixed_step(f, x, eps):
+        return (f(x + h) - f(x - h)) / (2 * h)
+    return central_with_fixed_step
+
+
 def check_central_difference(attempt):
     """Exercise 1: ``central_difference(f, x, eps)`` for a scalar ``f``."""
     cases = [(np.sin, 0.3, 1e-3), (np.exp, -1.2, 1e-2), (np.tanh, 0.5, 1e-3),
@@ -38,6 +62,18 @@ def check_central_difference(attempt):
             (_central_times_eps_over_two, "Python reads `a / 2*eps` as `(a / 2) * eps`: it "
                                           "divides by 2 and then *multiplies* by eps; write "
                                           "`/ (2 * eps)`"),
+            (_backward_difference, "that is the backward difference (f(x) - f(x-eps)) / eps; "
+                                   "step both ways: f(x+eps) - f(x-eps)"),
+            (_central_sign_flipped, "the sign is flipped: the difference is "
+                                    "f(x+eps) - f(x-eps), the forward point first"),
+            (_only_second_term_divided, "only f(x-eps) is divided: Python reads "
+                                        "`a - b / c` as `a - (b / c)`; put the difference "
+                                        "in brackets, `(f(x+eps) - f(x-eps)) / (2 * eps)`"),
+            (_half_steps, "you stepped eps/2 each way; here the step is eps each way: "
+                          "f(x+eps) and f(x-eps), divided by 2*eps"),
+            *[(_fixed_step(h), "the step is fixed in your code; use the `eps` argument "
+                               "(the hidden cases use different steps)")
+              for h in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)],
         ],
         rtol=1e-10, atol=1e-12,
     )
@@ -54,6 +90,42 @@ def _dw_averaged(dout, x, w):
     return dx, dw / n, db / n
 
 
+def _db_averaged(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, dw, db / (x.size // x.shape[-1])
+
+
+def _dw_transposed(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, dw.T, db
+
+
+def _dw_per_sequence(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, np.swapaxes(x, -1, -2) @ dout, db
+
+
+def _dw_whole_transpose(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, x.T @ dout, db
+
+
+def _db_first_axis_only(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, dw, dout.sum(axis=0)
+
+
+def _db_keepdims(dout, x, w):
+    dx, dw, db = linear_backward_reference(dout, x, w)
+    return dx, dw, db.reshape((1,) * (dout.ndim - 1) + db.shape)
+
+
+def _linear_case(rng, shape, d_out):
+    *lead, d_in = shape
+    return (rng.normal(size=(*lead, d_out)), rng.normal(size=shape),
+            rng.normal(size=(d_in, d_out)))
+
+
 def check_linear_backward(attempt):
     """Exercise 2: ``my_linear_backward(dout, x, w) -> (dx, dw, db)``."""
     rng = np.random.default_rng(_RNG_SEED)
@@ -65,13 +137,62 @@ def check_linear_backward(attempt):
         w = rng.normal(size=(d_in, d_out))
         dout = rng.normal(size=(*lead, d_out))
         cases.append((dout, x, w))
+    square = _linear_case(rng, (4, 4), 4)
+    try:
+        _check_linear_backward(attempt, cases, probes=[
+            square, _linear_case(rng, (3, 3, 3), 3), _linear_case(rng, (3, 3, 3), 4)])
+    except ExerciseError as error:
+        if error.message.startswith("your function raised") and _dx_is(
+                attempt, square, lambda dout, x, w: dout @ w):
+            raise ExerciseError(error.exercise, f"{error.message} Hint: dx = dout @ w only "
+                                "runs when w is square; out = x @ w, so dx = dout @ w.T, "
+                                "of x's shape.") from None
+        raise
+
+
+def _dx_is(attempt, args, wrong_dx):
+    """Whether the attempt's first output is ``wrong_dx`` on ``args``."""
+    try:
+        with np.errstate(all="ignore"):
+            dx = np.asarray(attempt(*copy.deepcopy(args))[0], dtype=float)
+    except Exception:                        # noqa: BLE001 - it crashes here too
+        return False
+    expected = wrong_dx(*args)
+    return dx.shape == expected.shape and np.allclose(dx, expected)
+
+
+def _check_linear_backward(attempt, cases, probes):
     check_exercise(
         "Exercise 2 (linear backward)", attempt, linear_backward_reference, cases,
         mistakes=[
             (_dw_averaged, "dw and db are averaged over positions; every position "
                            "adds its own term, so they are sums"),
+            (_db_averaged, "db is averaged over positions; every position adds its own "
+                           "dout, so it is a sum"),
+            (_dw_transposed, "dw is transposed: it has w's shape (D_in, D_out), "
+                             "so it is x^T dout, not dout^T x"),
+            (_dw_per_sequence, "that is one dw per sequence, of shape (B, D_in, D_out); "
+                               "the same w serves every sequence, so add them up: sum over "
+                               "every position, e.g. x.reshape(-1, D_in).T @ "
+                               "dout.reshape(-1, D_out)"),
+            (_dw_whole_transpose, "x.T reverses *all* axes of an x with leading axes, not "
+                                  "just the last two; flatten the positions first, "
+                                  "x.reshape(-1, D_in).T @ dout.reshape(-1, D_out)"),
+            (_db_first_axis_only, "db is summed over the first axis only, so its shape is "
+                                  "wrong; b is added at every position, so sum dout over "
+                                  "every axis but the last"),
+            (_db_keepdims, "db has extra axes of size 1: sum without keepdims, so db has "
+                           "b's shape (D_out,)"),
         ],
+        # square w and B = T = D_in: shapes where the mistakes above that crash
+        # on the hidden cases run, so a crash can still be named
+        probes=probes,
     )
+
+
+def _softmax(scores):
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def buggy_softmax_backward(dy, y):
@@ -96,6 +217,38 @@ def _wrong_axis(dy, y):
     return y * (dy - (dy * y).sum(axis=0, keepdims=True))
 
 
+def _axis_one(dy, y):
+    return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+def _summed_over_everything(dy, y):
+    return y * (dy - (dy * y).sum())
+
+
+def _without_keepdims(dy, y):
+    return y * (dy - (dy * y).sum(axis=-1))
+
+
+def _sign_flipped(dy, y):
+    return y * ((dy * y).sum(axis=-1, keepdims=True) - dy)
+
+
+def _weighted_mean(dy, y):
+    return y * (dy - (dy * y).mean(axis=-1, keepdims=True))
+
+
+def _unweighted_sum(dy, y):
+    return y * (dy - dy.sum(axis=-1, keepdims=True))
+
+
+def _diagonal_only(dy, y):
+    return y * (1 - y) * dy
+
+
+def _y_on_first_term_only(dy, y):
+    return y * dy - (dy * y).sum(axis=-1, keepdims=True)
+
+
 def check_fixed_softmax_backward(attempt):
     """Exercise 3: repair ``buggy_softmax_backward(dy, y)``."""
     rng = np.random.default_rng(_RNG_SEED + 1)
@@ -113,7 +266,28 @@ def check_fixed_softmax_backward(attempt):
                                   "y * sum(dy * y) for the off-diagonal part"),
             (_leading_y_forgotten, "the leading y is missing: every term is scaled by the "
                                    "weight it came through, y * (dy - (dy * y).sum(...))"),
-            (_wrong_axis, "the sum runs over the softmax axis (the last one), "
-                          "not over rows"),
+            (_wrong_axis, "the sum runs over the softmax axis (axis=-1, along each "
+                          "row), not down the columns (axis=0)"),
+            (_axis_one, "axis=1 is the last axis only of a 2-D array; the softmax axis is "
+                        "the last one whatever the number of axes: axis=-1"),
+            (_summed_over_everything, "the sum runs over every entry of the array; it is one "
+                                      "sum per row: (dy * y).sum(axis=-1, keepdims=True)"),
+            (_without_keepdims, "without keepdims=True the row sums lose their axis and "
+                                "broadcast against the wrong one; write "
+                                "(dy * y).sum(axis=-1, keepdims=True)"),
+            (_sign_flipped, "the sign is flipped: y * (dy - (dy * y).sum(...)), "
+                            "dy first"),
+            (_weighted_mean, "that is the mean of dy * y; the weights y already sum to 1, "
+                             "so the weighted mean of dy is the plain sum (dy * y).sum(...)"),
+            (_unweighted_sum, "each dy_j must be weighted by y_j inside the sum: "
+                              "(dy * y).sum(...), not dy.sum(...)"),
+            (_diagonal_only, "y * (1 - y) * dy is only the diagonal of the Jacobian; the "
+                             "off-diagonal terms -y_i y_j dy_j need the sum "
+                             "(dy * y).sum(...)"),
+            (_y_on_first_term_only, "the subtracted sum needs the factor y too: "
+                                    "y * (dy - (dy * y).sum(...))"),
         ],
+        # a square case, on which a sum without keepdims runs (wrongly) and so
+        # can be named
+        probes=[(rng.normal(size=(4, 4)), _softmax(rng.normal(size=(4, 4))))],
     )
