@@ -447,10 +447,11 @@ def test_ch6_ex2_the_max_not_made_a_column():
     assert "make it a column of shape (4, 1)" in hint and "table" not in hint
 
 
-def test_a_square_that_an_input_has_is_not_called_a_table():
+def test_a_table_is_named_only_beside_one_number_per_row_and_no_square_input():
     error = ValueError("operands could not be broadcast together with shapes (3,3) (3,5) ")
-    assert broadcast_hint(error, (np.ones((3, 3)),)) is None
-    assert "a (3, 3) table" in broadcast_hint(error, (np.ones((3, 5)),))
+    assert broadcast_hint(error, (np.ones(3), np.ones((3, 3)))) is None
+    assert broadcast_hint(error, ({"x": np.ones((3, 5))},)) is None    # (T, T) scores
+    assert "a (3, 3) table" in broadcast_hint(error, (np.ones(3), {"x": np.ones((3, 5))}))
     assert broadcast_hint(ValueError("lengths must lie in [0, s]"), ()) is None
 
 

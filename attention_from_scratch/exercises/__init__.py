@@ -121,8 +121,10 @@ def broadcast_hint(error, args):
     - an ``(N,)`` array meets an ``(N, S)`` one: NumPy aligns shapes from
       the right, so it lands on the ``S`` axis, not on the rows.
 
-    ``args`` are the case's arguments: a square shape that one of them
-    has is a real one, not the first slip.
+    ``args`` are the case's arguments. The first slip is named only when
+    one of them holds one number per row, shape ``(N,)``, and none has
+    an ``(N, N)`` array: a square that self-attention's scores or an
+    input can have is no sign of it.
 
     Examples
     --------
@@ -136,9 +138,11 @@ def broadcast_hint(error, args):
                                              and "non-broadcastable" not in text):
         return None
     shapes = _shapes_in(text)
-    squares = {shape[-2:] for shape in _shapes_of(args) if len(shape) >= 2}
+    given = _shapes_of(args)
+    squares = {shape[-2:] for shape in given if len(shape) >= 2}
     for shape in shapes:
-        if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-2:] not in squares:
+        if (len(shape) >= 2 and shape[-1] == shape[-2] and shape[-2:] not in squares
+                and shape[-1:] in given):
             return _table_hint(shape[-1])
     for one in shapes:
         for other in shapes:
