@@ -231,15 +231,19 @@ def _sums_not_means(dout, x, gamma, eps):
     return dx, dgamma, dbeta
 
 
-def _unbiased_variance(dout, x, gamma, eps):
-    mean = x.mean(axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps)
-    x_hat = (x - mean) * rstd
+def _backward_with_rstd(dout, x, gamma, rstd):
+    """The layer-norm backward with a wrong ``1 / std`` in place of the right one."""
+    x_hat = (x - x.mean(axis=-1, keepdims=True)) * rstd
     dx_hat = dout * gamma
     dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
                  - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
     lead = tuple(range(x.ndim - 1))
     return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+
+
+def _unbiased_variance(dout, x, gamma, eps):
+    rstd = 1.0 / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps)
+    return _backward_with_rstd(dout, x, gamma, rstd)
 
 
 def _dgamma_with_x(dout, x, gamma, eps):
@@ -257,14 +261,8 @@ def _no_final_rstd(dout, x, gamma, eps):
 
 
 def _eps_outside_sqrt(dout, x, gamma, eps):
-    mean = x.mean(axis=-1, keepdims=True)
     rstd = 1.0 / (np.sqrt(x.var(axis=-1, keepdims=True)) + eps)
-    x_hat = (x - mean) * rstd
-    dx_hat = dout * gamma
-    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
-                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
-    lead = tuple(range(x.ndim - 1))
-    return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+    return _backward_with_rstd(dout, x, gamma, rstd)
 
 
 def _gamma_on_first_term_only(dout, x, gamma, eps):
