@@ -145,3 +145,19 @@ def test_a_ragged_token_batch_names_its_shape():
 
     with pytest.raises(ValueError, match=_ragged_message("src", "(B, length)", "3, 2")):
         check_token_batch("src", [[1, 2, 3], [4, 5]], 7)
+
+
+def test_ragged_lengths_prompt_and_source_are_named(rng):
+    from attention_from_scratch.common.masks import padding_mask
+    from attention_from_scratch.common.params import init_encoder_params
+    from attention_from_scratch.inference.decoding import generate
+    from attention_from_scratch.inference.encoder_decoder import greedy_encoder_decoder
+
+    with pytest.raises(ValueError, match=_ragged_message("lengths", "(B,)", "2, 1")):
+        padding_mask([[1, 2], [3]], 4)
+    embeddings = rng.normal(size=(5, 4))
+    layers = [init_encoder_params(4, 8, rng=rng)]
+    with pytest.raises(ValueError, match=_ragged_message("prompt", "(B, T0)", "2, 1")):
+        generate([[1, 2], [3]], embeddings, layers, 1, n_heads=2)
+    with pytest.raises(ValueError, match=_ragged_message("src", "(B, S)", "2, 1")):
+        greedy_encoder_decoder({}, [[1, 2], [3]], n_heads=2, max_new=1, bos=1, eos=2)

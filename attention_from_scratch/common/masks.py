@@ -17,7 +17,7 @@ Examples
 
 import numpy as np
 
-from attention_from_scratch.common.validate import check_int
+from attention_from_scratch.common.validate import as_array, check_int
 
 
 def _query_positions(t, s):
@@ -104,7 +104,7 @@ def padding_mask(lengths, s, *, side="right"):
     if side not in ("right", "left"):
         raise ValueError(f'side must be "right" or "left", got {side!r}')
     s = check_int("s", s)
-    lengths = np.asarray(lengths)
+    lengths = as_array("lengths", lengths, layout="(B,)")
     if lengths.ndim != 1 or lengths.size == 0:
         raise ValueError(f"lengths must have shape (B,) with B >= 1, got shape "
                          f"{lengths.shape}")

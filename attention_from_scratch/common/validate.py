@@ -567,7 +567,8 @@ def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=Fa
     """
     if a is None:
         return None
-    given = as_array(name, a, layout="(T, S), (..., T, S) or (..., H, T, S)").shape
+    a = as_array(name, a, layout="(T, S), (..., T, S) or (..., H, T, S)")
+    given = a.shape
     scores_shape = lead + (n_heads, t, s)                           # (..., H, T, S)
     if len(given) not in (2, len(lead) + 2, len(lead) + 3):
         raise ValueError(
@@ -582,7 +583,8 @@ def _with_head_axis(name, a, lead, n_heads, t, s, *, dtype=None, per_sequence=Fa
             f"{lead + (1, t, s)} for one {name} per sequence or "
             f"{lead[:-1] + (1, n_heads, t, s)} for one {name} per head"
         )
-    a = np.asarray(a) if dtype is None else as_float_array(name, a, dtype=dtype)
+    if dtype is not None:
+        a = as_float_array(name, a, dtype=dtype)
     if a.ndim < len(lead) + 3:
         a = a[..., None, :, :]            # the same for every head
     if dtype is None:

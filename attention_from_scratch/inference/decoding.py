@@ -29,6 +29,7 @@ from attention_from_scratch.common.params import (
 )
 from attention_from_scratch.common.validate import (
     ACTIVATION_NAMES,
+    as_array,
     as_float_array,
     check_array,
     check_choice,
@@ -305,7 +306,7 @@ def generate(prompt, embeddings, layers, n_new, *, n_heads, use_cache=True, norm
     -------
     tokens : (B, T0 + n_new) ndarray of int
     """
-    tokens = np.array(prompt)
+    tokens = as_array("prompt", prompt, layout="(B, T0)")
     if tokens.dtype.kind not in "iu":
         raise TypeError(f"prompt must hold integer token ids, got dtype {tokens.dtype}")
     if tokens.ndim != 2:

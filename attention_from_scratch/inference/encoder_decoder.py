@@ -23,7 +23,7 @@ from attention_from_scratch.common.params import (
     encoder_decoder_layouts,
     sub_params,
 )
-from attention_from_scratch.common.validate import check_token_batch
+from attention_from_scratch.common.validate import as_array, check_token_batch
 from attention_from_scratch.core.attention import _attention_forward
 from attention_from_scratch.core.encoder import _encoder_block_forward
 from attention_from_scratch.core.feed_forward import _feed_forward_forward
@@ -146,7 +146,7 @@ def greedy_encoder_decoder(params, src, *, n_heads, max_new, bos, eos, norm="pos
     -------
     tokens : (B, max_new) ndarray of int
     """
-    src = np.asarray(src)
+    src = as_array("src", src, layout="(B, S)")
     b = src.shape[0]
     out = np.full((b, 1), bos, dtype=np.int64)
     if not use_cache:
