@@ -6,8 +6,10 @@ import numpy as np
 
 from attention_from_scratch.common.masks import causal_mask, padding_mask
 from attention_from_scratch.core.attention import attention_forward
+from attention_from_scratch.core.softmax import softmax_forward
 from attention_from_scratch.exercises import (
     ExerciseError,
+    _describe_value,
     boolean_result,
     check_exercise,
     code_names,
@@ -26,6 +28,36 @@ def _uses_a_shortcut(function):
     ``np.tril`` is fine, and an alias such as ``lower = np.tril`` is not.
     """
     return bool(code_names(function) & _SHORTCUTS)
+
+
+def _one_mask(name, attempt):
+    """Wrap ``attempt`` so a mask that is not one boolean array gets a hint.
+
+    A list of rows (of booleans or of arrays) would otherwise be taken
+    for several outputs, and the learner told of a count of arrays.
+    """
+    checked = boolean_result(name, attempt)
+
+    def one(*args):
+        result = checked(*args)
+        if isinstance(result, list | tuple):
+            raise ExerciseError(
+                name, f"your function returned {_describe_value(result)}; return one "
+                "NumPy array of booleans. Comparisons of np.arange positions give one "
+                "directly; rows built in a loop become one with np.array(rows)")
+        return result
+    return one
+
+
+def _mask_crash_hint(error, args):
+    """Hints for the crashes of mask building, or None."""
+    text = str(error)
+    if "truth value of an array" in text:
+        return ("Python's `and`, `or` and `if` want one True or False for a whole array; "
+                "combine masks entry by entry with & (and | for or, ~ for not)")
+    if isinstance(error, TypeError) and "padding_mask() takes" in text:
+        return ("side is keyword-only: write padding_mask(lengths, s, side='left')")
+    return None
 
 
 def _causal_top_left(t, s):
@@ -52,6 +84,10 @@ def _causal_inverted(t, s):
     return ~causal_mask(t, s)
 
 
+def _causal_transposed(t, s):
+    return causal_mask(t, s).T
+
+
 def check_causal_mask(attempt):
     """Exercise 1: ``my_causal_mask(t, s)``, ``(T, S)``, by comparisons.
 
@@ -63,9 +99,11 @@ def check_causal_mask(attempt):
         raise ExerciseError(name, "build it without np.tril, np.triu, np.tri or the "
                                   "package's causal_mask (or other mask builders): compare "
                                   "key positions with query positions using np.arange")
-    cases = [(3, 3), (1, 1), (2, 5), (4, 6), (1, 4), (5, 7)]
+    # T != S first: a square case would take a transposed mask for the
+    # upper triangle
+    cases = [(2, 5), (3, 3), (1, 1), (4, 6), (1, 4), (5, 7)]
     check_exercise(
-        name, boolean_result(name, attempt), causal_mask, cases,
+        name, _one_mask(name, attempt), causal_mask, cases, crash_hint=_mask_crash_hint,
         mistakes=[
             (_causal_top_left, "right when S = T, wrong when S > T: the T queries are the "
                                "*last* T positions, so query i sits at position S - T + i"),
@@ -81,6 +119,10 @@ def check_causal_mask(attempt):
                             "and not its past"),
             (_causal_inverted, "the polarity is reversed: True must mean 'may attend' "
                                "(the past and the query itself), False 'masked out'"),
+            (_causal_transposed, "rows are queries and columns are keys: the mask is "
+                                 "(T, S), and yours is it transposed, (S, T); put the "
+                                 "query positions in a column ([:, None]) and the key "
+                                 "positions in a row ([None, :])"),
         ],
     )
 
@@ -95,6 +137,39 @@ def _padding_off_by_one_left(lengths, s, side):
     if side == "right":
         return padding_mask(lengths, s, side="right")
     return (np.arange(s)[None, :] > s - lengths[:, None])[:, None, :]
+
+
+def _padding_one_short_right(lengths, s, side):
+    if side == "left":
+        return padding_mask(lengths, s, side="left")
+    return (np.arange(s)[None, :] < lengths[:, None] - 1)[:, None, :]
+
+
+def _padding_one_extra_left(lengths, s, side):
+    if side == "right":
+        return padding_mask(lengths, s, side="right")
+    return (np.arange(s)[None, :] >= s - lengths[:, None] - 1)[:, None, :]
+
+
+def _padding_left_negative_slice(lengths, s, side):
+    mask = padding_mask(lengths, s, side=side)
+    if side == "left":
+        mask[lengths == 0] = True                 # x[-0:] is the whole row
+    return mask
+
+
+def _padding_left_from_n(lengths, s, side):
+    if side == "right":
+        return padding_mask(lengths, s, side="right")
+    return (np.arange(s)[None, :] >= lengths[:, None])[:, None, :]
+
+
+def _padding_transposed(lengths, s, side):
+    return np.swapaxes(padding_mask(lengths, s, side=side), 0, 2)      # (S, 1, B)
+
+
+def _padding_query_axis_first(lengths, s, side):
+    return padding_mask(lengths, s, side=side)[:, 0][None]              # (1, B, S)
 
 
 def _padding_inverted(lengths, s, side):
@@ -125,18 +200,39 @@ def check_padding_mask(attempt):
     """Exercise 2: ``my_padding_mask(lengths, s, side)``, ``(B, 1, S)``."""
     name = "Exercise 2 (padding mask)"
     cases = []
-    for lengths, s in [([2, 0, 3], 3), ([4, 1, 5, 2], 5), ([1], 4), ([6, 3], 6)]:
+    for lengths, s in [([2, 0, 3], 4), ([4, 1, 5, 2], 5), ([1], 4), ([6, 3], 6)]:
         for side in ("right", "left"):
             cases.append((np.array(lengths), s, side))
+    off_by_one_right = ("off by one with side='right': positions count from 0, so a "
+                        "sequence of length n has its real tokens at positions 0 .. n-1 "
+                        "(position < n)")
+    off_by_one_left = ("off by one with side='left': the real tokens are the last n "
+                       "positions, s-n .. s-1 (position >= s - n)")
     check_exercise(
-        name, boolean_result(name, attempt), _padding_reference, cases,
+        name, _one_mask(name, attempt), _padding_reference, cases,
+        crash_hint=_mask_crash_hint,
         mistakes=[
-            (_padding_off_by_one_right, "off by one with side='right': positions count "
-                                        "from 0, so a sequence of length n has its real "
-                                        "tokens at positions 0 .. n-1 (position < n)"),
-            (_padding_off_by_one_left, "off by one with side='left': the real tokens are "
-                                       "the last n positions, s-n .. s-1 "
-                                       "(position >= s - n)"),
+            (_padding_off_by_one_right, off_by_one_right),
+            (_padding_one_short_right, off_by_one_right),
+            (_padding_off_by_one_left, off_by_one_left),
+            (_padding_one_extra_left, off_by_one_left),
+            (_padding_left_negative_slice, "with side='left', a sequence of length 0 came "
+                                           "out all real: in Python x[-n:] with n = 0 is "
+                                           "x[-0:] = x[0:], the whole row, not an empty "
+                                           "slice; slice x[s - n:], or compare positions, "
+                                           "position >= s - n"),
+            (_padding_left_from_n, "with side='left' the padding comes first, so the real "
+                                   "tokens are the *last* n positions: position >= s - n, "
+                                   "not position >= n (n counts the real tokens, not the "
+                                   "padding)"),
+            (_padding_transposed, "one row per sequence: the mask is (B, 1, S), and yours "
+                                  "is (S, 1, B), the sequences along the last axis; put "
+                                  "the lengths in a column (lengths[:, None], (B, 1)) and "
+                                  "the positions in a row (np.arange(s)[None, :], (1, S))"),
+            (_padding_query_axis_first, "return shape (B, 1, S), not (1, B, S): one row per "
+                                        "sequence first, then the axis of size 1 that "
+                                        "broadcasts over the T queries of scores (B, T, S), "
+                                        "then the keys"),
             (_padding_inverted, "the polarity is reversed: True must mark the real tokens "
                                 "(may attend); True = padding is the convention of "
                                 "nn.MultiheadAttention's key_padding_mask, not ours"),
@@ -194,13 +290,41 @@ def _decoder_padding_only(lengths, t):
     return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
 
 
+def _decoder_padding_alone(lengths, t):
+    return padding_mask(lengths, t, side="left")                 # (B, 1, T)
+
+
+def _decoder_upper(lengths, t):
+    return np.triu(np.ones((t, t), bool)) & padding_mask(lengths, t, side="left")
+
+
+def _decoder_one_ahead(lengths, t):
+    return np.tri(t, k=1, dtype=bool) & padding_mask(lengths, t, side="left")
+
+
+def _decoder_crash_hint(error, args):
+    """The mask crash hints, and the padding mask's axis of size 1 lost."""
+    hint = _mask_crash_hint(error, args)
+    if hint is not None:
+        return hint
+    lengths, t = args
+    shapes = str(error).replace(" ", "")
+    if ("could not be broadcast" in str(error) and f"({t},{t})" in shapes
+            and f"({len(lengths)},{t})" in shapes):
+        return (f"the padding mask has lost its axis of size 1: as (B, T) = "
+                f"({len(lengths)}, {t}) NumPy aligns it with the causal mask's (T, T) from "
+                "the right, so the sequences would meet the queries; use padding_mask(...) "
+                "as it is, (B, 1, T), and & broadcasts it to (B, T, T)")
+    return None
+
+
 def check_decoder_mask(attempt):
     """Exercise 3: ``my_decoder_mask(lengths, t)``, ``(B, T, T)`` bool."""
     name = "Exercise 3 (decoder mask)"
     cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
              (np.array([0, 6, 2, 4]), 6)]
     check_exercise(
-        name, boolean_result(name, attempt), decoder_mask, cases,
+        name, _one_mask(name, attempt), decoder_mask, cases, crash_hint=_decoder_crash_hint,
         mistakes=[
             (_decoder_or, "a key must pass *both* masks: combine them with &, not |"),
             (_decoder_right_padding, "this batch is padded on the left: the real tokens "
@@ -221,6 +345,16 @@ def check_decoder_mask(attempt):
                                      "the diagonal (key j <= query i)"),
             (_decoder_padding_only, "the causal part is missing: queries still see the "
                                     "future"),
+            (_decoder_padding_alone, "that is the padding mask alone, (B, 1, T): the "
+                                     "causal part is missing; combine it with "
+                                     "causal_mask(t) by &, which also broadcasts the "
+                                     "result to (B, T, T)"),
+            (_decoder_upper, "the causal part is the upper triangle: each query would see "
+                             "its future and not its past; keep the lower triangle, key "
+                             "j <= query i"),
+            (_decoder_one_ahead, "each query sees one key too many: the causal part allows "
+                                 "key j when j <= query i, not j <= i + 1 (the next token "
+                                 "is the one it must predict)"),
         ],
     )
 
@@ -299,14 +433,43 @@ def _attention_without_scale(q, k, v, mask):
     return attention_forward(q * math.sqrt(q.shape[-1]), k, v, mask=mask)[0]
 
 
+def _attention_scaled_by_dk(q, k, v, mask):
+    return attention_forward(q / math.sqrt(q.shape[-1]), k, v, mask=mask)[0]
+
+
+def _softmax_over_queries(q, k, v, mask):
+    scores = np.where(mask, _scores(q, k), -np.inf)                   # (..., T, S)
+    return np.swapaxes(softmax_forward(np.swapaxes(scores, -1, -2))[0], -1, -2) @ v
+
+
+def _mask_times_minus_inf(q, k, v, mask):
+    """``scores + (1 - mask) * -inf``: 0 * -inf is NaN at every allowed key."""
+    with np.errstate(invalid="ignore"):
+        weights = _softmax(_scores(q, k) + (1 - mask) * -np.inf)
+    return _zero_empty_rows(weights, mask) @ v
+
+
 def _no_nan(name, attempt):
     """Wrap ``attempt`` so NaN gets a hint that says which rows and why."""
     def checked(q, k, v, mask):
         out = attempt(q, k, v, mask)
-        if out is None or not np.isnan(np.asarray(out, dtype=float)).any():
-            return out
-        nan_rows = np.isnan(np.asarray(out, dtype=float)).any(axis=-1)   # (..., T)
+        if not isinstance(out, np.ndarray) or not np.isnan(out.astype(float)).any():
+            return out                              # not an array: judged as such
+        nan_rows = np.isnan(out.astype(float)).any(axis=-1)               # (..., T)
+        if nan_rows.shape != _scores(q, k).shape[:-1]:
+            return out                              # the wrong shape: judged as such
         row_masks = np.broadcast_to(mask, nan_rows.shape + mask.shape[-1:])   # (..., T, S)
+        with np.errstate(invalid="ignore"):
+            times_inf = np.isnan(_mask_times_minus_inf(q, k, v, mask)).any(axis=-1)
+        # exp neither overflows nor underflows to 0/0 on scores this small, so
+        # NaN in every row with keys is 0 * inf, not a softmax without its max
+        ordinary = np.abs(_scores(q, k)).max() < 700
+        if ordinary and np.array_equal(nan_rows & row_masks.any(axis=-1), times_inf):
+            raise ExerciseError(
+                name, "NaN in every row that has a key to attend to: 0 * inf is NaN, so "
+                "(1 - mask) * -np.inf (or ~mask * -np.inf) puts NaN, not 0, on every "
+                "allowed key. Put -inf in only where the mask is False: "
+                "np.where(mask, scores, -np.inf)")
         if not row_masks[nan_rows].any():
             raise ExerciseError(
                 name, "NaN in the rows with nothing to attend to: their scores are "
@@ -325,6 +488,22 @@ def _no_nan(name, attempt):
     return checked
 
 
+def _one_output(name, attempt):
+    """Wrap ``attempt`` so that extra outputs next to ``out`` get a hint.
+
+    A pair ``(out, cache)`` from a forward function is left to
+    :func:`check_exercise`, which names it.
+    """
+    def checked(q, k, v, mask):
+        out = attempt(q, k, v, mask)
+        if isinstance(out, tuple | list) and not any(hasattr(x, "_fields") for x in out):
+            raise ExerciseError(
+                name, f"your function returned {_describe_value(out)}; return only the "
+                "output, one array (..., T, Dv): the weights stay inside the function")
+        return out
+    return checked
+
+
 def _dtype_kept(name, attempt):
     """Wrap ``attempt`` so that right values in the wrong dtype get a hint.
 
@@ -340,12 +519,17 @@ def _dtype_kept(name, attempt):
         right = fixed_masked_attention(q, k, v, mask)
         if out.shape != right.shape or not np.allclose(out, right, rtol=1e-4, atol=1e-5):
             return out                                # wrong values: judged as such
+        why = ("Do not convert the result: the inputs' dtype carries through the "
+               "matmuls and the softmax by itself")
+        if q.dtype == np.float32 and dtype == np.float64:
+            why = ("NumPy turns float32 into float64 when it meets a float64 array or a "
+                   "NumPy scalar: np.sqrt(q.shape[-1]) is one, so divide by a Python float "
+                   "(q.shape[-1] ** 0.5, or math.sqrt(q.shape[-1])); np.where(mask, 0.0, "
+                   "-np.inf) is a float64 array, so put -np.inf straight into the scores, "
+                   "np.where(mask, scores, -np.inf), where a Python float keeps float32")
         raise ExerciseError(
             name, f"the values are right, the dtype is not: for {q.dtype} inputs return "
-            f"{q.dtype}, as the package's attention does, got {dtype}. NumPy turns float32 "
-            "into float64 when it meets a float64 array or NumPy scalar, such as "
-            "np.sqrt(q.shape[-1]); divide by a Python float (q.shape[-1] ** 0.5, or "
-            "math.sqrt(q.shape[-1])) instead")
+            f"{q.dtype}, as the package's attention does, got {dtype}. {why}")
     return checked
 
 
@@ -356,10 +540,12 @@ def _masked_attention_cases(seed):
     Case 4 has every score between 990 and 1010, so exp of a score
     overflows to inf (from exp(710) on, in float64) unless the row
     maximum is subtracted first; every row has keys. Case 5 has every
-    score below -1e17, more negative than any "large negative" constant,
-    so a constant in place of -inf leaks weight to the masked keys,
-    renormalising after the softmax divides 0 by 0, and a softmax
-    without the row maximum underflows to 0 everywhere. Case 6 is
+    score below -1e299, more negative than the "large negative"
+    constants people write (-1e4, -1e9, -1e30 ...; only
+    ``np.finfo(dtype).min`` is lower, and it is right for every finite
+    score), so such a constant in place of -inf leaks weight to the
+    masked keys, renormalising after the softmax divides 0 by 0, and a
+    softmax without the row maximum underflows to 0 everywhere. Case 6 is
     float32, with ``T > S`` and a random ``(B, T, S)`` mask with empty
     rows.
     """
@@ -373,8 +559,8 @@ def _masked_attention_cases(seed):
         cases.append((rng.normal(size=(*lead, t, d_k)), rng.normal(size=(*lead, s, d_k)),
                       rng.normal(size=(*lead, s, d_v)), mask))
     mask = causal_mask(3, 5) & padding_mask([5, 3], 5, side="left")     # (2, 3, 5)
-    q = 1e9 * np.abs(rng.normal(size=(2, 3, 3)))          # q . k < 0 for every pair
-    k = -1e9 * np.abs(rng.normal(size=(2, 5, 3)))
+    q = 1e150 * np.abs(rng.normal(size=(2, 3, 3)))        # q . k < 0 for every pair
+    k = -1e150 * np.abs(rng.normal(size=(2, 5, 3)))
     cases.append((q, k, rng.normal(size=(2, 5, 4)), mask))
     mask = rng.random((2, 4, 3)) < 0.5                                  # (B, T, S)
     mask[0, 1] = False                                                  # an empty row
@@ -394,16 +580,39 @@ _ZEROS_HINT = ("a score of 0 is not a mask: exp(0) = 1, so a masked key whose sc
                "after the softmax); set the masked scores to -inf before the softmax")
 
 
+def _attention_crash_hint(error, args):
+    """Hints for two crashes that batched inputs cause, or None."""
+    q, k, _, mask = args
+    text = str(error)
+    if "matmul" in text and k.ndim > 2:
+        return (f"k.T reverses *every* axis, so k of shape {k.shape} became "
+                f"{k.shape[::-1]}; swap only the last two, the keys and their width: "
+                "np.swapaxes(k, -1, -2)")
+    if isinstance(error, IndexError) and "boolean index did not match" in text:
+        return (f"a boolean index must have the shape of what it indexes, and this mask "
+                f"{mask.shape} only broadcasts to the scores {_scores(q, k).shape}; use "
+                "np.where(mask, scores, -np.inf), which broadcasts")
+    return None
+
+
 def check_fixed_masked_attention(attempt):
-    """Exercise 4: repair ``buggy_masked_attention(q, k, v, mask)``."""
+    """Exercise 4: repair ``buggy_masked_attention(q, k, v, mask)``.
+
+    Refuses an attempt that calls the package's ``attention_forward``.
+    """
     name = "Exercise 4 (fixed masked attention)"
+    if code_names(attempt) & {"attention_forward"}:
+        raise ExerciseError(name, "write it with NumPy, not with the package's "
+                                  "attention_forward: scores, mask, softmax, weighted sum")
     leak = ("a finite constant such as -1e9 or -1e4, put in place of the masked scores "
             "or added to them, fails when the real scores are more negative than it: in "
-            "this hidden case every score is below -1e17, so the masked keys, at -1e9, "
-            "get the weight; set the masked scores to -inf, which is below every score")
+            "this hidden case every score is below -1e299, so masked keys at any constant "
+            "above that (-1e9, -1e30, ...) outrank the real ones and take the weight; set "
+            "the masked scores to -inf, which is below every score")
     check_exercise(
-        name, _no_nan(name, _dtype_kept(name, attempt)), fixed_masked_attention,
-        _masked_attention_cases(_RNG_SEED),
+        name, _no_nan(name, _dtype_kept(name, _one_output(name, attempt))),
+        fixed_masked_attention, _masked_attention_cases(_RNG_SEED),
+        crash_hint=_attention_crash_hint,
         # On a case where several of these agree, the first wins: those that only
         # an attempt passing cases 1-4 can reach (case 5) come before the rest.
         mistakes=[
@@ -441,6 +650,11 @@ def check_fixed_masked_attention(attempt):
                               "rows zeros"),
             (_attention_without_scale, "the mask is right, the scale is missing: divide the "
                                        "scores by sqrt(Dk)"),
+            (_attention_scaled_by_dk, "the mask is right, the scale is not: divide the "
+                                      "scores by sqrt(Dk), not by Dk"),
+            (_softmax_over_queries, "the softmax ran over the queries, axis -2: each query's "
+                                    "weights over its keys must sum to 1, so take the max "
+                                    "and the sum over the keys, axis=-1"),
         ],
         rtol=1e-4, atol=1e-5,   # case 5 is float32
     )
