@@ -379,6 +379,25 @@ def test_causal_mask_transposed_gets_its_own_hint():
     assert "upper triangle" not in hint
 
 
+def test_causal_mask_from_two_1d_position_arrays_gets_its_own_hint():
+    def my_causal_mask(t, s):
+        return np.arange(s) <= np.arange(s - t, s)          # no [:, None]
+    hint = hint_of(ex.check_causal_mask, my_causal_mask)
+    assert "Two 1-D arrays are compared entry by entry" in hint
+
+
+def test_causal_mask_without_the_cached_keys_gets_its_own_hint():
+    def my_causal_mask(t, s):
+        return np.arange(t)[None, :] <= np.arange(t)[:, None]   # s unused
+    assert "one column per key" in hint_of(ex.check_causal_mask, my_causal_mask)
+
+
+def test_causal_mask_with_every_position_a_query_gets_its_own_hint():
+    def my_causal_mask(t, s):
+        return np.arange(s)[None, :] <= np.arange(s)[:, None]   # (S, S)
+    assert "one row per *query*" in hint_of(ex.check_causal_mask, my_causal_mask)
+
+
 @pytest.mark.parametrize("check", [ex.check_causal_mask, ex.check_padding_mask])
 def test_a_mask_built_as_a_list_of_rows_gets_its_own_hint(check):
     def rows_in_a_loop(*args):
@@ -478,7 +497,7 @@ def test_decoder_mask_with_python_and_gets_its_own_hint():
 def test_decoder_mask_with_side_positional_gets_its_own_hint():
     def my_decoder_mask(lengths, t):
         return causal_mask(t) & padding_mask(lengths, t, "left")
-    assert "side is keyword-only" in hint_of(ex.check_decoder_mask, my_decoder_mask)
+    assert "`side` is keyword-only" in hint_of(ex.check_decoder_mask, my_decoder_mask)
 
 
 def test_decoder_mask_padding_without_its_size_one_axis_gets_its_own_hint():
@@ -535,7 +554,7 @@ def test_k_transposed_with_dot_t_gets_its_own_hint():
         weights = np.exp(scores - row_max)
         total = weights.sum(axis=-1, keepdims=True)
         return weights / np.where(total > 0, total, 1.0) @ v
-    assert "k.T reverses *every* axis" in hint_of(ex.check_fixed_masked_attention,
+    assert "`k.T` reverses *every* axis" in hint_of(ex.check_fixed_masked_attention,
                                                   fixed_masked_attention)
 
 
@@ -548,7 +567,7 @@ def test_masking_by_boolean_index_gets_its_own_hint():
         weights = np.exp(scores - row_max)
         total = weights.sum(axis=-1, keepdims=True)
         return weights / np.where(total > 0, total, 1.0) @ v
-    assert "a boolean index must have the shape" in hint_of(ex.check_fixed_masked_attention,
+    assert "A boolean index must have the shape" in hint_of(ex.check_fixed_masked_attention,
                                                             fixed_masked_attention)
 
 

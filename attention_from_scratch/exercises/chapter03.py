@@ -56,7 +56,7 @@ def _mask_crash_hint(error, args):
         return ("Python's `and`, `or` and `if` want one True or False for a whole array; "
                 "combine masks entry by entry with & (and | for or, ~ for not)")
     if isinstance(error, TypeError) and "padding_mask() takes" in text:
-        return ("side is keyword-only: write padding_mask(lengths, s, side='left')")
+        return ("`side` is keyword-only: write padding_mask(lengths, s, side='left')")
     return None
 
 
@@ -88,6 +88,28 @@ def _causal_transposed(t, s):
     return causal_mask(t, s).T
 
 
+def _causal_queries_only(t, s):
+    return causal_mask(t)                                   # (T, T): no cached keys
+
+
+def _causal_every_position(t, s):
+    return causal_mask(s)                                   # (S, S): every position a query
+
+
+def _causal_crash_hint(error, args):
+    """The mask crash hints, and two 1-D position arrays compared."""
+    hint = _mask_crash_hint(error, args)
+    if hint is not None:
+        return hint
+    t, s = args
+    if "could not be broadcast" in str(error) and {f"({t},)", f"({s},)"} <= set(
+            str(error).split()):
+        return ("Two 1-D arrays are compared entry by entry, not every query with every "
+                "key: make the query positions a column ([:, None], (T, 1)) and the key "
+                "positions a row ([None, :], (1, S)), and broadcasting gives (T, S)")
+    return None
+
+
 def check_causal_mask(attempt):
     """Exercise 1: ``my_causal_mask(t, s)``, ``(T, S)``, by comparisons.
 
@@ -103,7 +125,7 @@ def check_causal_mask(attempt):
     # upper triangle
     cases = [(2, 5), (3, 3), (1, 1), (4, 6), (1, 4), (5, 7)]
     check_exercise(
-        name, _one_mask(name, attempt), causal_mask, cases, crash_hint=_mask_crash_hint,
+        name, _one_mask(name, attempt), causal_mask, cases, crash_hint=_causal_crash_hint,
         mistakes=[
             (_causal_top_left, "right when S = T, wrong when S > T: the T queries are the "
                                "*last* T positions, so query i sits at position S - T + i"),
@@ -119,6 +141,12 @@ def check_causal_mask(attempt):
                             "and not its past"),
             (_causal_inverted, "the polarity is reversed: True must mean 'may attend' "
                                "(the past and the query itself), False 'masked out'"),
+            (_causal_queries_only, "the mask is (T, S), one column per key: the T queries "
+                                   "may also see the S - T keys before them (the cached "
+                                   "ones), so compare with np.arange(s) for the keys"),
+            (_causal_every_position, "the mask is (T, S), one row per *query*: only the "
+                                     "last T of the S positions are queries, so the query "
+                                     "positions are S - T .. S - 1, np.arange(s - t, s)"),
             (_causal_transposed, "rows are queries and columns are keys: the mask is "
                                  "(T, S), and yours is it transposed, (S, T); put the "
                                  "query positions in a column ([:, None]) and the key "
@@ -311,7 +339,7 @@ def _decoder_crash_hint(error, args):
     shapes = str(error).replace(" ", "")
     if ("could not be broadcast" in str(error) and f"({t},{t})" in shapes
             and f"({len(lengths)},{t})" in shapes):
-        return (f"the padding mask has lost its axis of size 1: as (B, T) = "
+        return (f"The padding mask has lost its axis of size 1: as (B, T) = "
                 f"({len(lengths)}, {t}) NumPy aligns it with the causal mask's (T, T) from "
                 "the right, so the sequences would meet the queries; use padding_mask(...) "
                 "as it is, (B, 1, T), and & broadcasts it to (B, T, T)")
@@ -585,11 +613,11 @@ def _attention_crash_hint(error, args):
     q, k, _, mask = args
     text = str(error)
     if "matmul" in text and k.ndim > 2:
-        return (f"k.T reverses *every* axis, so k of shape {k.shape} became "
+        return (f"`k.T` reverses *every* axis, so k of shape {k.shape} became "
                 f"{k.shape[::-1]}; swap only the last two, the keys and their width: "
                 "np.swapaxes(k, -1, -2)")
     if isinstance(error, IndexError) and "boolean index did not match" in text:
-        return (f"a boolean index must have the shape of what it indexes, and this mask "
+        return (f"A boolean index must have the shape of what it indexes, and this mask "
                 f"{mask.shape} only broadcasts to the scores {_scores(q, k).shape}; use "
                 "np.where(mask, scores, -np.inf), which broadcasts")
     return None
