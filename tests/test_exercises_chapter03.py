@@ -217,6 +217,34 @@ def test_renormalising_after_the_softmax_fails_when_a_masked_key_dominates():
         ex.check_fixed_masked_attention(guarded)
 
 
+def test_the_row_maximum_taken_before_masking_gets_the_same_hint():
+    def fixed_masked_attention(q, k, v, mask):
+        scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+        scores = scores - scores.max(axis=-1, keepdims=True)    # masked keys included
+        weights = np.exp(np.where(mask, scores, -np.inf))
+        total = weights.sum(axis=-1, keepdims=True)
+        return weights / np.where(total > 0, total, 1.0) @ v
+    hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert hint.startswith("the row maximum took the masked keys into account")
+    assert "subtracting the maximum of all the scores before masking" in hint
+
+
+def test_the_maximum_over_the_whole_array_gets_its_own_hint():
+    def fixed_masked_attention(q, k, v, mask):
+        scores = np.where(mask, q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+        weights = np.exp(scores - scores.max())                 # no axis
+        total = weights.sum(axis=-1, keepdims=True)
+        return weights / np.where(total > 0, total, 1.0) @ v
+    hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert hint.startswith("the maximum was taken over the whole array")
+    # what the hint says of the hidden case is true: one row keeps its weights
+    q, k, _, mask = ex._masked_attention_cases(ex._RNG_SEED)[4]
+    scores = np.where(mask, ex._scores(q, k), -np.inf)
+    row_max = scores.max(axis=-1)                               # (B, T)
+    assert np.sum(row_max - scores.max() > -745) == 1
+    assert (row_max.max() - row_max.min()) > 1e299
+
+
 def test_a_softmax_without_the_row_maximum_fails_on_large_scores():
     def without_max(q, k, v, mask):
         weights = np.exp(np.where(mask, q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]),
@@ -567,8 +595,8 @@ def test_masking_by_boolean_index_gets_its_own_hint():
         weights = np.exp(scores - row_max)
         total = weights.sum(axis=-1, keepdims=True)
         return weights / np.where(total > 0, total, 1.0) @ v
-    assert "A boolean index must have the shape" in hint_of(ex.check_fixed_masked_attention,
-                                                            fixed_masked_attention)
+    hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert "A boolean index must match the leading axes" in hint
 
 
 def test_scaled_by_dk_gets_its_own_hint():
@@ -614,3 +642,15 @@ def test_a_float32_answer_to_float64_inputs_is_not_told_about_promotion():
     hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "for float64 inputs return float64" in hint
     assert "turns float32 into float64" not in hint
+
+
+def test_zeroing_empty_rows_by_a_boolean_index_gets_the_same_hint():
+    def fixed_masked_attention(q, k, v, mask):
+        scores = np.where(mask, q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]), -np.inf)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        out = weights / weights.sum(axis=-1, keepdims=True) @ v
+        out[~mask.any(axis=-1)] = 0                 # mask (T, S) cannot index (B, T, Dv)
+        return out
+    hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert "A boolean index must match the leading axes" in hint
+    assert "np.broadcast_to(mask, scores.shape)" in hint

@@ -448,6 +448,13 @@ def _renormalised_after_softmax(q, k, v, mask):
     return weights / np.where(total > 0, total, 1.0) @ v
 
 
+def _global_max(q, k, v, mask):
+    scores = np.where(mask, _scores(q, k), -np.inf)
+    weights = np.exp(scores - scores.max())
+    total = weights.sum(axis=-1, keepdims=True)
+    return weights / np.where(total > 0, total, 1.0) @ v
+
+
 def _naive_softmax_nan_to_num(q, k, v, mask):
     weights = np.exp(np.where(mask, _scores(q, k), -np.inf))
     return np.nan_to_num(weights / weights.sum(axis=-1, keepdims=True)) @ v
@@ -617,9 +624,11 @@ def _attention_crash_hint(error, args):
                 f"{k.shape[::-1]}; swap only the last two, the keys and their width: "
                 "np.swapaxes(k, -1, -2)")
     if isinstance(error, IndexError) and "boolean index did not match" in text:
-        return (f"A boolean index must have the shape of what it indexes, and this mask "
-                f"{mask.shape} only broadcasts to the scores {_scores(q, k).shape}; use "
-                "np.where(mask, scores, -np.inf), which broadcasts")
+        return (f"A boolean index must match the leading axes of the array it indexes, "
+                f"and this mask {mask.shape} only broadcasts to the scores "
+                f"{_scores(q, k).shape}; np.where broadcasts: np.where(mask, scores, "
+                "-np.inf), or np.where(empty_row, 0, out) with empty_row computed from "
+                "np.broadcast_to(mask, scores.shape)")
     return None
 
 
@@ -648,12 +657,21 @@ def check_fixed_masked_attention(attempt):
             (_constant_added_empty_rows_zeroed, leak),
             (_zeros_in_scores, _ZEROS_HINT),
             (_zeros_in_scores_empty_rows_zeroed, _ZEROS_HINT),
-            (_renormalised_after_softmax, "renormalising the weights after the softmax "
-                                          "divides by what survived the mask: when a masked "
-                                          "key has a much larger score, every allowed "
-                                          "weight underflows to 0 first and the row comes "
-                                          "out all zeros; mask the *scores* with -inf "
-                                          "before the softmax"),
+            (_renormalised_after_softmax, "the row maximum took the masked keys into "
+                                          "account: renormalising the weights after the "
+                                          "softmax, or subtracting the maximum of all the "
+                                          "scores before masking, both give exp(score - "
+                                          "max) with a max that a masked key may hold; "
+                                          "when that key's score is much larger, every "
+                                          "allowed weight underflows to 0 and the row "
+                                          "comes out all zeros. Mask the *scores* with "
+                                          "-inf first, then take the row maximum of what "
+                                          "is left"),
+            (_global_max, "the maximum was taken over the whole array, not row by row: "
+                          "here the rows' scores differ by up to 1e300, so exp(score - "
+                          "overall max) underflows to 0 in every row but the one that holds "
+                          "it; take "
+                          "each row's own, max(axis=-1, keepdims=True)"),
             (_naive_softmax_nan_to_num, "np.nan_to_num hid the NaN, not the mistake: "
                                         "without the row maximum subtracted, exp "
                                         "overflowed to inf for scores as large as these "
