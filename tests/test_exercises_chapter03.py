@@ -50,6 +50,7 @@ MASKED_ATTENTION = "Exercise 4 (fixed masked attention)"
     (ex.check_padding_mask, solution_padding_mask, "Exercise 2 (padding mask)"),
     (ex.check_decoder_mask, solution_decoder_mask, "Exercise 3 (decoder mask)"),
     (ex.check_fixed_masked_attention, solution_masked_attention, MASKED_ATTENTION),
+    (ex.check_fixed_masked_attention, ex.fixed_masked_attention, MASKED_ATTENTION),
 ])
 def test_solutions_pass_and_stubs_are_not_attempted(capsys, check, solution, label):
     check(solution)

@@ -635,10 +635,11 @@ def _attention_crash_hint(error, args):
 def check_fixed_masked_attention(attempt):
     """Exercise 4: repair ``buggy_masked_attention(q, k, v, mask)``.
 
-    Refuses an attempt that calls the package's ``attention_forward``.
+    Refuses an attempt that calls the package's ``attention_forward``
+    (the reference, :func:`fixed_masked_attention`, is that call).
     """
     name = "Exercise 4 (fixed masked attention)"
-    if code_names(attempt) & {"attention_forward"}:
+    if attempt is not fixed_masked_attention and code_names(attempt) & {"attention_forward"}:
         raise ExerciseError(name, "write it with NumPy, not with the package's "
                                   "attention_forward: scores, mask, softmax, weighted sum")
     leak = ("a finite constant such as -1e9 or -1e4, put in place of the masked scores "
