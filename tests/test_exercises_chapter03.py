@@ -600,12 +600,6 @@ def test_masking_by_boolean_index_gets_its_own_hint():
     assert "A boolean index must match the leading axes" in hint
 
 
-def test_scaled_by_dk_gets_its_own_hint():
-    def fixed_masked_attention(q, k, v, mask):
-        return solution_masked_attention(q / math.sqrt(q.shape[-1]), k, v, mask)
-    assert "not by Dk" in hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
-
-
 def test_softmax_over_the_queries_gets_its_own_hint():
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
@@ -655,3 +649,25 @@ def test_zeroing_empty_rows_by_a_boolean_index_gets_the_same_hint():
     hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "A boolean index must match the leading axes" in hint
     assert "np.broadcast_to(mask, scores.shape)" in hint
+
+
+def test_decoder_mask_with_a_head_axis_gets_its_own_hint():
+    def my_decoder_mask(lengths, t):
+        return (causal_mask(t) & padding_mask(lengths, t, side="left"))[:, None]
+    assert "without an axis for heads" in hint_of(ex.check_decoder_mask, my_decoder_mask)
+
+
+def test_decoder_mask_right_padding_on_keys_and_queries_gets_the_left_padding_hint():
+    def my_decoder_mask(lengths, t):
+        real = padding_mask(lengths, t)                             # side="right"
+        return causal_mask(t) & real & np.swapaxes(real, -1, -2)
+    assert "padded on the left" in hint_of(ex.check_decoder_mask, my_decoder_mask)
+
+
+@pytest.mark.parametrize("size", ["dk", "dv", "s"])
+def test_a_scale_by_the_wrong_size_gets_the_scale_hint(size):
+    def fixed_masked_attention(q, k, v, mask):
+        d = {"dk": q.shape[-1] ** 2, "dv": v.shape[-1], "s": k.shape[-2]}[size]
+        return solution_masked_attention(q * math.sqrt(q.shape[-1] / d), k, v, mask)
+    hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert hint.startswith("the mask is right, the scale is not: divide the scores by sqrt(Dk)")

@@ -318,6 +318,15 @@ def _decoder_padding_only(lengths, t):
     return np.broadcast_to(padding_mask(lengths, t, side="left"), (len(lengths), t, t))
 
 
+def _decoder_head_axis(lengths, t):
+    return decoder_mask(lengths, t)[:, None]                    # (B, 1, T, T)
+
+
+def _decoder_right_padding_on_both(lengths, t):
+    real = padding_mask(lengths, t, side="right")               # (B, 1, T)
+    return causal_mask(t) & real & np.swapaxes(real, -1, -2)
+
+
 def _decoder_padding_alone(lengths, t):
     return padding_mask(lengths, t, side="left")                 # (B, 1, T)
 
@@ -351,12 +360,14 @@ def check_decoder_mask(attempt):
     name = "Exercise 3 (decoder mask)"
     cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
              (np.array([0, 6, 2, 4]), 6)]
+    left = ("this batch is padded on the left: the real tokens are the last `length` "
+            "positions (side='left')")
     check_exercise(
         name, _one_mask(name, attempt), decoder_mask, cases, crash_hint=_decoder_crash_hint,
         mistakes=[
             (_decoder_or, "a key must pass *both* masks: combine them with &, not |"),
-            (_decoder_right_padding, "this batch is padded on the left: the real tokens "
-                                     "are the last `length` positions (side='left')"),
+            (_decoder_right_padding, left),
+            (_decoder_right_padding_on_both, left),
             (_decoder_causal_only, "the padding is missing: queries still attend to "
                                    "padding keys"),
             (_decoder_padding_on_queries, "the padding hides *keys*, not queries: "
@@ -373,6 +384,9 @@ def check_decoder_mask(attempt):
                                      "the diagonal (key j <= query i)"),
             (_decoder_padding_only, "the causal part is missing: queries still see the "
                                     "future"),
+            (_decoder_head_axis, "return (B, T, T), without an axis for heads: this "
+                                 "attention has none, and where scores have one, "
+                                 "(B, H, T, T), the caller adds it, mask[:, None]"),
             (_decoder_padding_alone, "that is the padding mask alone, (B, 1, T): the "
                                      "causal part is missing; combine it with "
                                      "causal_mask(t) by &, which also broadcasts the "
@@ -470,6 +484,16 @@ def _attention_without_scale(q, k, v, mask):
 
 def _attention_scaled_by_dk(q, k, v, mask):
     return attention_forward(q / math.sqrt(q.shape[-1]), k, v, mask=mask)[0]
+
+
+def _attention_scaled_by_sqrt_dv(q, k, v, mask):
+    scale = math.sqrt(q.shape[-1] / v.shape[-1])
+    return attention_forward(q * scale, k, v, mask=mask)[0]
+
+
+def _attention_scaled_by_sqrt_s(q, k, v, mask):
+    scale = math.sqrt(q.shape[-1] / k.shape[-2])
+    return attention_forward(q * scale, k, v, mask=mask)[0]
 
 
 def _softmax_over_queries(q, k, v, mask):
@@ -647,6 +671,9 @@ def check_fixed_masked_attention(attempt):
             "this hidden case every score is below -1e299, so masked keys at any constant "
             "above that (-1e9, -1e30, ...) outrank the real ones and take the weight; set "
             "the masked scores to -inf, which is below every score")
+    scale = ("the mask is right, the scale is not: divide the scores by sqrt(Dk), the "
+             "square root of the width of q and k, q.shape[-1] (not Dk itself, nor the root "
+             "of Dv or of the number of keys)")
     check_exercise(
         name, _no_nan(name, _dtype_kept(name, _one_output(name, attempt))),
         fixed_masked_attention, _masked_attention_cases(_RNG_SEED),
@@ -697,8 +724,9 @@ def check_fixed_masked_attention(attempt):
                               "rows zeros"),
             (_attention_without_scale, "the mask is right, the scale is missing: divide the "
                                        "scores by sqrt(Dk)"),
-            (_attention_scaled_by_dk, "the mask is right, the scale is not: divide the "
-                                      "scores by sqrt(Dk), not by Dk"),
+            (_attention_scaled_by_dk, scale),
+            (_attention_scaled_by_sqrt_dv, scale),
+            (_attention_scaled_by_sqrt_s, scale),
             (_softmax_over_queries, "the softmax ran over the queries, axis -2: each query's "
                                     "weights over its keys must sum to 1, so take the max "
                                     "and the sum over the keys, axis=-1"),
