@@ -671,3 +671,18 @@ def test_a_scale_by_the_wrong_size_gets_the_scale_hint(size):
         return solution_masked_attention(q * math.sqrt(q.shape[-1] / d), k, v, mask)
     hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert hint.startswith("the mask is right, the scale is not: divide the scores by sqrt(Dk)")
+
+
+def test_nan_from_infinities_on_ordinary_scores_is_not_blamed_on_the_row_maximum():
+    def fixed_masked_attention(q, k, v, mask):
+        scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+        scores = np.where(mask, scores, -np.inf) * mask    # -inf * False = NaN
+        row_max = scores.max(axis=-1, keepdims=True)
+        row_max[np.isneginf(row_max)] = 0
+        weights = np.exp(scores - row_max)
+        total = weights.sum(axis=-1, keepdims=True)
+        return weights / np.where(total > 0, total, 1.0) @ v
+    with np.errstate(invalid="ignore"):
+        hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
+    assert "makes NaN out of infinities" in hint
+    assert "subtract the row maximum" not in hint

@@ -538,6 +538,12 @@ def _no_nan(name, attempt):
             raise ExerciseError(
                 name, "NaN in the rows where every key is allowed: the polarity is "
                 "reversed (True = may attend, so the *False* scores become -inf)")
+        if ordinary:
+            raise ExerciseError(
+                name, "NaN in rows that do have keys to attend to, though no score here "
+                f"is beyond {np.abs(_scores(q, k)).max():.2g} in size, so exp neither "
+                "overflows nor underflows: look for an operation that makes NaN out of "
+                "infinities, 0 * inf (a mask multiplied by -inf), inf - inf or inf / inf")
         raise ExerciseError(
             name, "NaN in rows that do have keys to attend to, with scores as large "
             f"as {np.abs(_scores(q, k)).max():.0e}: subtract the row maximum before exp "
