@@ -206,6 +206,16 @@ def test_soft_lookup_pythons_max_gets_its_own_hint_not_a_shape_one():
     assert "Here queries is" not in hint                 # not a shape problem
 
 
+def test_soft_lookup_the_max_of_each_key_subtracted():
+    def soft_lookup(queries, keys, values):
+        scores = queries @ keys.T
+        e = np.exp(scores - scores.max(axis=0, keepdims=True))    # the wrong axis
+        return e / e.sum(axis=1, keepdims=True) @ values
+
+    assert "the max subtracted was each key's (axis=0)" in hint_of(ex.check_soft_lookup,
+                                                                    soft_lookup)
+
+
 def test_soft_lookup_the_weights_returned():
     def soft_lookup(queries, keys, values):
         weights, _ = core.softmax.softmax_forward(queries @ keys.T)

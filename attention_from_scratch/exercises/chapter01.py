@@ -128,6 +128,12 @@ def _keys_averaged(queries, keys, values):
     return soft_lookup(queries, keys, keys)
 
 
+def _max_of_each_column(queries, keys, values):
+    scores = queries @ keys.T                                   # (T, S)
+    e = np.exp(scores - scores.max(axis=0))                     # one max per key
+    return e / e.sum(axis=-1, keepdims=True) @ values
+
+
 def _weights_returned(queries, keys, values):
     weights, _ = softmax_forward(queries @ keys.T, axis=-1)
     return weights
@@ -188,6 +194,10 @@ def check_soft_lookup(attempt):
             (_output_divided_by_s, "the output was divided by S: the softmax weights "
                                    "already sum to 1, so weights @ values is already the "
                                    "weighted average"),
+            (_max_of_each_column, "the max subtracted was each key's (axis=0), not each "
+                                  "query's: a softmax is unchanged only by the same "
+                                  "number taken from its whole row, so subtract "
+                                  "scores.max(axis=-1, keepdims=True)"),
             (_weights_returned, "that is the weights, one row of S numbers per query: the "
                                 "answer is what they average, weights @ values, (T, Dv)"),
         ],
