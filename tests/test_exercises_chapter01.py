@@ -289,6 +289,19 @@ def test_project_qkv_no_projection_at_all_and_values_not_projected():
     assert hint_of(ex.check_project_qkv, values_x).startswith("v is x itself")
 
 
+def test_self_attention_dx_summed_into_an_integer_array():
+    def self_attention_dx(dq, dk, dv, params):
+        dx = np.zeros(dq.shape[:-1] + params["w_q"].shape[:1], dtype=int)
+        dx += dq @ params["w_q"].T                     # float64 into int64: refused
+        dx += dk @ params["w_k"].T
+        dx += dv @ params["w_v"].T
+        return dx
+
+    hint = hint_of(ex.check_self_attention_dx, self_attention_dx)
+    assert "An array of integers cannot take floats in place" in hint
+    assert "Here dq is" not in hint                    # not a shape problem
+
+
 def test_self_attention_dx_the_three_paths_returned_apart():
     def self_attention_dx(dq, dk, dv, params):
         return dq @ params["w_q"].T, dk @ params["w_k"].T, dv @ params["w_v"].T

@@ -1,5 +1,6 @@
 """Checkers for the exercises of Chapter 1, "Queries, keys and values"."""
 
+import re
 import types
 
 import numpy as np
@@ -17,14 +18,15 @@ _SHAPE_REFUSALS = ("could not be broadcast", "non-broadcastable",
                    "must have the same shape")
 
 
-def _shape_hint(explain, *, per_row=None):
-    """A ``crash_hint`` for :func:`check_exercise` that explains shapes.
+def _explain_crash(explain, *, per_row=None):
+    """A ``crash_hint`` for :func:`check_exercise`, for this chapter's arrays.
 
     When NumPy refuses the shapes, the learner gets the shared
     :func:`broadcast_hint` (a keepdims slip) if it applies, then
     ``explain(*args)``, which spells out the shapes of this case and how
-    they combine. Python's ``max`` on a 2-D array, which compares whole
-    rows, gets its own hint; any other error no shape explanation.
+    they combine. Python's ``max`` on a 2-D array (it compares whole
+    rows) and a sum into an integer array get their own hint; any other
+    error gets none.
 
     ``per_row(*args)``, when given, is an array with one number per row
     of the exercise's scores, shape ``(N,)``: the shared hint names an
@@ -33,9 +35,16 @@ def _shape_hint(explain, *, per_row=None):
     """
     def hint(error, args):
         if isinstance(error, ValueError) and "truth value of an array" in str(error):
+            use = ("for the largest score in each row use NumPy's, "
+                   "scores.max(axis=-1, keepdims=True)" if per_row is not None
+                   else "use NumPy's, e.g. a.max(axis=-1), or .any() and .all()")
             return ("Python's own max, min, `if` and `and` want one True or False, and "
-                    "comparing arrays gives one per entry: for the largest score in each "
-                    "row use NumPy's, scores.max(axis=-1, keepdims=True)")
+                    f"comparing arrays gives one per entry: {use}")
+        if isinstance(error, TypeError) and re.search(r"Cannot cast .* to dtype\('u?int",
+                                                      str(error)):
+            return ("An array of integers cannot take floats in place (+=): build it as "
+                    "floats, np.zeros(shape) without dtype=int, or np.zeros_like of a "
+                    "float array")
         if not isinstance(error, ValueError) or not any(words in str(error)
                                                         for words in _SHAPE_REFUSALS):
             return None
@@ -166,7 +175,7 @@ def check_soft_lookup(attempt):
     check_exercise(
         name, _kind_of_result(name, attempt, pieces=pieces), soft_lookup, cases,
         # each query has one row of scores: a per-query max or sum is (T,)
-        crash_hint=_shape_hint(_lookup_shapes, per_row=lambda q, k, v: q[:, 0]),
+        crash_hint=_explain_crash(_lookup_shapes, per_row=lambda q, k, v: q[:, 0]),
         mistakes=[
             (_hard_lookup, "that is the hard lookup (all the weight on the best key); "
                            "soften it: weights = softmax(scores), then a weighted average"),
@@ -319,7 +328,7 @@ def check_project_qkv(attempt):
     name = "Exercise 2 (project q, k, v)"
     check_exercise(
         name, _kind_of_result(name, attempt), project_qkv, cases,
-        probes=[probe], crash_hint=_shape_hint(_projection_shapes),
+        probes=[probe], crash_hint=_explain_crash(_projection_shapes),
         mistakes=[
             *((_without_biases(m), _missing_bias_hint(m)) for m in _BIAS_SUBSETS),
             (_keys_with_query_weights, "the keys were made with the query weights: each "
@@ -420,7 +429,7 @@ def check_self_attention_dx(attempt):
 
     check_exercise(
         name, _kind_of_result(name, attempt, pieces=pieces), self_attention_dx, cases,
-        crash_hint=_shape_hint(_dx_shapes),
+        crash_hint=_explain_crash(_dx_shapes),
         mistakes=[
             (_query_path_only, "only the query path: x also feeds the keys and the values, "
                                "and each path adds its own term to dx"),
