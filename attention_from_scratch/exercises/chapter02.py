@@ -129,11 +129,11 @@ def _broadcast_hint_for(backward_note):
         sizes = {"T": t, "S": s, "Dk": q.shape[-1], "Dv": v.shape[-1]}
         shapes = [tuple(int(n) for n in inside.split(",") if n.strip())
                   for inside in re.findall(r"\(([\d,\s]*)\)", str(error))]
-        if (t, ) in shapes and (t, s) in shapes:
+        if (t,) in shapes and (t, s) in shapes:
             return (f"An array of shape ({t},), one number per query (a row max or a row "
                     f"sum taken with axis=-1), met a ({t}, {s}) array, (T, S) like the "
                     f"scores; NumPy aligns shapes from the right, so the ({t},) lands on the "
-                    f"S = {s} keys, not on the T = {t} queries. Keep the summed axis: "
+                    f"S = {s} keys, not on the T = {t} queries. Keep that axis: "
                     "x.max(axis=-1, keepdims=True) and e.sum(axis=-1, keepdims=True) are "
                     f"(T, 1) = ({t}, 1){backward_note}")
         named = [_named_shape(shape, sizes) for shape in shapes]
