@@ -1,5 +1,7 @@
 """Chapter 2's checkers accept the right answers and reject planted wrong ones."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -199,9 +201,11 @@ def test_attention_dq_dk_row_sum_mistakes_get_their_own_hints():
             return dscores @ k * scale, swap(dscores) @ q * scale
         return dq_dk
 
-    with pytest.raises(AssertionError, match=r"keepdims=True\) is \(T, 1\)") as info:
+    with pytest.raises(AssertionError, match=r"the backward's row sum, \(dweights \* "
+                                             r"weights\)\.sum\(axis=-1, keepdims=True\)") as info:
         ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-1)))        # (T,) vs (T, S)
     assert "dq = dscores @ k" not in str(info.value)
+    assert "`dscores = weights * (dweights - rowsum(dweights * weights))`" in str(info.value)
     with pytest.raises(AssertionError, match=r"not over the queries \(axis -2\)"):
         ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-2, keepdims=True)))
     ex.check_attention_dq_dk(attempt(lambda a: a.sum(axis=-1, keepdims=True)))   # right
@@ -215,3 +219,191 @@ def test_scaled_scores_front_axis_and_softmax_mistakes_get_their_own_hints():
         ex.check_scaled_scores(lambda q, k: q @ swap(k) / np.sqrt(q.shape[1]))
     with pytest.raises(AssertionError, match="stops before the softmax"):
         ex.check_scaled_scores(lambda q, k: weights_of(q, k))
+
+
+# Mistakes a learner makes in the softmax that Exercises 2 and 3 recompute,
+# each written as a learner would write it, each with its own hint.
+
+def dv_with(softmax_of):
+    def attention_dv(dout, q, k, v):
+        weights = softmax_of(q @ swap(k) / np.sqrt(q.shape[-1]))
+        return swap(weights) @ dout
+    return attention_dv
+
+
+def dq_dk_with(softmax_of):
+    def attention_dq_dk(dout, q, k, v):
+        scale = 1 / np.sqrt(q.shape[-1])
+        weights = softmax_of(q @ swap(k) * scale)
+        dweights = dout @ swap(v)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        return dscores @ k * scale, swap(dscores) @ q * scale
+    return attention_dq_dk
+
+
+def softmax_without_the_max(x):
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_with_the_global_max(x):
+    e = np.exp(x - x.max())
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_over_everything(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def softmax_max_without_keepdims(x):
+    e = np.exp(x - x.max(axis=-1))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_sum_without_keepdims(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1)
+
+
+def softmax_along_axis_1(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("check, make", [(ex.check_attention_dv, dv_with),
+                                         (ex.check_attention_dq_dk, dq_dk_with)])
+@pytest.mark.parametrize("softmax_of, says", [
+    (softmax_without_the_max, "your softmax overflows"),
+    (softmax_with_the_global_max, "x.max() without an axis"),
+    (softmax_over_everything, "normalised over the whole array"),
+])
+def test_an_unstable_or_misnormalised_softmax_is_named(check, make, softmax_of, says):
+    with pytest.raises(AssertionError, match=re.escape(says)):
+        check(make(softmax_of))
+
+
+def test_the_large_scores_case_is_healthy_and_overflows_a_naive_softmax():
+    dout, q, k, v = ex._large_scores_case(0)
+    scores = q @ swap(k) / np.sqrt(q.shape[-1])
+    assert scores[0].min() > 900 and np.abs(scores[1]).max() < 10
+    with np.errstate(all="ignore"):
+        assert np.isnan(softmax_without_the_max(scores)[0]).all()
+        assert np.isnan(softmax_with_the_global_max(scores)[1]).all()
+    weights = softmax(scores)
+    # the offset is a constant per row: the weights are as spread as ordinary ones
+    np.testing.assert_allclose(weights[0], softmax(scores[0] - 1000.0), rtol=1e-9)
+    assert weights.max() < 0.99
+    dq, dk = ex.attention_dq_dk(dout, q, k, v)
+    assert np.abs(dq[0]).max() > 1e-2 and np.abs(dk[0]).max() > 1e-2
+
+
+@pytest.mark.parametrize("check, make, backward_too", [
+    (ex.check_attention_dv, dv_with, False), (ex.check_attention_dq_dk, dq_dk_with, True)])
+@pytest.mark.parametrize("softmax_of, line", [
+    (softmax_max_without_keepdims, "`e = np.exp(x - x.max(axis=-1))`"),
+    (softmax_sum_without_keepdims, "`return e / e.sum(axis=-1)`"),
+])
+def test_a_softmax_without_keepdims_gets_the_per_row_hint_and_its_line(check, make,
+                                                                      backward_too,
+                                                                      softmax_of, line):
+    with pytest.raises(AssertionError) as info:
+        check(make(softmax_of))
+    message = str(info.value)
+    assert "NumPy aligns shapes from the right, so the (3,) lands on the S = 5 keys" in message
+    assert "x.max(axis=-1, keepdims=True) and e.sum(axis=-1, keepdims=True)" in message
+    assert line in message                                    # the learner's own line
+    assert ("the backward's row sum" in message) == backward_too
+    assert "transpose the weights" not in message             # not a matmul's hint
+    assert "dq = dscores @ k" not in message
+
+
+def test_a_softmax_along_axis_1_is_named_where_it_goes_wrong():
+    with pytest.raises(AssertionError, match="your softmax runs along axis=1"):
+        ex.check_attention_dv(dv_with(softmax_along_axis_1))
+
+
+def test_elementwise_shape_errors_in_the_backward_are_named_in_letters():
+    def dweights_transposed(dout, q, k, v):
+        weights = weights_of(q, k)
+        dweights = v @ swap(dout)                                # (S, T)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        return dscores @ k, swap(dscores) @ q
+
+    def dout_for_dweights(dout, q, k, v):
+        weights = weights_of(q, k)
+        dscores = weights * (dout - (dout * weights).sum(axis=-1, keepdims=True))
+        return dscores @ k, swap(dscores) @ q
+
+    with pytest.raises(AssertionError, match=r"\(S, T\) and \(T, S\) .*one is the other "
+                                             r"transposed"):
+        ex.check_attention_dq_dk(dweights_transposed)
+    with pytest.raises(AssertionError, match=r"\(T, Dv\) and \(T, S\)") as info:
+        ex.check_attention_dq_dk(dout_for_dweights)
+    assert "dweights = dout @ v^T" in str(info.value)
+
+
+def test_the_chapters_global_dk_is_named():
+    Dk = 2                                                     # as the chapter sets it
+
+    def scaled_scores(q, k):
+        return q @ swap(k) / np.sqrt(Dk)
+
+    def attention_dv(dout, q, k, v):
+        return swap(softmax(q @ swap(k) / np.sqrt(Dk))) @ dout
+
+    def attention_dq_dk(dout, q, k, v):                        # Dk in the backward only
+        scale = 1 / np.sqrt(Dk)
+        weights, dweights = weights_of(q, k), dout @ swap(v)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        return dscores @ k * scale, swap(dscores) @ q * scale
+
+    for check, attempt in [(ex.check_scaled_scores, scaled_scores),
+                           (ex.check_attention_dv, attention_dv),
+                           (ex.check_attention_dq_dk, attention_dq_dk)]:
+        with pytest.raises(AssertionError, match=r"the chapter's global Dk = 2\?"):
+            check(attempt)
+
+
+def test_more_named_slips():
+    with pytest.raises(AssertionError, match=r"k\.shape\[1\] is Dk only when k is \(S, Dk\)"):
+        ex.check_scaled_scores(lambda q, k: q @ swap(k) / np.sqrt(k.shape[1]))
+    with pytest.raises(AssertionError, match="that is dweights = dout @ v\\^T"):
+        ex.check_attention_dv(lambda dout, q, k, v: dout @ swap(v))
+    with pytest.raises(AssertionError, match="this exercise asks for dv alone"):
+        ex.check_attention_dv(
+            lambda dout, q, k, v: steps.attention.attention_backward(
+                dout, steps.attention.attention_forward(q, k, v)[1]))
+    with pytest.raises(AssertionError, match="dv was Exercise 2"):
+        ex.check_attention_dq_dk(
+            lambda dout, q, k, v: steps.attention.attention_backward(
+                dout, steps.attention.attention_forward(q, k, v)[1]))
+    with pytest.raises(AssertionError, match="derivative of a sigmoid"):
+        ex.check_attention_dq_dk(variant_dq_dk(lambda w, dw: dw * w * (1 - w)))
+    with pytest.raises(AssertionError, match=r"\.sum\(\) without an axis: it is one number"):
+        ex.check_attention_dq_dk(variant_dq_dk(lambda w, dw: w * (dw - (dw * w).sum())))
+    with pytest.raises(AssertionError, match="your forward weights were normalised over axis"):
+        ex.check_attention_dq_dk(dq_dk_with(lambda x: softmax(swap(x)).swapaxes(-1, -2)))
+
+
+def variant_dq_dk(dscores_of):
+    def attention_dq_dk(dout, q, k, v):
+        scale = 1 / np.sqrt(q.shape[-1])
+        weights, dweights = weights_of(q, k), dout @ swap(v)
+        dscores = dscores_of(weights, dweights)
+        return dscores @ k * scale, swap(dscores) @ q * scale
+    return attention_dq_dk
+
+
+def test_additive_v_a_on_the_left_and_a_scale_by_a_width_are_named():
+    def v_a_first(q, k, w_1, w_2, v_a):
+        return v_a @ np.tanh((q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :])
+
+    with pytest.raises(AssertionError, match="put v_a on the right") as info:
+        ex.check_additive_scores(v_a_first)              # crashes: S != A in every case
+    assert "project first" not in str(info.value)
+    for width in (lambda q, k: k.shape[-1], lambda q, k: q.shape[-1]):
+        with pytest.raises(AssertionError, match="additive scores have no 1/sqrt scale"):
+            ex.check_additive_scores(
+                lambda q, k, w_1, w_2, v_a, width=width: ex.additive_scores(q, k, w_1, w_2, v_a)
+                / np.sqrt(width(q, k)))

@@ -213,6 +213,30 @@ def test_a_head_keeps_its_scores_up_to_one_tile_of_them():
     assert not core.multi_head._keeps_scores(513, 512)
 
 
+@pytest.mark.parametrize("up_to, tile_size, kept", [(0, 2 ** 18, False), (T * T, 16, True),
+                                                   (T * T - 1, 2 ** 18, False)])
+def test_keep_scores_up_to_moves_the_cut_off_and_changes_no_gradient(up_to, tile_size, kept,
+                                                                    monkeypatch):
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(B, T, D))
+    params = _params(rng)
+    dout = rng.normal(size=x.shape)
+    monkeypatch.setattr(core.multi_head, "TILE_SIZE", tile_size)
+    monkeypatch.setattr(core.multi_head, "KEEP_SCORES_UP_TO", up_to)
+    out, cache = core.multi_head.self_multi_head_attention_forward(x, params, n_heads=H,
+                                                                   mask=causal_mask(T))
+    assert (cache.exp_scores is not None) == kept
+    dx, dparams = core.multi_head.self_multi_head_attention_backward(dout, cache)
+    steps_out, steps_cache = steps.multi_head.self_multi_head_attention_forward(
+        x, params, n_heads=H, mask=causal_mask(T))
+    dx_steps, dparams_steps = steps.multi_head.self_multi_head_attention_backward(dout,
+                                                                                  steps_cache)
+    np.testing.assert_allclose(out, steps_out, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_steps, atol=1e-12)
+    for key in dparams:
+        np.testing.assert_allclose(dparams[key], dparams_steps[key], atol=1e-11, err_msg=key)
+
+
 def test_kept_scores_are_zero_where_masked_and_give_the_weights():
     rng = np.random.default_rng(8)
     x = rng.normal(size=(B, T, D))

@@ -217,22 +217,28 @@ class MultiHeadAttentionCache(NamedTuple):
 
 
 TILE_SIZE = 2 ** 18   # scores per tile: 1 MiB of float32 stays in the CPU's cache
+KEEP_SCORES_UP_TO = None   # keep a head's scores while T S <= this; None: TILE_SIZE
 
 
 def _keeps_scores(t, s):
     """Whether the forward keeps the exponentiated scores for the backward:
-    when a head's ``T S`` scores fit one tile. The forward has then computed
-    exactly the block the backward would compute again, and keeping it
-    costs ``T S`` numbers per head and sequence, at most ``TILE_SIZE``;
-    longer heads keep only the row max and sum, so that memory stays linear
-    in ``T`` (Chapter 4).
+    by default when a head's ``T S`` scores fit one tile. The forward has
+    then computed exactly the block the backward would compute again, and
+    keeping it costs ``T S`` numbers per head and sequence, at most
+    ``TILE_SIZE``; longer heads keep only the row max and sum, so that
+    memory stays linear in ``T`` (Chapter 4).
+
+    ``KEEP_SCORES_UP_TO``, when set, moves the cut-off (both paths give the
+    same gradients to round-off): ``0`` recomputes always, as Chapter 4
+    does to time the two; a larger number keeps longer heads.
 
     Examples
     --------
     >>> _keeps_scores(512, 512), _keeps_scores(1024, 512)
     (True, False)
     """
-    return t * s <= TILE_SIZE
+    up_to = TILE_SIZE if KEEP_SCORES_UP_TO is None else KEEP_SCORES_UP_TO
+    return t * s <= up_to
 
 
 def _chunks(n, n_heads, t, s):

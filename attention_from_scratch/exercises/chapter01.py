@@ -1,35 +1,90 @@
 """Checkers for the exercises of Chapter 1, "Queries, keys and values"."""
 
+import re
+import types
+
 import numpy as np
 
 from attention_from_scratch.core.linear import linear_forward
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.exercises import ExerciseError, check_exercise, wrong_type_hint
+from attention_from_scratch.exercises import ExerciseError, broadcast_hint, check_exercise
 
 _RNG_SEED = 2025
 
 
-def _explain_shape_errors(name, attempt, explain, *, broadcast=None):
-    """``attempt``, turning NumPy's shape errors into a hint.
+# NumPy's words when the shapes of a product, a sum or a stack do not fit
+_SHAPE_REFUSALS = ("could not be broadcast", "non-broadcastable",
+                   "mismatch in its core dimension", "not aligned",
+                   "must have the same shape")
 
-    A product or a sum of mismatched shapes raises ``ValueError``; the
-    learner then sees ``explain(*args)``, which spells out the shapes of
-    this case and how they combine, preceded by ``broadcast`` when given
-    and NumPy says an elementwise step "could not be broadcast" (not a
-    product's mistake). Every other exception passes through,
-    and so does a ``ValueError`` that is really about a wrong type (a tuple
-    where an array belongs): :func:`check_exercise` names that first.
+
+def _explain_crash(explain, *, per_row=None):
+    """A ``crash_hint`` for :func:`check_exercise`, for this chapter's arrays.
+
+    When NumPy refuses the shapes, the learner gets the shared
+    :func:`broadcast_hint` (a keepdims slip) if it applies, then
+    ``explain(*args)``, which spells out the shapes of this case and how
+    they combine. Python's ``max`` on a 2-D array (it compares whole
+    rows) and a sum into an integer array get their own hint; any other
+    error gets none.
+
+    ``per_row(*args)``, when given, is an array with one number per row
+    of the exercise's scores, shape ``(N,)``: the shared hint names an
+    ``(N, N)`` table built from such a quantity only when one is among
+    the arguments, and a lookup's arguments have none.
+    """
+    def hint(error, args):
+        if isinstance(error, ValueError) and "truth value of an array" in str(error):
+            use = ("for the largest score in each row use NumPy's, "
+                   "scores.max(axis=-1, keepdims=True)" if per_row is not None
+                   else "use NumPy's, e.g. a.max(axis=-1), or .any() and .all()")
+            return ("Python's own max, min, `if` and `and` want one True or False, and "
+                    f"comparing arrays gives one per entry: {use}")
+        if isinstance(error, TypeError) and re.search(r"Cannot cast .* to dtype\('u?int",
+                                                      str(error)):
+            return ("An array of integers cannot take floats in place (+=): build it as "
+                    "floats, np.zeros(shape) without dtype=int, or np.zeros_like of a "
+                    "float array")
+        if not isinstance(error, ValueError) or not any(words in str(error)
+                                                        for words in _SHAPE_REFUSALS):
+            return None
+        shared = broadcast_hint(error, args if per_row is None else (*args, per_row(*args)))
+        return f"{shared}. {explain(*args)}" if shared else explain(*args)
+    return hint
+
+
+def _is_pair(part):
+    """Whether ``part`` is a forward's ``(out, cache)``: a cache is a NamedTuple."""
+    return isinstance(part, tuple) and any(hasattr(p, "_fields") for p in part)
+
+
+def _kind_of_result(name, attempt, *, pieces=None):
+    """``attempt``, with a hint when its result is the wrong kind of thing.
+
+    A generator (a ``(... for ...)`` expression without ``tuple``) and a
+    tuple of ``(out, cache)`` pairs get their own hint. ``pieces(result,
+    args)``, for an exercise whose answer is one array, gives the hint for
+    a list or tuple of arrays, which would otherwise count as so many
+    answers.
     """
     def run(*args):
-        try:
-            return attempt(*args)
-        except ValueError as error:
-            if wrong_type_hint(error):
-                raise
-            first = (f"{broadcast} " if broadcast and "could not be broadcast" in str(error)
-                     else "")
-            raise ExerciseError(name, f"NumPy refused the shapes ({error}). "
-                                      f"{first}{explain(*args)}") from None
+        result = attempt(*args)
+        if isinstance(result, types.GeneratorType):
+            raise ExerciseError(
+                name, "your function returned a generator, from a `(... for ...)` "
+                "expression: it holds no arrays until it is run; write tuple(...) around "
+                "it, or return the arrays themselves")
+        if not isinstance(result, tuple | list):
+            return result
+        if pieces is None and any(_is_pair(part) for part in result):
+            raise ExerciseError(
+                name, "your function returned pairs (out, cache) where arrays belong: "
+                "linear_forward, like every forward, returns the pair; unpack each one, "
+                "e.g. `q, _ = linear_forward(x, params[\"w_q\"], params[\"b_q\"])`")
+        if (pieces is not None and len(result) > 1
+                and all(isinstance(part, np.ndarray) for part in result)):
+            raise ExerciseError(name, pieces(result, args))
+        return result
     return run
 
 
@@ -82,6 +137,17 @@ def _keys_averaged(queries, keys, values):
     return soft_lookup(queries, keys, keys)
 
 
+def _max_of_each_column(queries, keys, values):
+    scores = queries @ keys.T                                   # (T, S)
+    e = np.exp(scores - scores.max(axis=0))                     # one max per key
+    return e / e.sum(axis=-1, keepdims=True) @ values
+
+
+def _weights_returned(queries, keys, values):
+    weights, _ = softmax_forward(queries @ keys.T, axis=-1)
+    return weights
+
+
 def _lookup_shapes(queries, keys, values):
     return (f"Here queries is {queries.shape} (T, Dk), keys {keys.shape} (S, Dk) "
             f"and values {values.shape} (S, Dv): the scores queries @ keys.T are "
@@ -96,12 +162,20 @@ def check_soft_lookup(attempt):
         cases.append((rng.normal(size=(t, d_k)), rng.normal(size=(s, d_k)),
                       rng.normal(size=(s, d_v))))
     name = "Exercise 1 (soft lookup)"
-    broadcast = ("An elementwise step got shapes that do not broadcast; if it is the "
-                 "softmax's division by the row sums, keep their axis: .sum(axis=-1, "
-                 "keepdims=True) is (T, 1), one number per query, not (T,).")
+
+    def pieces(result, args):
+        queries, _, values = args
+        found = f"your function returned a {type(result).__name__} of {len(result)} arrays"
+        if all(part.shape == values.shape[1:] for part in result):
+            return (f"{found}, one row per query, where the answer is one (T, Dv) array: "
+                    "build it with np.stack(rows), or do every query at once, "
+                    "weights @ values")
+        return f"{found}: return only the answer, one (T, Dv) array"
+
     check_exercise(
-        name, _explain_shape_errors(name, attempt, _lookup_shapes, broadcast=broadcast),
-        soft_lookup, cases,
+        name, _kind_of_result(name, attempt, pieces=pieces), soft_lookup, cases,
+        # each query has one row of scores: a per-query max or sum is (T,)
+        crash_hint=_explain_crash(_lookup_shapes, per_row=lambda q, k, v: q[:, 0]),
         mistakes=[
             (_hard_lookup, "that is the hard lookup (all the weight on the best key); "
                            "soften it: weights = softmax(scores), then a weighted average"),
@@ -129,6 +203,12 @@ def check_soft_lookup(attempt):
             (_output_divided_by_s, "the output was divided by S: the softmax weights "
                                    "already sum to 1, so weights @ values is already the "
                                    "weighted average"),
+            (_max_of_each_column, "the max subtracted was each key's (axis=0), not each "
+                                  "query's: a softmax is unchanged only by the same "
+                                  "number taken from its whole row, so subtract "
+                                  "scores.max(axis=-1, keepdims=True)"),
+            (_weights_returned, "that is the weights, one row of S numbers per query: the "
+                                "answer is what they average, weights @ values, (T, Dv)"),
         ],
     )
 
@@ -172,6 +252,21 @@ def _order_k_q_v(x, params):
     return k, q, v
 
 
+def _order_v_k_q(x, params):
+    q, k, v = project_qkv(x, params)
+    return v, k, q
+
+
+def _order_k_v_q(x, params):
+    q, k, v = project_qkv(x, params)
+    return k, v, q
+
+
+def _order_v_q_k(x, params):
+    q, k, v = project_qkv(x, params)
+    return v, q, k
+
+
 def _values_with_key_weights(x, params):
     q, k, _ = project_qkv(x, params)
     return q, k, x @ params["w_k"] + params["b_k"]
@@ -200,6 +295,15 @@ def _no_query_key_projection(x, params):
     return x, x, x @ params["w_v"] + params["b_v"]
 
 
+def _no_projection(x, params):
+    return x, x, x
+
+
+def _values_not_projected(x, params):
+    q, k, _ = project_qkv(x, params)
+    return q, k, x
+
+
 def _random_params(rng, d, d_k, d_v):
     shapes = {"w_q": (d, d_k), "b_q": (d_k,), "w_k": (d, d_k), "b_k": (d_k,),
               "w_v": (d, d_v), "b_v": (d_v,)}
@@ -223,8 +327,8 @@ def check_project_qkv(attempt):
     probe = (rng.normal(size=(2, 3, 4)), _random_params(rng, 4, 3, 3))
     name = "Exercise 2 (project q, k, v)"
     check_exercise(
-        name, _explain_shape_errors(name, attempt, _projection_shapes), project_qkv, cases,
-        probes=[probe],
+        name, _kind_of_result(name, attempt), project_qkv, cases,
+        probes=[probe], crash_hint=_explain_crash(_projection_shapes),
         mistakes=[
             *((_without_biases(m), _missing_bias_hint(m)) for m in _BIAS_SUBSETS),
             (_keys_with_query_weights, "the keys were made with the query weights: each "
@@ -232,6 +336,9 @@ def check_project_qkv(attempt):
             (_order_q_v_k, "k and v are swapped: return them in the order (q, k, v)"),
             (_order_k_q_v, "q and k are swapped: return them in the order (q, k, v), "
                            "q = x @ w_q + b_q first"),
+            (_order_v_k_q, "q and v are swapped: return them in the order (q, k, v)"),
+            *((wrong, "q, k and v are in the wrong order: return them as (q, k, v)")
+              for wrong in (_order_k_v_q, _order_v_q_k)),
             (_values_with_key_weights, "the values were made with the key weights: each "
                                        "projection has its own, v = x @ w_v + b_v"),
             *((wrong, "the query bias b_q was reused: each projection has its own bias, "
@@ -240,6 +347,10 @@ def check_project_qkv(attempt):
                             _query_bias_everywhere)),
             (_no_query_key_projection, "q and k must be projections of x, not x itself; "
                                        "with q = k = x each token mostly attends to itself"),
+            (_no_projection, "q, k and v are x itself: each is its own projection of x, "
+                             "q = x @ w_q + b_q, k = x @ w_k + b_k, v = x @ w_v + b_v"),
+            (_values_not_projected, "v is x itself: the values are a projection of x too, "
+                                    "v = x @ w_v + b_v, (B, T, Dv)"),
         ],
     )
 
@@ -308,8 +419,17 @@ def check_self_attention_dx(attempt):
         cases.append((rng.normal(size=(b, t, d_k)), rng.normal(size=(b, t, d_k)),
                       rng.normal(size=(b, t, d_v)), params))
     name = "Exercise 3 (self-attention dx)"
+
+    def pieces(result, args):
+        found = f"your function returned a {type(result).__name__} of {len(result)} arrays"
+        if len(result) == 3:
+            return (f"{found}, where dx is one (B, T, D) array: x feeds all three paths, "
+                    "so their gradients add, dx = dq @ w_q.T + dk @ w_k.T + dv @ w_v.T")
+        return f"{found}: return only dx, one (B, T, D) array"
+
     check_exercise(
-        name, _explain_shape_errors(name, attempt, _dx_shapes), self_attention_dx, cases,
+        name, _kind_of_result(name, attempt, pieces=pieces), self_attention_dx, cases,
+        crash_hint=_explain_crash(_dx_shapes),
         mistakes=[
             (_query_path_only, "only the query path: x also feeds the keys and the values, "
                                "and each path adds its own term to dx"),
