@@ -309,3 +309,19 @@ def test_multi_head_cost_what_not_to_count_named():
         ex.check_multi_head_cost(lambda b, t, s, d, h: cost(b, t, s, d, h, scale=1))
     with pytest.raises(AssertionError, match="count all four biases, b_k too"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: cost(b, t, s, d, h, biases=3))
+
+
+def test_output_backward_shape_slips_named():
+    def not_swapped(dout, heads, w_o):
+        _, dw_o, db_o = _output_backward(dout, heads, w_o)
+        *lead, h, t, d_head = heads.shape
+        return (dout @ w_o.T).reshape(*lead, t, h, d_head), dw_o, db_o
+
+    def per_sequence(dout, heads, w_o):
+        dheads, _, _ = _output_backward(dout, heads, w_o)
+        return dheads, np.swapaxes(my_merge_heads(heads), -1, -2) @ dout, dout.sum(axis=-2)
+
+    with pytest.raises(AssertionError, match=r"dheads is \(\.\.\., T, H, Dh\)"):
+        ex.check_output_projection_backward(not_swapped)
+    with pytest.raises(AssertionError, match="one gradient per sequence"):
+        ex.check_output_projection_backward(per_sequence)

@@ -242,6 +242,17 @@ def _dw_o_summed_over_first_axis(dout, heads, w_o):
     return dheads, dw_o, db_o
 
 
+def _dheads_not_swapped(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return _no_swap(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
+
+
+def _dw_o_per_sequence(dout, heads, w_o):
+    dheads, _, _ = output_projection_backward(dout, heads, w_o)
+    concat = merge_heads(heads)                                   # (..., T, D)
+    return dheads, np.swapaxes(concat, -1, -2) @ dout, dout.sum(axis=-2)
+
+
 def _dheads_every_h_th_column(dout, heads, w_o):
     _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
     return _every_h_th_column(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
@@ -316,6 +327,12 @@ def check_output_projection_backward(attempt):
                              "a sum over all positions"),
             (_dw_o_from_straight_merge, "dw_o needs the merged heads, concat = "
                                         "merge_heads(heads): swap H and T, then reshape"),
+            (_dheads_not_swapped, "dheads is (..., T, H, Dh): split_heads ends by swapping "
+                                  "T and H, axes -3 and -2, for (..., H, T, Dh)"),
+            (_dw_o_per_sequence, "dw_o and db_o have one gradient per sequence here: W_O and "
+                                 "b_o are shared by every sequence and position, so sum "
+                                 "over all the leading axes too, concat.reshape(-1, D).T @ "
+                                 "dout.reshape(-1, D)"),
             (_dheads_every_h_th_column, "dheads takes every H-th column of dconcat for a "
                                         "head; head h owns the block of columns h*Dh to "
                                         "(h+1)*Dh - 1: reshape the last axis to (H, Dh), "
