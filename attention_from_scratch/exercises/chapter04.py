@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
-from attention_from_scratch.exercises import ExerciseError, check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
 from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
@@ -93,6 +93,7 @@ def check_split_heads(attempt):
 
     ``(..., T, D) -> (..., H, T, Dh)``.
     """
+    require_function(_SPLIT_NAME, attempt)
     check_exercise(
         _SPLIT_NAME, _one_array(_n_heads_passed(attempt)), _n_heads_passed(split_heads),
         _split_cases(_RNG_SEED),
@@ -309,6 +310,7 @@ def check_output_projection_backward(attempt):
     Returns ``(dheads, dw_o, db_o)``.
     """
     name = "Exercise 2 (output projection backward)"
+    require_function(name, attempt)           # before the wrapper, callable anyway
     check_exercise(
         name, inputs_untouched(name, attempt, ("dout", "heads", "w_o"), "dout @= w_o.T",
                                "dconcat = dout @ w_o.T"),

@@ -10,6 +10,7 @@ from attention_from_scratch.exercises import (
     boolean_result,
     check_exercise,
     code_names,
+    require_function,
 )
 from attention_from_scratch.measure.complexity import peak_memory
 from attention_from_scratch.measure.flops import attention_matmul_flops
@@ -292,6 +293,7 @@ def check_sliding_window_mask(attempt):
     Refuses an attempt that calls the package's mask builders.
     """
     name = "Exercise 3 (sliding-window mask)"
+    require_function(name, attempt)
     if code_names(attempt) & _MASK_BUILDERS:
         raise ExerciseError(name, "build it without the package's sliding_window_mask "
                                   "or causal_mask: compare key positions j with query "
@@ -466,6 +468,7 @@ def check_linear_attention(attempt):
     time must grow linearly with the length (see :func:`time_growth`).
     """
     name = "Exercise 4 (linear attention)"
+    require_function(name, attempt)
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = [(rng.uniform(0.1, 2, size=(t, m)), rng.uniform(0.1, 2, size=(s, m)),
               rng.normal(size=(s, d))) for t, s, m, d in [(3, 5, 4, 2), (6, 4, 7, 3),
