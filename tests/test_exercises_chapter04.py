@@ -325,3 +325,25 @@ def test_output_backward_shape_slips_named():
         ex.check_output_projection_backward(not_swapped)
     with pytest.raises(AssertionError, match="one gradient per sequence"):
         ex.check_output_projection_backward(per_sequence)
+
+
+def test_a_fixed_number_of_axes_named():
+    def split_3d(x, n_heads):             # right for (B, T, D) alone
+        b, t, d = x.shape
+        return x.reshape(b, t, n_heads, d // n_heads).transpose(0, 2, 1, 3)
+
+    def merge_4d(heads):
+        b, h, t, d_head = heads.shape
+        return heads.transpose(0, 2, 1, 3).reshape(b, t, h * d_head)
+
+    def backward_3d(dout, heads, w_o):
+        b, t, d = dout.shape
+        return ex.output_projection_backward(dout, heads, w_o)
+
+    hint = r"any number of leading axes .* `\*lead, t, d = x\.shape`"
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_split_heads(split_3d)
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_merge_heads(merge_4d)
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_output_projection_backward(backward_3d)

@@ -452,3 +452,12 @@ def test_cross_attention_memory_sliced_per_sequence_gets_the_empty_source_hint()
 
     with pytest.raises(AssertionError, match=r"on case 5 .*A source may be empty \(length 0\)"):
         ex.check_cross_attention(sliced)
+
+
+def test_layer_norm_backward_fixed_number_of_axes_named():
+    def two_axes(dout, x, gamma, eps):      # right for (N, D) alone
+        n, d = x.shape
+        return _layer_norm_backward(dout, x, gamma, eps)
+
+    with pytest.raises(AssertionError, match=r"on case 2 .*any number of leading axes"):
+        ex.check_layer_norm_backward(two_axes)

@@ -79,13 +79,28 @@ def _n_heads_passed(split):
     return lambda x, n_heads: split(x, n_heads)
 
 
-def _head_width_hint(error, args):
-    """The hint for a head width computed with ``/``, or None."""
+def leading_axes_hint(error, args):
+    """The hint for a shape unpacked into a fixed number of names, or None.
+
+    ``b, t, d = x.shape`` fits one number of axes only; the hidden cases
+    have several.
+    """
+    if isinstance(error, ValueError) and "values to unpack" in str(error):
+        return ("The arrays may have any number of leading axes (the `...` of the "
+                "shapes), and the hidden cases have several numbers of them. Unpack a shape "
+                "from the end with a starred name, as in `*lead, t, d = x.shape`, and count "
+                "axes from the end, -1, -2, ...")
+    return None
+
+
+def _split_crash_hint(error, args):
+    """The hint for a head width computed with ``/``, or for a fixed number
+    of axes; None for anything else."""
     if isinstance(error, TypeError) and "'float' object cannot be interpreted" in str(error):
         x, n_heads = args
         return (f"D / H is a float ({x.shape[-1]} / {n_heads} = {x.shape[-1] / n_heads}), and "
                 "a shape takes integers: the head width is d // n_heads")
-    return None
+    return leading_axes_hint(error, args)
 
 
 def check_split_heads(attempt):
@@ -111,7 +126,7 @@ def check_split_heads(attempt):
                                    "leading (batch) axes; count from the end: stack along "
                                    "axis=-3, just before T"),
         ],
-        rtol=0, atol=0, crash_hint=_head_width_hint,
+        rtol=0, atol=0, crash_hint=_split_crash_hint,
     )
 
 
@@ -174,7 +189,7 @@ def check_merge_heads(attempt):
                                        "columns h*Dh to (h+1)*Dh - 1: swap H and T, axes -3 "
                                        "and -2, then reshape"),
         ],
-        rtol=0, atol=0,
+        rtol=0, atol=0, crash_hint=leading_axes_hint,
     )
 
 
@@ -350,7 +365,7 @@ def check_output_projection_backward(attempt):
                                            "dout.reshape(-1, D)"),
         ],
         # float64 in, float64 out: float32's round-off (about 1e-7) is refused
-        rtol=1e-8, atol=1e-10,
+        rtol=1e-8, atol=1e-10, crash_hint=leading_axes_hint,
     )
 
 

@@ -10,7 +10,7 @@ from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_no
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
 from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
-from attention_from_scratch.exercises.chapter04 import inputs_untouched
+from attention_from_scratch.exercises.chapter04 import inputs_untouched, leading_axes_hint
 
 _RNG_SEED = 2029
 
@@ -421,6 +421,7 @@ def check_layer_norm_backward(attempt):
                                      "or np.var"),
         ],
         rtol=1e-8, atol=1e-10, output_names=("dx", "dgamma", "dbeta"),
+        crash_hint=leading_axes_hint,
     )
 
 
