@@ -274,3 +274,42 @@ def test_online_softmax_update_a_column_named():
 
     with pytest.raises(AssertionError, match=r"in a column of shape \(N, 1\)"):
         ex.check_online_softmax_update(kept_dims)
+
+
+def test_online_softmax_update_without_the_max_subtraction_named():
+    # right in exact arithmetic and on small scores: the exponentials of the
+    # raw scores overflow (or underflow) before the division by exp(new_max)
+    def exp_then_divide(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        total = row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)
+        return new_max, np.where(np.isneginf(new_max), 0.0, total / np.exp(new_max))
+
+    def times_exp_minus_max(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        total = row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)
+        return new_max, np.where(np.isneginf(new_max), 0.0, total * np.exp(-new_max))
+
+    for wrong in (exp_then_divide, times_exp_minus_max):
+        with pytest.raises(AssertionError, match="exp of a raw score overflows"):
+            ex.check_online_softmax_update(wrong)
+
+
+def test_online_softmax_update_right_answers_written_differently(capsys):
+    def by_log_sum_exp(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        with np.errstate(divide="ignore"):
+            total = np.logaddexp(row_max + np.log(row_sum),
+                                 np.logaddexp.reduce(scores, axis=1))
+        return new_max, np.exp(total - shift)
+
+    def rescale_only_when_the_max_moves(row_max, row_sum, scores):
+        block_max = scores.max(axis=1)
+        new_max = np.maximum(row_max, block_max)
+        shift = np.where(np.isinf(new_max), 0.0, new_max)
+        rescale = np.where(block_max > row_max, np.exp(row_max - shift), 1.0)
+        return new_max, row_sum * rescale + np.exp(scores - shift[:, None]).sum(axis=1)
+
+    ex.check_online_softmax_update(by_log_sum_exp)
+    ex.check_online_softmax_update(rescale_only_when_the_max_moves)
+    assert capsys.readouterr().out.count("✓ Exercise 2 (online softmax update)") == 2

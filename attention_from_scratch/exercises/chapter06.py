@@ -175,6 +175,13 @@ def _update_keepdims(both):
     return wrong
 
 
+def _update_exp_then_divide(row_max, row_sum, scores):
+    """Planted mistake: exponentials of the raw scores, divided afterwards."""
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    new_sum = (row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)) / np.exp(new_max)
+    return new_max, np.where(np.isneginf(new_max), 0.0, new_sum)
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -197,6 +204,13 @@ def check_online_softmax_update(attempt):
     scores[3, 1] = -np.inf
     cases.append((np.array([-np.inf, -np.inf, 0.5, -np.inf]), np.array([0.0, 0.0, 1.5, 0.0]),
                   scores))
+    # scores far from 0, as the max-subtraction is there for: exp(1000)
+    # overflows and exp(-1000) underflows. Row 0's maximum moves to this
+    # block, row 1's stays; row 2 sits far below 0, row 3 near it
+    scores = rng.normal(size=(4, 6)) + np.array([1000.0, 1000.0, -1000.0, 0.0])[:, None]
+    scores[0, 2] = 1004.0
+    cases.append((np.array([1003.0, 1005.0, -1000.5, 0.3]), rng.uniform(1, 3, size=4),
+                  scores))
     check_exercise(
         "Exercise 2 (online softmax update)", attempt, online_softmax_update, cases,
         mistakes=[
@@ -209,6 +223,13 @@ def check_online_softmax_update(attempt):
                                       "it by exp(old_max - new_max) before adding"),
             (_update_rescale_upside_down, "the rescale factor is exp(old_max - new_max), at "
                                           "most 1; you have its inverse"),
+            (_update_exp_then_divide, "right while the scores are small, but exp of a raw "
+                                      "score overflows past about 709 (and underflows to 0 "
+                                      "below about -745), and inf / inf or 0 / 0 is NaN: "
+                                      "dividing by exp(new_max) afterwards is too late. Take "
+                                      "exponentials of differences only, exp(scores - "
+                                      "new_max) and exp(row_max - new_max), which are at "
+                                      "most 1"),
             (_update_block_max_only, "the new maximum is the larger of the old maximum and "
                                      "the block's maximum, not the block's alone"),
             (_update_block_terms_old_max, "the block's terms must be taken relative to the "
