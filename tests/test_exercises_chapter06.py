@@ -124,7 +124,7 @@ def test_sliding_window_mask_must_be_boolean(dtype):
 
 
 def test_sliding_window_mask_refuses_the_package():
-    with pytest.raises(AssertionError, match="without the package's sliding_window_mask"):
+    with pytest.raises(AssertionError, match=r"mask builders \(you used sliding_window_mask\)"):
         ex.check_sliding_window_mask(ex.sliding_window_mask_reference)
     with pytest.raises(AssertionError, match="without the package's"):
         ex.check_sliding_window_mask(lambda t, w: sliding_window_mask(t, w))
@@ -313,3 +313,22 @@ def test_online_softmax_update_right_answers_written_differently(capsys):
     ex.check_online_softmax_update(by_log_sum_exp)
     ex.check_online_softmax_update(rescale_only_when_the_max_moves)
     assert capsys.readouterr().out.count("✓ Exercise 2 (online softmax update)") == 2
+
+
+def test_sliding_window_mask_refuses_every_mask_builder():
+    from attention_from_scratch.common.masks import decoder_self_mask
+    from attention_from_scratch.common.tiles import tile_mask
+
+    def via_decoder_self_mask(t, window):   # the causal part from Chapter 5's builder
+        i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+        return decoder_self_mask(t) & (j > i - window)
+
+    def via_tile_mask(t, window):           # one tile covering everything
+        i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+        causal = tile_mask(slice(0, t), slice(0, t), t, t, causal=True)
+        return (np.ones((t, t), dtype=bool) if causal is None else causal) & (j > i - window)
+
+    with pytest.raises(AssertionError, match=r"you used decoder_self_mask"):
+        ex.check_sliding_window_mask(via_decoder_self_mask)
+    with pytest.raises(AssertionError, match=r"you used tile_mask"):
+        ex.check_sliding_window_mask(via_tile_mask)

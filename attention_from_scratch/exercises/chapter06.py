@@ -304,7 +304,11 @@ def _window_inverted(t, window):
     return ~sliding_window_mask_reference(t, window)
 
 
-_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask"}
+# every mask builder of the package: decoder_self_mask (Chapter 5) and
+# tile_mask (this chapter's tiles, imported by its first cell) build the
+# causal part as surely as causal_mask does
+_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask", "decoder_self_mask",
+                  "tile_mask"}
 
 
 def check_sliding_window_mask(attempt):
@@ -313,9 +317,10 @@ def check_sliding_window_mask(attempt):
     Refuses an attempt that calls the package's mask builders.
     """
     name = "Exercise 3 (sliding-window mask)"
-    if code_names(attempt) & _MASK_BUILDERS:
-        raise ExerciseError(name, "build it without the package's sliding_window_mask "
-                                  "or causal_mask: compare key positions j with query "
+    used = sorted(code_names(attempt) & _MASK_BUILDERS)
+    if used:
+        raise ExerciseError(name, f"build it without the package's mask builders (you used "
+                                  f"{', '.join(used)}): compare key positions j with query "
                                   "positions i using np.arange")
     cases = [(5, 2), (6, 3), (4, 1), (3, 5), (8, 4)]
     check_exercise(
