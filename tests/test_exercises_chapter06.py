@@ -332,3 +332,22 @@ def test_sliding_window_mask_refuses_every_mask_builder():
         ex.check_sliding_window_mask(via_decoder_self_mask)
     with pytest.raises(AssertionError, match=r"you used tile_mask"):
         ex.check_sliding_window_mask(via_tile_mask)
+
+
+def test_flops_and_window_mistakes_with_generic_messages_before_are_named():
+    def loop_with_negative_starts(t, window):
+        mask = np.zeros((t, t), dtype=bool)
+        for i in range(t):
+            mask[i, i - window + 1:i + 1] = True
+        return mask
+
+    with pytest.raises(AssertionError, match=r"not \(S, S\)"):
+        ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * s * s * (d_k + d_v))
+    with pytest.raises(AssertionError, match=r"max\(0, i - window \+ 1\)"):
+        ex.check_sliding_window_mask(loop_with_negative_starts)
+
+    def by_nested_comprehension(t, window):     # right, and written nothing like the solution
+        return np.array([[max(0, i - window + 1) <= j <= i for j in range(t)]
+                         for i in range(t)])
+
+    ex.check_sliding_window_mask(by_nested_comprehension)

@@ -322,3 +322,14 @@ def test_adam_right_answers_written_differently(capsys):
     ex.check_adam_step(pytorch_ordering)
     ex.check_adam_step(copies_then_in_place)
     assert capsys.readouterr().out.count("✓ Exercise 3 (Adam step)") == 2
+
+
+def test_embedding_backward_repeats_averaged_named():
+    def averaged(dout, tokens, vocab):
+        dw = np.zeros((vocab, dout.shape[-1]))
+        for v in np.unique(tokens):
+            dw[v] = dout[tokens == v].mean(axis=0)
+        return dw
+
+    with pytest.raises(ExerciseError, match="not averaged"):
+        ex.check_embedding_backward(averaged)

@@ -30,6 +30,10 @@ def _flops_square(t, s, d_k, d_v):
     return 2 * t * t * d_k + 2 * t * t * d_v
 
 
+def _flops_square_keys(t, s, d_k, d_v):
+    return 2 * s * s * d_k + 2 * s * s * d_v
+
+
 def _flops_scores_only(t, s, d_k, d_v):
     return 2 * t * s * d_k
 
@@ -63,6 +67,7 @@ def check_attention_flops(attempt):
             (_flops_multiply_adds, "that counts multiply-adds; each is 2 FLOPs (a multiply "
                                    "and an add)"),
             (_flops_square, "T queries meet S keys: the scores are (T, S), not (T, T)"),
+            (_flops_square_keys, "T queries meet S keys: the scores are (T, S), not (S, S)"),
             (_flops_scores_only, "the weighted sum weights @ v is a second product, "
                                  "2 T S Dv FLOPs"),
             (_flops_values_as_wide_as_keys, "the weighted sum produces Dv numbers per query, "
@@ -282,6 +287,13 @@ def _window_one_too_narrow(t, window):
     return (j <= i) & (j > i - window + 1)
 
 
+def _window_negative_slice_start(t, window):
+    mask = np.zeros((t, t), dtype=bool)
+    for i in range(t):
+        mask[i, i - window + 1:i + 1] = True     # a negative start counts from the end
+    return mask
+
+
 def _window_causal_only(t, window):
     return np.tril(np.ones((t, t), dtype=bool))
 
@@ -333,6 +345,10 @@ def check_sliding_window_mask(attempt):
                                      "(j <= i, not j < i)"),
             (_window_one_too_narrow, "each query sees `window` keys *including itself*: "
                                      "keys i - window + 1 .. i; yours sees window - 1"),
+            (_window_negative_slice_start, "the first rows lost keys: in a slice a negative "
+                                           "start counts from the end, so for i < window - 1 "
+                                           "row[i - window + 1 : i + 1] is empty (or short). "
+                                           "Start the slice at max(0, i - window + 1)"),
             (_window_causal_only, "that is the causal mask: the window also drops the keys "
                                   "more than window - 1 before the query (j > i - window)"),
             (_window_lower_bound_only, "you kept the window's lower bound (j > i - window) "

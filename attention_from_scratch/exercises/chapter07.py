@@ -46,6 +46,11 @@ def _gathered(dout, tokens, vocab):
     return dout.reshape(-1, dout.shape[-1])[:vocab]
 
 
+def _repeats_averaged(dout, tokens, vocab):
+    counts = np.bincount(tokens.reshape(-1), minlength=vocab)[:, None]
+    return _embedding_dw(dout, tokens, vocab) / np.maximum(counts, 1)
+
+
 def _last_row_left_out(dout, tokens, vocab):
     dw = _embedding_dw(dout, tokens, vocab)
     dw[-1] = 0.0
@@ -71,6 +76,9 @@ def check_embedding_backward(attempt):
                                    "loop over the batch, still indexes a whole sequence at "
                                    "once. Use np.add.at, or += in a loop over single "
                                    "positions"),
+        (_repeats_averaged, "a repeated token's gradients add up, they are not averaged: "
+                            "the loss depends on the row once per occurrence, so each "
+                            "occurrence contributes its whole dout"),
         (_last_row_left_out, "the last row of dW, token vocab - 1, got nothing: a loop over "
                              "the vocabulary must run over range(vocab), every id from 0 to "
                              "vocab - 1"),
