@@ -1,9 +1,11 @@
 """The generic exercise checker: not attempted, pass, specific hints."""
 
+import re
+
 import numpy as np
 import pytest
 
-from attention_from_scratch.exercises import check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise
 
 
 def reference(x):
@@ -203,3 +205,39 @@ def test_an_integer_or_float32_answer_gets_a_dtype_hint(dtype, hint):
     with pytest.raises(AssertionError, match=hint):
         check_exercise("Exercise X", in_dtype, reference, [(np.linspace(0.1, 3.0, 7),)],
                        rtol=1e-10, atol=1e-12)
+
+
+def test_a_case_names_short_strs_bools_and_integer_arrays_by_value():
+    def pad(lengths, positions, weights, side, causal, label):
+        return np.where(lengths[:, None] > 0, weights, 0.0)
+
+    cases = [(np.array([2, 0, 3]), np.arange(9), np.array([0.5, 1.5, 2.5]), "left", True,
+              "a label much longer than a short value")]
+    with pytest.raises(AssertionError) as caught:
+        check_exercise("pad", lambda *args: pad(*args) + 1, pad, cases)
+    # the str and the bool by value, the short int array by its values; the
+    # long int array, the float array and the long str as before
+    assert ("case 1 (arguments lengths=[2, 0, 3], positions of shape (9,), weights of shape "
+            "(3,), side='left', causal=True, label (a str)):") in str(caught.value)
+
+
+def test_a_short_bool_array_is_named_by_its_values_and_a_2d_one_by_its_shape():
+    def count(mask, table):
+        return mask.sum() + table.sum()
+
+    cases = [(np.array([True, False]), np.ones((2, 2), dtype=int))]
+    with pytest.raises(AssertionError, match=re.escape("arguments mask=[True, False], table of "
+                                                       "shape (2, 2))")):
+        check_exercise("count", lambda mask, table: count(mask, table) + 1, count, cases)
+
+
+@pytest.mark.parametrize("passed, described", [
+    (np.zeros((2, 3)), "an array of shape (2, 3)"),
+    ((np.zeros(2), np.zeros(2)), "a tuple of 2 items (ndarray, ndarray)"),
+    (None, "None"),
+])
+def test_a_result_passed_in_place_of_the_function_is_named(passed, described):
+    with pytest.raises(ExerciseError) as caught:
+        check_exercise("double", passed, reference, CASES)
+    assert caught.value.message == ("pass the function itself, `check_...(my_function)`, not "
+                                    f"what it returns (you passed {described})")

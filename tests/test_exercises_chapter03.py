@@ -1,6 +1,7 @@
 """Chapter 3's checkers accept the right answers and reject planted wrong ones."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -686,3 +687,14 @@ def test_nan_from_infinities_on_ordinary_scores_is_not_blamed_on_the_row_maximum
         hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "makes NaN out of infinities" in hint
     assert "subtract the row maximum" not in hint
+
+
+def test_a_wrong_padding_mask_names_its_case_by_the_lengths_and_the_side():
+    def last_key_always_allowed(lengths, s, side):
+        mask = solution_padding_mask(lengths, s, side)
+        mask[..., -1] = True
+        return mask
+
+    with pytest.raises(ExerciseError, match=re.escape(
+            "wrong on case 1 (arguments lengths=[2, 0, 3], s=4, side='right')")):
+        ex.check_padding_mask(last_key_always_allowed)

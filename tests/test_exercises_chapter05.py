@@ -202,11 +202,12 @@ def test_cross_attention_wrong_mask_length_reported_with_its_case():
 
 
 def test_a_wrong_answer_names_each_argument_of_its_case():
-    # arrays by their shape, the params dict by its kind, the head count by its value
+    # float arrays by their shape, the params dict by its kind, the lengths and
+    # the head count by their values
     with pytest.raises(AssertionError, match=r"wrong on case 1 \(arguments h of shape "
                                              r"\(2, 4, 6\), memory of shape \(2, 4, 6\), "
-                                             r"params \(a dict\), memory_lengths of shape "
-                                             r"\(2,\), n_heads=2\)"):
+                                             r"params \(a dict\), memory_lengths=\[3, 4\], "
+                                             r"n_heads=2\)"):
         ex.check_cross_attention(lambda h, memory, params, memory_lengths, n_heads: 0 * h)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from attention_from_scratch import exercises
-from attention_from_scratch.exercises import ExerciseError
+from attention_from_scratch.exercises import ExerciseError, chapter07
 
 MODULES = [importlib.import_module(f"attention_from_scratch.exercises.{info.name}")
            for info in sorted(pkgutil.iter_modules(exercises.__path__), key=lambda i: i.name)
@@ -143,3 +143,30 @@ def test_every_planted_mistake_gets_its_own_hint(check, monkeypatch):
         else:
             unreachable.append((wrong.__name__, "accepted"))
     assert unreachable == []
+
+
+# what a learner passes when they call their function instead of passing it:
+# an array, a forward's pair (out, cache), a number, and the None of a
+# function without `return`
+NOT_FUNCTIONS = {"array": (np.zeros((3, 5)), "an array of shape (3, 5)"),
+                 "pair": ((np.zeros(2), {}), "a tuple of 2 items (ndarray, dict)"),
+                 "number": (0.5, "a float"),
+                 "None": (None, "None")}
+
+
+@pytest.mark.parametrize("passed", NOT_FUNCTIONS, ids=str)
+@pytest.mark.parametrize("check", [*CHECKERS, chapter07.check_bug_hunt], ids=_id)
+def test_a_result_passed_instead_of_the_function_is_named(check, passed, monkeypatch):
+    value, described = NOT_FUNCTIONS[passed]
+    name = ("Exercise 4 (find the bug)" if check is chapter07.check_bug_hunt
+            else record(check, monkeypatch)[0])
+    with pytest.raises(ExerciseError) as caught:
+        check(value)
+    assert caught.value.exercise == name
+    assert caught.value.message == ("pass the function itself, `check_...(my_function)`, not "
+                                    f"what it returns (you passed {described})")
+
+
+def test_every_chapter_has_checkers_that_the_guards_run_on():
+    chapters = {check.__module__.rsplit(".", 1)[-1] for check in CHECKERS}
+    assert chapters == {f"chapter{n:02d}" for n in range(8)}

@@ -28,6 +28,13 @@ ANSWERS = {
         "def my_linear_backward(dout, x, w):\n"
         "    dx = dout @ w\n"
         "    return dx, x.T @ dout, dout.sum(axis=0)",
+    # a right answer, called and its result passed where the function belongs
+    "def fixed_softmax_backward(dy, y):\n    raise NotImplementedError":
+        "def fixed_softmax_backward(dy, y):\n"
+        "    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))",
+    "check_fixed_softmax_backward(fixed_softmax_backward)":
+        "check_fixed_softmax_backward(fixed_softmax_backward(np.ones((2, 3)), "
+        "np.full((2, 3), 1 / 3)))",
 }
 
 
@@ -72,14 +79,14 @@ def _figures_state():
             for p in sorted((ROOT / "figures").iterdir())}
 
 
-def test_the_report_fails_on_the_two_check_cells(report):
+def test_the_report_fails_on_the_three_check_cells(report):
     assert report.returncode == 1
-    assert "2 failed" in report.stdout
+    assert "3 failed" in report.stdout
 
 
 def test_running_the_chapter_left_figures_untouched(report):
     # the chapter ran top to bottom, drawing every figure inline
-    assert f"2 failed, {report.n_code_cells - 2} passed" in report.stdout
+    assert f"3 failed, {report.n_code_cells - 3} passed" in report.stdout
     assert not report.figures_touched
 
 
@@ -91,6 +98,11 @@ def test_the_report_shows_each_exercise_and_its_hint(report):
     # a crash names the learner's own line, not the checker's
     assert "your function raised ValueError on case 1" in out
     assert "It happened in `my_linear_backward`, at `dx = dout @ w`." in out
+    # the function's result passed in its place is named as such, not as a crash
+    assert "✗ Exercise 3 (fixed softmax backward) is not right yet" in out
+    assert ("pass the function itself, `check_...(my_function)`, not what it returns "
+            "(you passed an array of shape (2, 3))") in out
+    assert "not callable" not in out
 
 
 def test_the_report_shows_none_of_the_checker(report):

@@ -71,6 +71,22 @@ def test_every_figure_function_draws_the_same_figure_twice(name):
         plt.close(second)
 
 
+@pytest.mark.parametrize("name", [name for name in FIGURES if name.endswith(".png")])
+def test_attention_weights_share_one_colour_scale_and_one_colour_bar(name):
+    # an image of attention weights (rows of non-negative numbers summing to
+    # 1) is drawn on 0..1, so a colour is the same weight in every panel; a
+    # colour bar beside each panel would suggest scales of their own
+    fig = FIGURES[name]()
+    try:
+        weights = [image for image in fig.findobj(AxesImage)
+                   if np.all(image.get_array() >= 0)
+                   and np.allclose(image.get_array().sum(axis=-1), 1.0)]
+        assert [image.get_clim() for image in weights] == [(0.0, 1.0)] * len(weights)
+        assert sum(image.colorbar is not None for image in weights) <= 1
+    finally:
+        plt.close(fig)
+
+
 def test_drawn_sees_a_change_in_the_data():
     rng = np.random.default_rng(0)
     figs = [plt.subplots(figsize=(2, 2)) for _ in range(2)]

@@ -9,6 +9,8 @@ random cases against the package's reference and
 - raises :class:`ExerciseError` (an ``AssertionError``) with a specific
   hint when one does not. When the wrong answer equals a known mistake (a
   planted wrong implementation), the hint names that mistake.
+- raises it, too, when it is handed something other than a function: the
+  result of calling one, ``check_x(my_function(q, k))``.
 
 An :class:`ExerciseError` shows itself, in Jupyter and in nbval's report,
 as one short block: the exercise, what went wrong and the hint. The
@@ -30,6 +32,10 @@ import numpy as np
 from attention_from_scratch.checking.gradcheck import flat_arrays
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# a case names a str, or a 1-D array of integers, by its value up to these
+# lengths, so that a learner sees which case failed; beyond, by its kind or shape
+_SHORT_STR = 24
+_SHORT_ARRAY = 8
 
 
 class ExerciseError(AssertionError):
@@ -178,6 +184,33 @@ def _describe_value(value):
     return f"a {type(value).__name__}"
 
 
+def require_function(name, attempt):
+    """Raise :class:`ExerciseError` unless ``attempt`` can be called.
+
+    ``check_x(my_function(q, k))`` hands the checker what the function
+    returned, an array say, and the first call would end in "object is
+    not callable". :func:`check_exercise` asks this of its ``attempt``; a
+    checker that wraps the learner's function in one of its own asks it
+    first, since the wrapper is callable whatever it holds.
+
+    Examples
+    --------
+    >>> require_function("Exercise 1 (double)", lambda x: 2 * x)
+    >>> try:
+    ...     require_function("Exercise 1 (double)", np.zeros((3, 5)))
+    ... except ExerciseError as error:
+    ...     print(error.message.endswith("(you passed an array of shape (3, 5))"))
+    True
+    """
+    if callable(attempt):
+        return
+    passed = ("None" if attempt is None
+              else f"an array of shape {attempt.shape}" if isinstance(attempt, np.ndarray)
+              else _describe_value(attempt))
+    raise ExerciseError(name, "pass the function itself, `check_...(my_function)`, not what "
+                              f"it returns (you passed {passed})")
+
+
 def _same(got, expected, rtol, atol):
     return got is not None and expected is not None and len(got) == len(expected) and all(
         g.shape == e.shape and np.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
@@ -187,15 +220,22 @@ def _same(got, expected, rtol, atol):
 
 def _describe(reference, args):
     """A case as messages name it, each argument by the reference's name
-    for it: a number by its value (``b=3``), an array by its shape
-    (``h of shape (2, 4, 6)``), anything else by its kind."""
+    for it: a number, a bool or a short str by its value (``b=3``,
+    ``side='left'``), a short 1-D array of integers or bools by its values
+    (``lengths=[2, 0, 3]``), any other array by its shape (``h of shape
+    (2, 4, 6)``), anything else by its kind (``params (a dict)``)."""
     names = list(inspect.signature(reference).parameters)[:len(args)]
     if len(names) < len(args):
         names = [f"argument {i}" for i in range(len(args))]
 
     def one(name, value):
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real | np.bool_):
             return f"{name}={value}"
+        if isinstance(value, str) and len(value) <= _SHORT_STR:
+            return f"{name}={value!r}"
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biu" and (
+                value.ndim <= 1 and value.size <= _SHORT_ARRAY):
+            return f"{name}={value.tolist()}"
         if isinstance(value, np.ndarray):
             return f"{name} of shape {value.shape}"
         return f"{name} ({_describe_value(value)})"
@@ -270,8 +310,10 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
     Raises
     ------
     ExerciseError
-        With a hint, when the attempt is wrong.
+        With a hint, when the attempt is wrong, or is not a function at
+        all (see :func:`require_function`).
     """
+    require_function(name, attempt)
     for number, args in enumerate(cases, start=1):
         case = _describe(reference, args)
         try:

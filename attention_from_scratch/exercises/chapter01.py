@@ -7,7 +7,12 @@ import numpy as np
 
 from attention_from_scratch.core.linear import linear_forward
 from attention_from_scratch.core.softmax import softmax_forward
-from attention_from_scratch.exercises import ExerciseError, broadcast_hint, check_exercise
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    broadcast_hint,
+    check_exercise,
+    require_function,
+)
 
 _RNG_SEED = 2025
 
@@ -162,6 +167,7 @@ def check_soft_lookup(attempt):
         cases.append((rng.normal(size=(t, d_k)), rng.normal(size=(s, d_k)),
                       rng.normal(size=(s, d_v))))
     name = "Exercise 1 (soft lookup)"
+    require_function(name, attempt)
 
     def pieces(result, args):
         queries, _, values = args
@@ -326,6 +332,7 @@ def check_project_qkv(attempt):
     # attempt that adds b_q to v runs there and gets its hint
     probe = (rng.normal(size=(2, 3, 4)), _random_params(rng, 4, 3, 3))
     name = "Exercise 2 (project q, k, v)"
+    require_function(name, attempt)
     check_exercise(
         name, _kind_of_result(name, attempt), project_qkv, cases,
         probes=[probe], crash_hint=_explain_crash(_projection_shapes),
@@ -419,6 +426,7 @@ def check_self_attention_dx(attempt):
         cases.append((rng.normal(size=(b, t, d_k)), rng.normal(size=(b, t, d_k)),
                       rng.normal(size=(b, t, d_v)), params))
     name = "Exercise 3 (self-attention dx)"
+    require_function(name, attempt)
 
     def pieces(result, args):
         found = f"your function returned a {type(result).__name__} of {len(result)} arrays"

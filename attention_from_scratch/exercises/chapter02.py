@@ -14,6 +14,7 @@ from attention_from_scratch.exercises import (
     ExerciseError,
     check_exercise,
     code_names,
+    require_function,
     wrong_type_hint,
 )
 
@@ -243,6 +244,7 @@ def check_scaled_scores(attempt):
     ``q`` is ``(..., T, Dk)`` and ``k`` is ``(..., S, Dk)``.
     """
     name = "Exercise 1 (scaled scores)"
+    require_function(name, attempt)
     cases = [(q, k) for _, q, k, _ in _attention_cases(_RNG_SEED)]
     check_exercise(
         name,
@@ -342,6 +344,7 @@ def _dv_with_dq_dk(dout, q, k, v):
 def check_attention_dv(attempt):
     """Exercise 2: ``attention_dv(dout, q, k, v)``, the gradient ``dv``."""
     name = "Exercise 2 (attention dv)"
+    require_function(name, attempt)
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; dv must have v's shape "
@@ -521,6 +524,7 @@ def _dq_dk_with_dv(dout, q, k, v):
 def check_attention_dq_dk(attempt):
     """Exercise 3: ``attention_dq_dk(dout, q, k, v) -> (dq, dk)``."""
     name = "Exercise 3 (attention dq, dk)"
+    require_function(name, attempt)
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; dscores is (T, S), so "
@@ -686,6 +690,7 @@ def check_additive_scores(attempt):
     Additive scores ``v_a . tanh(q_i W_1 + k_j W_2)``, ``(..., T, S)``.
     """
     name = "Exercise 4 (additive scores)"
+    require_function(name, attempt)
     check_exercise(
         name,
         _explain_shape_errors(name, attempt, "the shapes do not line up; project first (q @ w_1 "

@@ -13,6 +13,7 @@ from attention_from_scratch.exercises import (
     boolean_result,
     check_exercise,
     code_names,
+    require_function,
 )
 
 _RNG_SEED = 2027
@@ -117,6 +118,7 @@ def check_causal_mask(attempt):
     the package's mask builders.
     """
     name = "Exercise 1 (causal mask)"
+    require_function(name, attempt)
     if _uses_a_shortcut(attempt):
         raise ExerciseError(name, "build it without np.tril, np.triu, np.tri or the "
                                   "package's causal_mask (or other mask builders): compare "
@@ -227,6 +229,7 @@ def _padding_reference(lengths, s, side):
 def check_padding_mask(attempt):
     """Exercise 2: ``my_padding_mask(lengths, s, side)``, ``(B, 1, S)``."""
     name = "Exercise 2 (padding mask)"
+    require_function(name, attempt)
     cases = []
     for lengths, s in [([2, 0, 3], 4), ([4, 1, 5, 2], 5), ([1], 4), ([6, 3], 6)]:
         for side in ("right", "left"):
@@ -358,6 +361,7 @@ def _decoder_crash_hint(error, args):
 def check_decoder_mask(attempt):
     """Exercise 3: ``my_decoder_mask(lengths, t)``, ``(B, T, T)`` bool."""
     name = "Exercise 3 (decoder mask)"
+    require_function(name, attempt)
     cases = [(np.array([1, 3, 4]), 4), (np.array([2, 5]), 5), (np.array([3]), 3),
              (np.array([0, 6, 2, 4]), 6)]
     left = ("this batch is padded on the left: the real tokens are the last `length` "
@@ -669,6 +673,7 @@ def check_fixed_masked_attention(attempt):
     (the reference, :func:`fixed_masked_attention`, is that call).
     """
     name = "Exercise 4 (fixed masked attention)"
+    require_function(name, attempt)
     if attempt is not fixed_masked_attention and code_names(attempt) & {"attention_forward"}:
         raise ExerciseError(name, "write it with NumPy, not with the package's "
                                   "attention_forward: scores, mask, softmax, weighted sum")

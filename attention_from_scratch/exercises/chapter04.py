@@ -3,7 +3,7 @@
 import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
-from attention_from_scratch.exercises import ExerciseError, check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
 from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
@@ -74,6 +74,7 @@ def check_split_heads(attempt):
 
     ``(..., T, D) -> (..., H, T, Dh)``.
     """
+    require_function(_SPLIT_NAME, attempt)
     check_exercise(
         _SPLIT_NAME, _one_array(_n_heads_by_keyword(attempt)), _n_heads_by_keyword(split_heads),
         _split_cases(_RNG_SEED),

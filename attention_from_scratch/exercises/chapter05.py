@@ -9,7 +9,7 @@ from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
-from attention_from_scratch.exercises import ExerciseError, check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
 
 _RNG_SEED = 2029
 
@@ -115,6 +115,7 @@ def check_sinusoidal_encoding(attempt):
     """Exercise 1: ``sinusoidal_encoding(t, d) -> (T, D)``."""
     cases = [(3, 4), (5, 6), (9, 8), (1, 2), (4, 10)]
     name = "Exercise 1 (sinusoidal encoding)"
+    require_function(name, attempt)
     check_exercise(
         name, _one_array(name, attempt), lambda t, d: sinusoidal_encoding(t, d), cases,
         mistakes=[
@@ -458,6 +459,7 @@ def check_cross_attention(attempt):
         cases.append((rng.normal(size=(b, t, d)), rng.normal(size=(b, s, d)), params,
                       np.array(lengths), n_heads))
     name = "Exercise 3 (cross-attention)"
+    require_function(name, attempt)
     check_exercise(
         name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[

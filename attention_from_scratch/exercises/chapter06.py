@@ -10,6 +10,7 @@ from attention_from_scratch.exercises import (
     boolean_result,
     check_exercise,
     code_names,
+    require_function,
 )
 from attention_from_scratch.measure.complexity import peak_memory
 from attention_from_scratch.measure.flops import attention_matmul_flops
@@ -329,6 +330,7 @@ def check_sliding_window_mask(attempt):
     Refuses an attempt that calls the package's mask builders.
     """
     name = "Exercise 3 (sliding-window mask)"
+    require_function(name, attempt)
     used = sorted(code_names(attempt) & _MASK_BUILDERS)
     if used:
         raise ExerciseError(name, f"build it without the package's mask builders (you used "
@@ -508,6 +510,7 @@ def check_linear_attention(attempt):
     time must grow linearly with the length (see :func:`time_growth`).
     """
     name = "Exercise 4 (linear attention)"
+    require_function(name, attempt)
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = [(rng.uniform(0.1, 2, size=(t, m)), rng.uniform(0.1, 2, size=(s, m)),
               rng.normal(size=(s, d))) for t, s, m, d in [(3, 5, 4, 2), (6, 4, 7, 3),

@@ -16,7 +16,7 @@ from attention_from_scratch.core.transformer import (
     decoder_only_backward,
     decoder_only_forward,
 )
-from attention_from_scratch.exercises import ExerciseError, check_exercise
+from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
 from attention_from_scratch.training.optim import AdamState, adam_step
 
 _RNG_SEED = 2031
@@ -353,6 +353,7 @@ def check_adam_step(attempt):
     steps were taken before this one. The arrays passed in must stay as
     they were."""
     name = "Exercise 3 (Adam step)"
+    require_function(name, attempt)              # the wrapper is callable whatever it holds
     cases = _adam_cases(_RNG_SEED + 2)
     check_exercise(name, _inputs_kept(name, attempt), _adam, cases, mistakes=[
         (_no_correction, "without bias correction the first steps are too small: this is "
@@ -442,12 +443,13 @@ def _buggy_key():
 
 def check_bug_hunt(attempt):
     """``attempt() -> str``: the key of ``params`` whose gradient is wrong."""
+    name = "Exercise 4 (find the bug)"
+    require_function(name, attempt)
     try:
         answer = attempt()
     except NotImplementedError:
-        print("Exercise 4 (find the bug): not attempted yet")
+        print(f"{name}: not attempted yet")
         return
-    name = "Exercise 4 (find the bug)"
     wrong = _buggy_key()
     if answer is None:
         raise ExerciseError(name, "your function returned None; return the key as a str")

@@ -78,7 +78,8 @@ def projections_figure():
     """Self-attention weights of the sentence, three ways.
 
     ``Q = K = X``; untrained projections (:func:`untrained_params`); the
-    handmade projections of :func:`handmade_params`.
+    handmade projections of :func:`handmade_params`. All three panels are
+    drawn on one colour scale, 0 to 1, with one colour bar.
     """
     x = embed(SPANISH)                                       # (T, D)
     _, plain = attention_forward(x, x, x)
@@ -90,13 +91,13 @@ def projections_figure():
               ("handmade W_Q, W_K: nouns -> verb,\ndeterminers -> noun", handmade.weights)]
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.6), layout="constrained")
     for ax, (title, weights) in zip(axes, panels, strict=True):
-        # each panel on its own colour scale: the first two never exceed 0.25
-        vmax = max(0.25, float(weights.max()))
-        image = heatmap(ax, weights, row_labels=SPANISH, col_labels=SPANISH, title=title,
-                        vmax=vmax)
+        # one scale for all: a colour is the same weight in every panel, so the
+        # weights on the left and in the middle, none above 0.25, look as small
+        # as they are beside the right panel's peaks near 1
+        image = heatmap(ax, weights, row_labels=SPANISH, col_labels=SPANISH, title=title)
         ax.set_xlabel("key (attended to)")
-        fig.colorbar(image, ax=ax, shrink=0.7, label="attention weight")
     axes[0].set_ylabel("query (attending)")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight (all panels)")
     return fig
 
 
