@@ -351,3 +351,17 @@ def test_flops_and_window_mistakes_with_generic_messages_before_are_named():
                          for i in range(t)])
 
     ex.check_sliding_window_mask(by_nested_comprehension)
+
+
+def test_online_softmax_update_masked_scores_as_a_large_negative_named():
+    # the magic constant of Chapter 3 used here to dodge the NaN: a fully
+    # masked row then counts each of its scores as exp(0) = 1
+    def with_minus_1e30(row_max, row_sum, scores):
+        row_max = np.where(np.isneginf(row_max), -1e30, row_max)
+        scores = np.where(np.isneginf(scores), -1e30, scores)
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        return new_max, row_sum * np.exp(row_max - new_max) + np.exp(
+            scores - new_max[:, None]).sum(axis=1)
+
+    with pytest.raises(AssertionError, match=r"counts as exp\(c - c\) = 1"):
+        ex.check_online_softmax_update(with_minus_1e30)

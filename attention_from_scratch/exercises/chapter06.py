@@ -188,6 +188,20 @@ def _update_exp_then_divide(row_max, row_sum, scores):
     return new_max, np.where(np.isneginf(new_max), 0.0, new_sum)
 
 
+def _update_masked_as_large_negative(constant, back_to_inf):
+    """Planted mistake: -inf replaced by a large negative ``constant``, so
+    that nothing is NaN; ``back_to_inf`` maps such a maximum back."""
+    def wrong(row_max, row_sum, scores):
+        row_max, scores = np.maximum(row_max, constant), np.maximum(scores, constant)
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        new_sum = row_sum * np.exp(row_max - new_max) + np.exp(
+            scores - new_max[:, None]).sum(axis=1)
+        if back_to_inf:
+            new_max = np.where(new_max <= constant, -np.inf, new_max)
+        return new_max, new_sum
+    return wrong
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -227,6 +241,12 @@ def check_online_softmax_update(attempt):
                                     "row's sum stays 0"),
             (_update_without_rescale, "the old sum was relative to the old maximum: multiply "
                                       "it by exp(old_max - new_max) before adding"),
+            *((_update_masked_as_large_negative(constant, back), "no NaN, but a fully "
+                  "masked row must keep new_max = -inf and new_sum = 0: with -inf replaced by "
+                  "a large negative number c (-1e9, -1e30), each masked score counts as "
+                  "exp(c - c) = 1. Keep the -inf, and subtract 0 instead where the new "
+                  "maximum is -inf: np.where(np.isneginf(new_max), 0, new_max)")
+              for constant in (-1e9, -1e30) for back in (False, True)),
             (_update_rescale_upside_down, "the rescale factor is exp(old_max - new_max), at "
                                           "most 1; you have its inverse"),
             (_update_exp_then_divide, "right while the scores are small, but exp of a raw "
