@@ -18,9 +18,11 @@ checker's source and its hidden cases stay off the screen.
 """
 
 import copy
+import dis
 import inspect
 import numbers
 import re
+import sys
 import textwrap
 import traceback
 import types
@@ -493,14 +495,15 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
 def _reached(function):
     """What the code of ``function`` reaches, through the learner's helpers.
 
-    Returns the names the code uses, the objects its global names and
-    closure variables hold, and the global names that hold the learner's
-    own helpers. A helper is a function defined in the learner's module
-    (that of ``function``): its code is read in turn, and it is not among
-    the objects. Names that only a docstring or comment mentions do not
-    count.
+    Returns the names the code uses, and the objects that its global
+    names and closure variables hold and that attribute chains on modules
+    give (``np.tril``, ``masks.causal_mask``, a ``from m import f``
+    inside the function). A helper is a function defined in the learner's
+    module (that of ``function``): its code is read in turn, and it is
+    not among the objects. Names that only a docstring or comment
+    mentions do not count.
     """
-    names, held, own, seen, todo = set(), [], set(), set(), [function]
+    names, held, seen, todo = set(), [], set(), [function]
     while todo:
         fn = todo.pop()
         code = getattr(fn, "__code__", None)
@@ -511,17 +514,56 @@ def _reached(function):
         for c in codes:
             names.update(c.co_names)
             codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
-        reached = [(n, fn.__globals__[n]) for n in names if n in fn.__globals__]
-        reached += [(None, cell.cell_contents) for cell in fn.__closure__ or ()]
-        for name, obj in reached:
+        reached = [fn.__globals__[n] for n in names if n in fn.__globals__]
+        reached += [cell.cell_contents for cell in fn.__closure__ or ()]
+        reached += [obj for c in codes for obj in _through_modules(c, fn)]
+        for obj in reached:
             if getattr(obj, "__module__", None) == function.__module__:
                 todo.append(obj)                # the learner's own helper
-                own.add(name)
             else:
                 held.append(obj)
                 if callable(obj) and isinstance(getattr(obj, "__name__", None), str):
                     names.add(obj.__name__)
-    return names, held, own - {None}
+    return names, held
+
+
+def _through_modules(code, fn):
+    """What ``code`` (``fn``'s, or a function nested in it) takes from
+    modules: ``np.tril`` gives np.tril, ``from m import f`` gives m.f.
+
+    Reads the bytecode: a module loaded by a global, closure or local
+    name, or imported, and the attributes read from it one after another.
+    """
+    cells = dict(zip(fn.__code__.co_freevars,
+                     [cell.cell_contents for cell in fn.__closure__ or ()], strict=True))
+    local_modules, importing, found = {}, [], []
+    current, previous = None, None
+    for ins in dis.get_instructions(code):
+        op, arg = ins.opname, ins.argval
+        value = None
+        if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+            value = fn.__globals__.get(arg)
+        elif op == "LOAD_DEREF" and code is fn.__code__:
+            value = cells.get(arg)
+        elif op.startswith("LOAD_FAST"):
+            value = local_modules.get(arg)
+        elif op == "IMPORT_NAME":               # import a.b gives a; from a.b import gives a.b
+            value = sys.modules.get(arg if previous is not None else arg.partition(".")[0])
+            importing = [value]
+        elif op == "IMPORT_FROM":
+            value = next((vars(m)[arg] for m in reversed(importing)
+                          if isinstance(m, types.ModuleType) and arg in vars(m)), None)
+            importing.append(value)
+        elif op in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
+            value = vars(current).get(arg)
+        elif op.startswith("STORE_") and isinstance(current, types.ModuleType):
+            local_modules[arg] = current
+        if value is not None and op in ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"):
+            found.append(value)
+        if op not in ("SWAP", "POP_TOP") or not importing:
+            current = value
+        previous = arg if op == "LOAD_CONST" else None
+    return found
 
 
 def code_names(function):
@@ -550,10 +592,10 @@ def code_names(function):
 def code_objects(function):
     """The objects the code of ``function`` reaches by name.
 
-    What its global names and closure variables hold, and what the
-    attribute names it uses give on the modules among them (``np.tril``
-    gives the module ``np`` and the function ``np.tril``), through the
-    learner's own helpers as :func:`code_names` does. A checker refuses a
+    What its global names and closure variables hold, and what it reads
+    from modules (``np.tril`` gives the module ``np`` and the function
+    ``np.tril``), through the learner's own helpers as :func:`code_names`
+    does. A checker refuses a
     shortcut when one of these *is* the forbidden function: a learner's
     own function of the same name is not it.
 
@@ -568,17 +610,13 @@ def code_objects(function):
     >>> any(obj is np.tril for obj in code_objects(lambda x: tril(x)))
     False
     """
-    names, todo, own = _reached(function)
-    attributes = names - own        # a helper's name is not the attribute of a module
+    _, todo = _reached(function)
     objects, seen = [], set()
     while todo:
         obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        objects.append(obj)
-        if isinstance(obj, types.ModuleType):       # np.tril: an attribute of np
-            todo.extend(vars(obj)[n] for n in attributes if n in vars(obj))
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            objects.append(obj)
     return objects
 
 
