@@ -430,10 +430,10 @@ def test_pythons_max_of_the_scores_gets_the_truth_value_hint_not_a_shape_hint():
 def test_an_einsum_typo_is_not_called_a_shape_error():
     def scaled_scores(q, k):
         return np.einsum("...td,...sd->...tx", q, k) / np.sqrt(q.shape[-1])    # x, not s
-    with pytest.raises(AssertionError, match="raised ValueError on case 1") as info:
+    with pytest.raises(AssertionError, match="raised ValueError on case 1 .*output "
+                                             "subscript 'x' which never appeared") as info:
         ex.check_scaled_scores(scaled_scores)
     assert "do not line up" not in str(info.value)
-    assert "output subscript 'x'" in str(info.value)
 
 
 def test_an_if_on_an_array_gets_the_truth_value_hint_in_the_additive_scores():

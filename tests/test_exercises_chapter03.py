@@ -326,6 +326,7 @@ def test_a_float64_answer_to_float32_inputs_gets_the_dtype_hint(capsys):
                                             "float32 inputs return float32") as caught:
         ex.check_fixed_masked_attention(promoted)
     assert "got float64" in caught.value.message
+    assert "a NumPy float64 scalar: np.sqrt(q.shape[-1]) is one" in caught.value.message
     # what the hint says of NumPy's promotion is true
     x = np.ones(3, dtype=np.float32)
     assert (x / np.sqrt(4)).dtype == np.float64 and (x / math.sqrt(4)).dtype == np.float32
