@@ -795,3 +795,20 @@ def test_a_learners_own_causal_mask_is_judged_by_its_code(capsys):
          "    return np.tril(np.ones((t, s), bool), s - t)\n", namespace)
     with pytest.raises(AssertionError, match="without np.tril, np.triu, np.tri"):
         ex.check_causal_mask(namespace["my_causal_mask"])
+
+
+def test_the_package_causal_mask_is_refused_however_it_is_reached():
+    from attention_from_scratch.common import masks
+
+    def imported_inside(t, s):
+        from attention_from_scratch.common.masks import causal_mask as lower
+        return lower(t, s)
+
+    def module_imported_inside(t, s):
+        import attention_from_scratch.common.masks as m
+        return m.causal_mask(t, s)
+
+    for shortcut in (lambda t, s: masks.causal_mask(t, s), imported_inside,
+                     module_imported_inside):
+        with pytest.raises(AssertionError, match="without np.tril, np.triu, np.tri"):
+            ex.check_causal_mask(shortcut)

@@ -556,7 +556,7 @@ def _through_modules(code, fn):
             importing.append(value)
         elif op in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
             value = vars(current).get(arg)
-        elif op.startswith("STORE_") and isinstance(current, types.ModuleType):
+        elif op in ("STORE_FAST", "STORE_NAME") and isinstance(current, types.ModuleType):
             local_modules[arg] = current
         if value is not None and op in ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"):
             found.append(value)

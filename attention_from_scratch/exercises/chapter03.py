@@ -28,7 +28,7 @@ _PACKAGE_ATTENTION = (attention_forward, steps.attention.attention_forward)
 
 
 def _calls_any(function, forbidden):
-    """Whether the code of ``function`` reaches one of the ``forbidden`` functions.
+    """Whether the code of ``function`` reaches a ``forbidden`` function.
 
     Compares the functions its names hold (see :func:`code_objects`), so a
     docstring or comment that mentions ``np.tril`` is fine, an alias such
