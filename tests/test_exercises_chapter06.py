@@ -124,7 +124,7 @@ def test_sliding_window_mask_must_be_boolean(dtype):
 
 
 def test_sliding_window_mask_refuses_the_package():
-    with pytest.raises(AssertionError, match="without the package's sliding_window_mask"):
+    with pytest.raises(AssertionError, match=r"mask builders \(you used sliding_window_mask\)"):
         ex.check_sliding_window_mask(ex.sliding_window_mask_reference)
     with pytest.raises(AssertionError, match="without the package's"):
         ex.check_sliding_window_mask(lambda t, w: sliding_window_mask(t, w))
@@ -274,3 +274,94 @@ def test_online_softmax_update_a_column_named():
 
     with pytest.raises(AssertionError, match=r"in a column of shape \(N, 1\)"):
         ex.check_online_softmax_update(kept_dims)
+
+
+def test_online_softmax_update_without_the_max_subtraction_named():
+    # right in exact arithmetic and on small scores: the exponentials of the
+    # raw scores overflow (or underflow) before the division by exp(new_max)
+    def exp_then_divide(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        total = row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)
+        return new_max, np.where(np.isneginf(new_max), 0.0, total / np.exp(new_max))
+
+    def times_exp_minus_max(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        total = row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)
+        return new_max, np.where(np.isneginf(new_max), 0.0, total * np.exp(-new_max))
+
+    for wrong in (exp_then_divide, times_exp_minus_max):
+        with pytest.raises(AssertionError, match="exp of a raw score overflows"):
+            ex.check_online_softmax_update(wrong)
+
+
+def test_online_softmax_update_right_answers_written_differently(capsys):
+    def by_log_sum_exp(row_max, row_sum, scores):
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)
+        with np.errstate(divide="ignore"):
+            total = np.logaddexp(row_max + np.log(row_sum),
+                                 np.logaddexp.reduce(scores, axis=1))
+        return new_max, np.exp(total - shift)
+
+    def rescale_only_when_the_max_moves(row_max, row_sum, scores):
+        block_max = scores.max(axis=1)
+        new_max = np.maximum(row_max, block_max)
+        shift = np.where(np.isinf(new_max), 0.0, new_max)
+        rescale = np.where(block_max > row_max, np.exp(row_max - shift), 1.0)
+        return new_max, row_sum * rescale + np.exp(scores - shift[:, None]).sum(axis=1)
+
+    ex.check_online_softmax_update(by_log_sum_exp)
+    ex.check_online_softmax_update(rescale_only_when_the_max_moves)
+    assert capsys.readouterr().out.count("✓ Exercise 2 (online softmax update)") == 2
+
+
+def test_sliding_window_mask_refuses_every_mask_builder():
+    from attention_from_scratch.common.masks import decoder_self_mask
+    from attention_from_scratch.common.tiles import tile_mask
+
+    def via_decoder_self_mask(t, window):   # the causal part from Chapter 5's builder
+        i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+        return decoder_self_mask(t) & (j > i - window)
+
+    def via_tile_mask(t, window):           # one tile covering everything
+        i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+        causal = tile_mask(slice(0, t), slice(0, t), t, t, causal=True)
+        return (np.ones((t, t), dtype=bool) if causal is None else causal) & (j > i - window)
+
+    with pytest.raises(AssertionError, match=r"you used decoder_self_mask"):
+        ex.check_sliding_window_mask(via_decoder_self_mask)
+    with pytest.raises(AssertionError, match=r"you used tile_mask"):
+        ex.check_sliding_window_mask(via_tile_mask)
+
+
+def test_flops_and_window_mistakes_with_generic_messages_before_are_named():
+    def loop_with_negative_starts(t, window):
+        mask = np.zeros((t, t), dtype=bool)
+        for i in range(t):
+            mask[i, i - window + 1:i + 1] = True
+        return mask
+
+    with pytest.raises(AssertionError, match=r"not \(S, S\)"):
+        ex.check_attention_flops(lambda t, s, d_k, d_v: 2 * s * s * (d_k + d_v))
+    with pytest.raises(AssertionError, match=r"max\(0, i - window \+ 1\)"):
+        ex.check_sliding_window_mask(loop_with_negative_starts)
+
+    def by_nested_comprehension(t, window):     # right, and written nothing like the solution
+        return np.array([[max(0, i - window + 1) <= j <= i for j in range(t)]
+                         for i in range(t)])
+
+    ex.check_sliding_window_mask(by_nested_comprehension)
+
+
+def test_online_softmax_update_masked_scores_as_a_large_negative_named():
+    # the magic constant of Chapter 3 used here to dodge the NaN: a fully
+    # masked row then counts each of its scores as exp(0) = 1
+    def with_minus_1e30(row_max, row_sum, scores):
+        row_max = np.where(np.isneginf(row_max), -1e30, row_max)
+        scores = np.where(np.isneginf(scores), -1e30, scores)
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        return new_max, row_sum * np.exp(row_max - new_max) + np.exp(
+            scores - new_max[:, None]).sum(axis=1)
+
+    with pytest.raises(AssertionError, match=r"counts as exp\(c - c\) = 1"):
+        ex.check_online_softmax_update(with_minus_1e30)

@@ -31,6 +31,10 @@ def _flops_square(t, s, d_k, d_v):
     return 2 * t * t * d_k + 2 * t * t * d_v
 
 
+def _flops_square_keys(t, s, d_k, d_v):
+    return 2 * s * s * d_k + 2 * s * s * d_v
+
+
 def _flops_scores_only(t, s, d_k, d_v):
     return 2 * t * s * d_k
 
@@ -64,6 +68,7 @@ def check_attention_flops(attempt):
             (_flops_multiply_adds, "that counts multiply-adds; each is 2 FLOPs (a multiply "
                                    "and an add)"),
             (_flops_square, "T queries meet S keys: the scores are (T, S), not (T, T)"),
+            (_flops_square_keys, "T queries meet S keys: the scores are (T, S), not (S, S)"),
             (_flops_scores_only, "the weighted sum weights @ v is a second product, "
                                  "2 T S Dv FLOPs"),
             (_flops_values_as_wide_as_keys, "the weighted sum produces Dv numbers per query, "
@@ -176,6 +181,27 @@ def _update_keepdims(both):
     return wrong
 
 
+def _update_exp_then_divide(row_max, row_sum, scores):
+    """Planted mistake: exponentials of the raw scores, divided afterwards."""
+    new_max = np.maximum(row_max, scores.max(axis=1))
+    new_sum = (row_sum * np.exp(row_max) + np.exp(scores).sum(axis=1)) / np.exp(new_max)
+    return new_max, np.where(np.isneginf(new_max), 0.0, new_sum)
+
+
+def _update_masked_as_large_negative(constant, back_to_inf):
+    """Planted mistake: -inf replaced by a large negative ``constant``, so
+    that nothing is NaN; ``back_to_inf`` maps such a maximum back."""
+    def wrong(row_max, row_sum, scores):
+        row_max, scores = np.maximum(row_max, constant), np.maximum(scores, constant)
+        new_max = np.maximum(row_max, scores.max(axis=1))
+        new_sum = row_sum * np.exp(row_max - new_max) + np.exp(
+            scores - new_max[:, None]).sum(axis=1)
+        if back_to_inf:
+            new_max = np.where(new_max <= constant, -np.inf, new_max)
+        return new_max, new_sum
+    return wrong
+
+
 def _update_block_max_only(row_max, row_sum, scores):
     block_max = scores.max(axis=1)
     return block_max, row_sum * np.exp(row_max - block_max) + np.exp(
@@ -198,6 +224,13 @@ def check_online_softmax_update(attempt):
     scores[3, 1] = -np.inf
     cases.append((np.array([-np.inf, -np.inf, 0.5, -np.inf]), np.array([0.0, 0.0, 1.5, 0.0]),
                   scores))
+    # scores far from 0, as the max-subtraction is there for: exp(1000)
+    # overflows and exp(-1000) underflows. Row 0's maximum moves to this
+    # block, row 1's stays; row 2 sits far below 0, row 3 near it
+    scores = rng.normal(size=(4, 6)) + np.array([1000.0, 1000.0, -1000.0, 0.0])[:, None]
+    scores[0, 2] = 1004.0
+    cases.append((np.array([1003.0, 1005.0, -1000.5, 0.3]), rng.uniform(1, 3, size=4),
+                  scores))
     check_exercise(
         "Exercise 2 (online softmax update)", attempt, online_softmax_update, cases,
         mistakes=[
@@ -208,8 +241,21 @@ def check_online_softmax_update(attempt):
                                     "row's sum stays 0"),
             (_update_without_rescale, "the old sum was relative to the old maximum: multiply "
                                       "it by exp(old_max - new_max) before adding"),
+            *((_update_masked_as_large_negative(constant, back), "no NaN, but a fully "
+                  "masked row must keep new_max = -inf and new_sum = 0: with -inf replaced by "
+                  "a large negative number c (-1e9, -1e30), each masked score counts as "
+                  "exp(c - c) = 1. Keep the -inf, and subtract 0 instead where the new "
+                  "maximum is -inf: np.where(np.isneginf(new_max), 0, new_max)")
+              for constant in (-1e9, -1e30) for back in (False, True)),
             (_update_rescale_upside_down, "the rescale factor is exp(old_max - new_max), at "
                                           "most 1; you have its inverse"),
+            (_update_exp_then_divide, "right while the scores are small, but exp of a raw "
+                                      "score overflows past about 709 (and underflows to 0 "
+                                      "below about -745), and inf / inf or 0 / 0 is NaN: "
+                                      "dividing by exp(new_max) afterwards is too late. Take "
+                                      "exponentials of differences only, exp(scores - "
+                                      "new_max) and exp(row_max - new_max), which are at "
+                                      "most 1"),
             (_update_block_max_only, "the new maximum is the larger of the old maximum and "
                                      "the block's maximum, not the block's alone"),
             (_update_block_terms_old_max, "the block's terms must be taken relative to the "
@@ -262,6 +308,13 @@ def _window_one_too_narrow(t, window):
     return (j <= i) & (j > i - window + 1)
 
 
+def _window_negative_slice_start(t, window):
+    mask = np.zeros((t, t), dtype=bool)
+    for i in range(t):
+        mask[i, i - window + 1:i + 1] = True     # a negative start counts from the end
+    return mask
+
+
 def _window_causal_only(t, window):
     return np.tril(np.ones((t, t), dtype=bool))
 
@@ -284,7 +337,11 @@ def _window_inverted(t, window):
     return ~sliding_window_mask_reference(t, window)
 
 
-_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask"}
+# every mask builder of the package: decoder_self_mask (Chapter 5) and
+# tile_mask (this chapter's tiles, imported by its first cell) build the
+# causal part as surely as causal_mask does
+_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask", "decoder_self_mask",
+                  "tile_mask"}
 
 
 def check_sliding_window_mask(attempt):
@@ -294,9 +351,10 @@ def check_sliding_window_mask(attempt):
     """
     name = "Exercise 3 (sliding-window mask)"
     require_function(name, attempt)
-    if code_names(attempt) & _MASK_BUILDERS:
-        raise ExerciseError(name, "build it without the package's sliding_window_mask "
-                                  "or causal_mask: compare key positions j with query "
+    used = sorted(code_names(attempt) & _MASK_BUILDERS)
+    if used:
+        raise ExerciseError(name, f"build it without the package's mask builders (you used "
+                                  f"{', '.join(used)}): compare key positions j with query "
                                   "positions i using np.arange")
     cases = [(5, 2), (6, 3), (4, 1), (3, 5), (8, 4)]
     check_exercise(
@@ -309,6 +367,10 @@ def check_sliding_window_mask(attempt):
                                      "(j <= i, not j < i)"),
             (_window_one_too_narrow, "each query sees `window` keys *including itself*: "
                                      "keys i - window + 1 .. i; yours sees window - 1"),
+            (_window_negative_slice_start, "the first rows lost keys: in a slice a negative "
+                                           "start counts from the end, so for i < window - 1 "
+                                           "row[i - window + 1 : i + 1] is empty (or short). "
+                                           "Start the slice at max(0, i - window + 1)"),
             (_window_causal_only, "that is the causal mask: the window also drops the keys "
                                   "more than window - 1 before the query (j > i - window)"),
             (_window_lower_bound_only, "you kept the window's lower bound (j > i - window) "

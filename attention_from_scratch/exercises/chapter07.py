@@ -1,5 +1,6 @@
 """Checkers for the exercises of Chapter 7, "Training"."""
 
+import copy
 import functools
 
 import numpy as np
@@ -34,8 +35,26 @@ def _fancy_index_add(dout, tokens, vocab):
     return dw
 
 
+def _fancy_index_add_per_row(dout, tokens, vocab):
+    dw = np.zeros((vocab, dout.shape[-1]))
+    for row_tokens, row_dout in zip(tokens, dout, strict=True):
+        dw[row_tokens] += row_dout      # a loop over the batch, buffered inside
+    return dw
+
+
 def _gathered(dout, tokens, vocab):
     return dout.reshape(-1, dout.shape[-1])[:vocab]
+
+
+def _repeats_averaged(dout, tokens, vocab):
+    counts = np.bincount(tokens.reshape(-1), minlength=vocab)[:, None]
+    return _embedding_dw(dout, tokens, vocab) / np.maximum(counts, 1)
+
+
+def _last_row_left_out(dout, tokens, vocab):
+    dw = _embedding_dw(dout, tokens, vocab)
+    dw[-1] = 0.0
+    return dw
 
 
 def check_embedding_backward(attempt):
@@ -43,12 +62,26 @@ def check_embedding_backward(attempt):
     rng = np.random.default_rng(_RNG_SEED)
     cases = [(rng.normal(size=(3, 2)), np.array([0, 2, 1]), 4),
              (rng.normal(size=(2, 5, 3)), np.array([[1, 1, 4, 0, 1], [4, 2, 2, 2, 0]]), 6),
-             (rng.normal(size=(4, 2)), np.array([3, 3, 3, 3]), 5)]
+             (rng.normal(size=(4, 2)), np.array([3, 3, 3, 3]), 5),
+             # the last vocabulary entry, repeated, and the first: a loop that
+             # stops one row short, range(vocab - 1), leaves a row out
+             (rng.normal(size=(3, 2, 5)), np.array([[6, 0], [2, 6], [6, 3]]), 7)]
     check_exercise("Exercise 1 (embedding backward)", attempt, _embedding_dw, cases, mistakes=[
         (_fancy_index_add, "a repeated token's row was written once (the last write wins) "
                            "instead of adding every occurrence: dw[tokens] += dout does this, "
                            "and so does dw[t] = ... in a loop; use np.add.at, or += in a "
                            "loop over positions"),
+        (_fancy_index_add_per_row, "a token repeated within one sequence was written once "
+                                   "(the last write wins): dw[row_tokens] += row_dout, in a "
+                                   "loop over the batch, still indexes a whole sequence at "
+                                   "once. Use np.add.at, or += in a loop over single "
+                                   "positions"),
+        (_repeats_averaged, "a repeated token's gradients add up, they are not averaged: "
+                            "the loss depends on the row once per occurrence, so each "
+                            "occurrence contributes its whole dout"),
+        (_last_row_left_out, "the last row of dW, token vocab - 1, got nothing: a loop over "
+                             "the vocabulary must run over range(vocab), every id from 0 to "
+                             "vocab - 1"),
         (_gathered, "dW has one row per vocabulary entry: add each position's gradient to "
                     "the row of its token"),
     ])
@@ -94,6 +127,17 @@ def _no_softmax(logits, targets, pad_id):
     return (logits - _onehot(targets, logits.shape[-1])) * real / real.sum()
 
 
+def _pad_id_taken_as_zero(logits, targets, pad_id):
+    return _ce_grad(logits, targets, 0)
+
+
+def _softmax_without_max(logits, targets, pad_id):
+    e = np.exp(logits)
+    real = (targets != pad_id)[..., None]
+    return (e / e.sum(axis=-1, keepdims=True) - _onehot(targets, logits.shape[-1])) * real \
+        / real.sum()
+
+
 def _sign_flipped(logits, targets, pad_id):
     return -_ce_grad(logits, targets, pad_id)
 
@@ -110,6 +154,14 @@ def check_cross_entropy_backward(attempt):
         targets = rng.integers(1, shape[-1], size=shape[:-1])
         targets.reshape(-1)[-1] = 0                       # one padding position
         cases.append((rng.normal(size=shape), targets, 0))
+    # pad_id need not be 0: here it is 2, on three positions, none the
+    # last, and 0 is a real target
+    targets = np.array([[0, 2, 5, 1], [2, 6, 0, 3], [4, 2, 0, 6]])
+    cases.append((rng.normal(size=(3, 4, 7)), targets, 2))
+    # logits far from 0: exp(800) overflows without the max subtracted
+    targets = rng.integers(1, 8, size=(2, 3))
+    targets[1, 0] = 0
+    cases.append((rng.normal(size=(2, 3, 8)) + 800.0, targets, 0))
     check_exercise("Exercise 2 (cross-entropy backward)", attempt, _ce_grad, cases, mistakes=[
         (_mean_over_all, "the mean is over the real tokens only: divide by their count, not "
                          "by every position's"),
@@ -120,6 +172,13 @@ def check_cross_entropy_backward(attempt):
         (_summed, "the loss is a mean: divide by the number of real tokens"),
         (_no_softmax, "the gradient of log-sum-exp is the softmax: softmax(logits) - "
                       "onehot(y), not logits - onehot(y)"),
+        (_pad_id_taken_as_zero, "the positions left out are those whose target equals "
+                                "pad_id, whatever its value: compare with pad_id, not with "
+                                "0 (in this hidden case pad_id is 2, and 0 is a real "
+                                "target)"),
+        (_softmax_without_max, "exp of logits near 800 overflows to inf, and inf / inf is "
+                               "NaN: subtract each row's maximum before the exponential "
+                               "(softmax(z) = softmax(z - max z)), as the loss does"),
         (_sign_flipped, "the sign is flipped: the gradient of -log p_y is softmax - "
                         "onehot(y), which is negative at the target"),
     ])
@@ -191,6 +250,35 @@ def _only_v_corrected(p, g, m, v, t, lr, beta1, beta2, eps):
     return p - lr * m / (np.sqrt(v / (1 - beta2 ** (t + 1))) + eps), m, v
 
 
+def _eps_fixed(value):
+    """Planted mistake: an eps of the learner's own, not the one passed in."""
+    def wrong(p, g, m, v, t, lr, beta1, beta2, eps):
+        return _adam(p, g, m, v, t, lr, beta1, beta2, value)
+    return wrong
+
+
+def _betas_fixed(beta1, beta2):
+    """Planted mistake: betas of the learner's own, not those passed in."""
+    def wrong(p, g, m, v, t, lr, _beta1, _beta2, eps):
+        return _adam(p, g, m, v, t, lr, beta1, beta2, eps)
+    return wrong
+
+
+def _v_of_g_not_g_squared(p, g, m, v, t, lr, beta1, beta2, eps):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g
+    m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+    return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def _eps_before_correction(p, g, m, v, t, lr, beta1, beta2, eps):
+    """Kingma & Ba's (2015, section 2) faster ordering, with its eps-hat."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    step_size = lr * np.sqrt(1 - beta2 ** (t + 1)) / (1 - beta1 ** (t + 1))
+    return p - step_size * m / (np.sqrt(v) + eps), m, v
+
+
 def _uphill(p, g, m, v, t, lr, beta1, beta2, eps):
     new_p, m, v = _adam(p, g, m, v, t, lr, beta1, beta2, eps)
     return 2 * p - new_p, m, v
@@ -206,9 +294,12 @@ def _adam_cases(seed):
     Case 3 has tiny gradients (``|g|`` about 1e-5, and ``sqrt(v_hat)``
     1e-5 to 2e-5): there ``eps = 1e-8`` changes the step by less than
     0.1 % outside the square root, and inside it shrinks the step more
-    than five times. Case 4 is the very first step (``t = 0``) and comes
-    last: correcting with ``beta^t`` there divides by zero, and the earlier
-    cases name that mistake first.
+    than five times. Case 4 has small gradients too (``sqrt(v_hat)`` about
+    1e-4) and ``eps = 1e-6``, which changes its step by about 1 %: an
+    ``eps`` that is not the one passed in (1e-8, 1e-9) shows there. Case 5
+    is the very first step (``t = 0``) and comes last: correcting with
+    ``beta^t`` there divides by zero, and the earlier cases name that
+    mistake first.
     """
     rng = np.random.default_rng(seed)
     return [(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), 0.1 * rng.normal(size=(2, 3)),
@@ -218,15 +309,53 @@ def _adam_cases(seed):
             (rng.normal(size=(3, 2)), 1e-5 * rng.normal(size=(3, 2)),
              1e-6 * rng.normal(size=(3, 2)), 1e-12 * rng.random(size=(3, 2)), 2, 0.02,
              0.9, 0.999, 1e-8),
+            (rng.normal(size=(2, 5)), 1e-4 * rng.normal(size=(2, 5)),
+             1e-5 * rng.normal(size=(2, 5)), 1e-8 * rng.random(size=(2, 5)), 6, 0.003,
+             0.85, 0.995, 1e-6),
             (rng.normal(size=3), rng.normal(size=3), np.zeros(3), np.zeros(3), 0, 0.1,
              0.9, 0.98, 1e-9)]
 
 
+def _inputs_kept(name, attempt):
+    """Wrap ``attempt`` so that a right step that changed the arrays passed
+    in (``p -= ...``, ``m *= beta1``) gets its own hint. A wrong step is
+    let through, for the mistakes to name."""
+    def checked(p, g, m, v, *rest):
+        before = copy.deepcopy((p, g, m, v))
+        result = attempt(p, g, m, v, *rest)
+        changed = [label for label, now, was in zip("pgmv", (p, g, m, v), before, strict=True)
+                   if not np.array_equal(now, was, equal_nan=True)]
+        if changed and _same_step(result, _adam(*before, *rest)):
+            raise ExerciseError(
+                name, f"right numbers, but your function changed the array(s) passed in as "
+                f"{', '.join(changed)} (with -=, *= or +=, which write into the caller's "
+                "array): compute new arrays, m = beta1 * m + (1 - beta1) * g, and return "
+                "them. The step is a pure function, like adam_step: a caller that keeps the "
+                "old parameters, to compare or to retry the step, must still have them")
+        return result
+    return checked
+
+
+def _same_step(result, expected):
+    """Whether ``result`` holds the arrays of ``expected``, as the check
+    compares them."""
+    try:
+        got = [np.asarray(a, dtype=float) for a in result]
+    except Exception:                        # noqa: BLE001 - not arrays: not the step
+        return False
+    return len(got) == len(expected) and all(
+        g.shape == e.shape and np.allclose(g, e, rtol=1e-6, atol=1e-30)
+        for g, e in zip(got, expected, strict=True))
+
+
 def check_adam_step(attempt):
     """``attempt(p, g, m, v, t, lr, beta1, beta2, eps) -> (p, m, v)``; ``t``
-    steps were taken before this one."""
+    steps were taken before this one. The arrays passed in must stay as
+    they were."""
+    name = "Exercise 3 (Adam step)"
+    require_function(name, attempt)              # the wrapper is callable whatever it holds
     cases = _adam_cases(_RNG_SEED + 2)
-    check_exercise("Exercise 3 (Adam step)", attempt, _adam, cases, mistakes=[
+    check_exercise(name, _inputs_kept(name, attempt), _adam, cases, mistakes=[
         (_no_correction, "without bias correction the first steps are too small: this is "
                          "step t + 1, so divide the new m by 1 - beta1^(t + 1) and the new v "
                          "by 1 - beta2^(t + 1)"),
@@ -254,6 +383,22 @@ def check_adam_step(attempt):
         (_weights_swapped, "the running means weigh the old value by beta and the new one "
                            "by 1 - beta: m = beta1 * m + (1 - beta1) * g, not the other way "
                            "round"),
+        *((_eps_fixed(value), "use the eps you are given, not a number of your own: the "
+                              "hidden cases pass different ones, and where the gradients are "
+                              "small (sqrt(v_hat) of 1e-5 to 1e-4) eps changes the step")
+          for value in (1e-8, 1e-9, 0.0)),
+        *((_betas_fixed(*betas), "use the beta1 and beta2 you are given, not numbers of "
+                                 "your own: the hidden cases pass different ones")
+          for betas in ((0.9, 0.999), (0.9, 0.98))),
+        (_v_of_g_not_g_squared, "v is the running mean of the squared gradient: "
+                                "v = beta2 * v + (1 - beta2) * g * g (without the square, "
+                                "v can turn negative and its square root NaN)"),
+        (_eps_before_correction, "that is the faster ordering at the end of section 2 of "
+                                 "Kingma & Ba (2015), with the bias correction folded into "
+                                 "the step size and eps added to sqrt(v) before it: its "
+                                 "eps-hat is a different eps. This exercise, like "
+                                 "adam_step, adds eps after the correction: "
+                                 "m_hat / (sqrt(v_hat) + eps)"),
         (_uphill, "the step goes uphill: subtract, p - lr * m_hat / (sqrt(v_hat) + eps)"),
     ], atol=1e-30)      # case 3's m and v are about 1e-6 and 1e-11: compare them relatively
 
