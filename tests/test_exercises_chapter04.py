@@ -184,3 +184,166 @@ def test_multi_head_cost(capsys):
     with pytest.raises(AssertionError, match=r"output 1 is wrong on case 1 \(arguments b=3, "
                                              r"t=4, s=5, d=12, n_heads=6\)"):
         ex.check_multi_head_cost(lambda b, t, s, d, h: (4 * d * d + 4 * d, 0))
+
+
+# Wrong answers that passed every hidden case before a case or a check was added
+# for them, and right ones written differently from the solution.
+
+def test_split_heads_right_answers_written_differently(capsys):
+    def by_split(x, n_heads):            # np.split into H blocks, stacked before T
+        return np.stack(np.split(x, n_heads, axis=-1), axis=-3)
+
+    def by_moveaxis(x, n_heads):
+        *lead, t, d = x.shape
+        return np.moveaxis(x.reshape(*lead, t, n_heads, -1), -2, -3)
+
+    def renamed(x, h):                   # the head count under another name
+        *lead, t, d = x.shape
+        return np.swapaxes(x.reshape(*lead, t, h, d // h), -2, -3)
+
+    for right in (by_split, by_moveaxis, renamed):
+        ex.check_split_heads(right)
+        assert "✓ Exercise 1 (split_heads)" in capsys.readouterr().out
+
+
+def test_split_heads_float_head_width_named():
+    def float_width(x, n_heads):
+        *lead, t, d = x.shape
+        return np.swapaxes(x.reshape(*lead, t, n_heads, d / n_heads), -2, -3)
+
+    with pytest.raises(AssertionError, match=r"D / H is a float \(8 / 2 = 4\.0\).*d // n_heads"):
+        ex.check_split_heads(float_width)
+
+
+def test_merge_heads_right_answers_written_differently(capsys):
+    def by_concatenate(heads):
+        return np.concatenate([heads[..., h, :, :] for h in range(heads.shape[-3])], axis=-1)
+
+    def by_moveaxis(heads):
+        *lead, h, t, d_head = heads.shape
+        return np.moveaxis(heads, -3, -2).reshape(*lead, t, -1)
+
+    for right in (by_concatenate, by_moveaxis):
+        ex.check_merge_heads(right)
+        assert "✓ Exercise 1 (merge_heads)" in capsys.readouterr().out
+
+
+def _output_backward(dout, heads, w_o):  # written with einsum, flattening the leading axes
+    d = w_o.shape[0]
+    concat = my_merge_heads(heads).reshape(-1, d)
+    rows = dout.reshape(-1, d)
+    return (my_split_heads(dout @ w_o.T, heads.shape[-3]), np.einsum("ni,nj->ij", concat, rows),
+            np.einsum("nj->j", rows))
+
+
+def test_output_backward_sums_over_two_leading_axes(capsys):
+    ex.check_output_projection_backward(_output_backward)
+    assert "correct on 4 hidden cases" in capsys.readouterr().out
+
+    def first_axis_only(dout, heads, w_o):   # right for (T, D) and (B, T, D) alone
+        dheads, _, _ = _output_backward(dout, heads, w_o)
+        concat = my_merge_heads(heads)
+        dw_o = np.swapaxes(concat, -1, -2) @ dout
+        db_o = dout.sum(axis=-2)
+        if dw_o.ndim == 3:
+            dw_o, db_o = dw_o.sum(axis=0), db_o.sum(axis=0)
+        return dheads, dw_o, db_o
+
+    with pytest.raises(AssertionError, match="sum over every leading axis, not only the first"):
+        ex.check_output_projection_backward(first_axis_only)
+
+
+def test_output_backward_in_float32_refused():
+    def in_float32(dout, heads, w_o):
+        return tuple(g.astype(np.float32) for g in _output_backward(dout, heads, w_o))
+
+    with pytest.raises(AssertionError, match="float32, whose round-off"):
+        ex.check_output_projection_backward(in_float32)
+
+
+def test_output_backward_writing_into_dout_refused():
+    def overwrites_dout(dout, heads, w_o):  # right values, but the caller's dout is spoilt
+        d = w_o.shape[0]
+        dw_o = my_merge_heads(heads).reshape(-1, d).T @ dout.reshape(-1, d)
+        db_o = dout.reshape(-1, d).sum(axis=0)
+        dout @= w_o.T
+        return my_split_heads(dout, heads.shape[-3]), dw_o, db_o
+
+    with pytest.raises(AssertionError, match=r"changed its argument `dout` in place.*"
+                                             r"dconcat = dout @ w_o\.T"):
+        ex.check_output_projection_backward(overwrites_dout)
+
+
+def test_output_backward_interleaved_heads_named():
+    def interleaved_split(x, n_heads):
+        return np.stack([x[..., h::n_heads] for h in range(n_heads)], axis=-3)
+
+    def interleaved_merge(heads):
+        *lead, h, t, d_head = heads.shape
+        return np.moveaxis(heads, -3, -1).reshape(*lead, t, h * d_head)
+
+    def dheads_interleaved(dout, heads, w_o):
+        _, dw_o, db_o = _output_backward(dout, heads, w_o)
+        return interleaved_split(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
+
+    def dw_o_interleaved(dout, heads, w_o):
+        dheads, _, db_o = _output_backward(dout, heads, w_o)
+        d = w_o.shape[0]
+        return dheads, interleaved_merge(heads).reshape(-1, d).T @ dout.reshape(-1, d), db_o
+
+    with pytest.raises(AssertionError, match="dheads takes every H-th column"):
+        ex.check_output_projection_backward(dheads_interleaved)
+    with pytest.raises(AssertionError, match="moving H to the end interleaves them"):
+        ex.check_output_projection_backward(dw_o_interleaved)
+
+
+def test_multi_head_cost_what_not_to_count_named():
+    def cost(b, t, s, d, h, *, bias_adds=0, scale=0, biases=4):
+        params = 4 * d * d + biases * d
+        flops = 4 * b * t * d * d + 4 * b * s * d * d + 4 * b * t * s * d
+        return params, flops + bias_adds * (2 * b * t * d + 2 * b * s * d) + scale * b * h * t * s
+
+    with pytest.raises(AssertionError, match="leave the bias additions out"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: cost(b, t, s, d, h, bias_adds=1))
+    with pytest.raises(AssertionError, match=r"leave the scaling by 1/sqrt\(Dh\) out"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: cost(b, t, s, d, h, scale=1))
+    with pytest.raises(AssertionError, match="count all four biases, b_k too"):
+        ex.check_multi_head_cost(lambda b, t, s, d, h: cost(b, t, s, d, h, biases=3))
+
+
+def test_output_backward_shape_slips_named():
+    def not_swapped(dout, heads, w_o):
+        _, dw_o, db_o = _output_backward(dout, heads, w_o)
+        *lead, h, t, d_head = heads.shape
+        return (dout @ w_o.T).reshape(*lead, t, h, d_head), dw_o, db_o
+
+    def per_sequence(dout, heads, w_o):
+        dheads, _, _ = _output_backward(dout, heads, w_o)
+        return dheads, np.swapaxes(my_merge_heads(heads), -1, -2) @ dout, dout.sum(axis=-2)
+
+    with pytest.raises(AssertionError, match=r"dheads is \(\.\.\., T, H, Dh\)"):
+        ex.check_output_projection_backward(not_swapped)
+    with pytest.raises(AssertionError, match="one gradient per sequence"):
+        ex.check_output_projection_backward(per_sequence)
+
+
+def test_a_fixed_number_of_axes_named():
+    def split_3d(x, n_heads):             # right for (B, T, D) alone
+        b, t, d = x.shape
+        return x.reshape(b, t, n_heads, d // n_heads).transpose(0, 2, 1, 3)
+
+    def merge_4d(heads):
+        b, h, t, d_head = heads.shape
+        return heads.transpose(0, 2, 1, 3).reshape(b, t, h * d_head)
+
+    def backward_3d(dout, heads, w_o):
+        b, t, d = dout.shape
+        return ex.output_projection_backward(dout, heads, w_o)
+
+    hint = r"any number of leading axes .* `\*lead, t, d = x\.shape`"
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_split_heads(split_3d)
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_merge_heads(merge_4d)
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_output_projection_backward(backward_3d)

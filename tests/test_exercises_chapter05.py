@@ -206,7 +206,7 @@ def test_a_wrong_answer_names_each_argument_of_its_case():
     # the head count by their values
     with pytest.raises(AssertionError, match=r"wrong on case 1 \(arguments h of shape "
                                              r"\(2, 4, 6\), memory of shape \(2, 4, 6\), "
-                                             r"params \(a dict\), memory_lengths=\[3, 4\], "
+                                             r"params \(a dict\), memory_lengths=\[2, 4\], "
                                              r"n_heads=2\)"):
         ex.check_cross_attention(lambda h, memory, params, memory_lengths, n_heads: 0 * h)
 
@@ -306,3 +306,158 @@ def test_layer_norm_backward_reads_eps():
 
     with pytest.raises(AssertionError, match="use the eps you are given"):
         ex.check_layer_norm_backward(assumed)
+
+
+# Wrong answers that passed every hidden case before a case or a check was added
+# for them, and right ones written differently from the solution.
+
+def _layer_norm_backward(dout, x, gamma, eps, *, stat_axis=-1, centred=True, var=None):
+    """A learner's closed form; the keywords switch on one slip at a time."""
+    mean = x.mean(axis=stat_axis, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=stat_axis, keepdims=True) if var is None else var(x)
+    rstd = 1 / np.sqrt(variance + eps)
+    x_hat = ((x - mean) if centred else x) * rstd
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).mean(-1, keepdims=True))
+    rows = x.size // x.shape[-1]
+    d = x.shape[-1]
+    return (dx, (dout * x_hat).reshape(rows, d).sum(axis=0),
+            dout.reshape(rows, d).sum(axis=0))
+
+
+def test_layer_norm_backward_right_answers_written_differently(capsys):
+    def staged(dout, x, gamma, eps):       # the chain rule stage by stage, through std
+        d = x.shape[-1]
+        centred = x - x.mean(-1, keepdims=True)
+        std = np.sqrt((centred ** 2).mean(-1, keepdims=True) + eps)
+        dx_hat = dout * gamma
+        dstd = -(dx_hat * centred).sum(-1, keepdims=True) / std ** 2
+        dcentred = dx_hat / std + dstd / std * centred / d
+        axes = tuple(range(x.ndim - 1))
+        return (dcentred - dcentred.mean(-1, keepdims=True),
+                (dout * centred / std).sum(axis=axes), dout.sum(axis=axes))
+
+    def sums_over_d(dout, x, gamma, eps):  # the 1/D outside the bracket, np.var
+        d = x.shape[-1]
+        rstd = 1 / np.sqrt(np.var(x, axis=-1, keepdims=True) + eps)
+        x_hat = (x - x.mean(-1, keepdims=True)) * rstd
+        dx_hat = dout * gamma
+        dx = rstd / d * (d * dx_hat - dx_hat.sum(-1, keepdims=True)
+                         - x_hat * (dx_hat * x_hat).sum(-1, keepdims=True))
+        axes = tuple(range(x.ndim - 1))
+        return dx, (dout * x_hat).sum(axis=axes), dout.sum(axis=axes)
+
+    for right in (_layer_norm_backward, staged, sums_over_d):
+        ex.check_layer_norm_backward(right)
+        assert "✓ Exercise 2 (layer norm backward): correct on 5 hidden" in \
+            capsys.readouterr().out
+
+
+def test_layer_norm_backward_variance_from_squares_refused():
+    def from_squares(dout, x, gamma, eps):
+        return _layer_norm_backward(dout, x, gamma, eps, var=lambda x: (
+            (x ** 2).mean(-1, keepdims=True) - x.mean(-1, keepdims=True) ** 2))
+
+    with pytest.raises(AssertionError, match=r"mean\(x\*\*2\) - mean\(x\)\*\*2 is exact on "
+                                             r"paper, not in floating point"):
+        ex.check_layer_norm_backward(from_squares)
+
+
+@pytest.mark.parametrize("which", ["dout", "x"])
+def test_layer_norm_backward_writing_into_an_input_refused(which):
+    def in_place(dout, x, gamma, eps):
+        dx, dgamma, dbeta = _layer_norm_backward(dout, x, gamma, eps)
+        if which == "dout":
+            dout *= gamma                   # dout now holds dx_hat
+        else:
+            x -= x.mean(-1, keepdims=True)  # x centred in place
+        return dx, dgamma, dbeta
+
+    with pytest.raises(AssertionError, match=rf"changed its argument `{which}` in place"):
+        ex.check_layer_norm_backward(in_place)
+
+
+def test_layer_norm_backward_sums_over_three_leading_axes():
+    def two_axes_at_most(dout, x, gamma, eps):   # right for (N, D) and (B, T, D) alone
+        dx, _, _ = _layer_norm_backward(dout, x, gamma, eps)
+        x_hat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+        dgamma, dbeta = (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+        if dgamma.ndim == 2:
+            dgamma, dbeta = dgamma.sum(axis=0), dbeta.sum(axis=0)
+        return dx, dgamma, dbeta
+
+    with pytest.raises(AssertionError, match="sum over every leading axis, however many"):
+        ex.check_layer_norm_backward(two_axes_at_most)
+
+
+def test_layer_norm_backward_statistics_slips_named():
+    with pytest.raises(AssertionError, match="over axis 0, across positions, it is batch norm"):
+        ex.check_layer_norm_backward(
+            lambda dout, x, gamma, eps: _layer_norm_backward(dout, x, gamma, eps, stat_axis=0))
+    with pytest.raises(AssertionError, match=r"x_hat = \(x - mean\) \* r: subtract the mean"):
+        ex.check_layer_norm_backward(
+            lambda dout, x, gamma, eps: _layer_norm_backward(dout, x, gamma, eps, centred=False))
+
+
+def _cross_attention_with(*, mask=None, bias=None):
+    def attempt(h, memory, params, memory_lengths, n_heads):
+        s = memory.shape[1]
+        return multi_head_attention_forward(
+            h, memory, params, n_heads=n_heads,
+            mask=None if mask is None else mask(memory_lengths, s),
+            bias=None if bias is None else bias(memory_lengths, s))[0]
+    return attempt
+
+
+def test_cross_attention_right_answers_written_differently(capsys):
+    from attention_from_scratch.steps.multi_head import multi_head_attention_forward as steps_mha
+
+    def with_steps(h, memory, params, memory_lengths, n_heads):
+        mask = padding_mask(memory_lengths, memory.shape[1])[:, None]
+        return steps_mha(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+    by_hand = _cross_attention_with(
+        mask=lambda lengths, s: (np.arange(s) < lengths[:, None])[:, None, None])
+    for right in (by_hand, with_steps):
+        ex.check_cross_attention(right)
+        assert "✓ Exercise 3 (cross-attention): correct on 5 hidden" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("constant", [-30.0, -1e4, -1e9, -1e30])
+def test_cross_attention_finite_additive_mask_refused(constant):
+    # right wherever every source has a real token; the empty source tells it apart
+    attempt = _cross_attention_with(
+        bias=lambda lengths, s: np.where(padding_mask(lengths, s)[:, None], 0.0, constant))
+    with pytest.raises(AssertionError, match="a finite additive mask .* a source of length 0"):
+        ex.check_cross_attention(attempt)
+
+
+def test_cross_attention_length_slips_named():
+    one_too_many = _cross_attention_with(
+        mask=lambda lengths, s: (np.arange(s) <= lengths[:, None])[:, None, None])
+    left = _cross_attention_with(
+        mask=lambda lengths, s: padding_mask(lengths, s, side="left")[:, None])
+    with pytest.raises(AssertionError, match=r"off by one.*np\.arange\(S\) < L, not <="):
+        ex.check_cross_attention(one_too_many)
+    with pytest.raises(AssertionError, match=r"padding comes after.*not side='left'"):
+        ex.check_cross_attention(left)
+
+
+def test_cross_attention_memory_sliced_per_sequence_gets_the_empty_source_hint():
+    def sliced(h, memory, params, memory_lengths, n_heads):   # right while no source is empty
+        return np.stack([multi_head_attention_forward(h[i], memory[i, :n], params,
+                                                      n_heads=n_heads)[0]
+                         for i, n in enumerate(memory_lengths)])
+
+    with pytest.raises(AssertionError, match=r"on case 5 .*A source may be empty \(length 0\)"):
+        ex.check_cross_attention(sliced)
+
+
+def test_layer_norm_backward_fixed_number_of_axes_named():
+    def two_axes(dout, x, gamma, eps):      # right for (N, D) alone
+        n, d = x.shape
+        return _layer_norm_backward(dout, x, gamma, eps)
+
+    with pytest.raises(AssertionError, match=r"on case 2 .*any number of leading axes"):
+        ex.check_layer_norm_backward(two_axes)

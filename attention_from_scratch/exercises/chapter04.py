@@ -1,5 +1,8 @@
 """Checkers for Chapter 4's exercises, "Multi-head attention"."""
 
+import copy
+import inspect
+
 import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
@@ -63,10 +66,41 @@ def _one_array(attempt):
     return checked
 
 
-def _n_heads_by_keyword(split):
-    """Call ``split(x, n_heads=h)``: the package's ``n_heads`` is keyword-only,
-    and an answer written ``my_split_heads(x, n_heads)`` takes it either way."""
-    return lambda x, n_heads: split(x, n_heads=n_heads)
+def _n_heads_passed(split):
+    """Call ``split(x, n_heads=h)`` when ``split`` has a parameter ``n_heads``
+    (the package's is keyword-only), else ``split(x, h)``: an answer that
+    renamed it, ``my_split_heads(x, h)``, still gets checked."""
+    try:
+        by_name = "n_heads" in inspect.signature(split).parameters
+    except (TypeError, ValueError):          # no signature to read: try the name
+        by_name = True
+    if by_name:
+        return lambda x, n_heads: split(x, n_heads=n_heads)
+    return lambda x, n_heads: split(x, n_heads)
+
+
+def leading_axes_hint(error, args):
+    """The hint for a shape unpacked into a fixed number of names, or None.
+
+    ``b, t, d = x.shape`` fits one number of axes only; the hidden cases
+    have several.
+    """
+    if isinstance(error, ValueError) and "values to unpack" in str(error):
+        return ("The arrays may have any number of leading axes (the `...` of the "
+                "shapes), and the hidden cases have several numbers of them. Unpack a shape "
+                "from the end with a starred name, as in `*lead, t, d = x.shape`, and count "
+                "axes from the end, -1, -2, ...")
+    return None
+
+
+def _split_crash_hint(error, args):
+    """The hint for a head width computed with ``/``, or for a fixed number
+    of axes; None for anything else."""
+    if isinstance(error, TypeError) and "'float' object cannot be interpreted" in str(error):
+        x, n_heads = args
+        return (f"D / H is a float ({x.shape[-1]} / {n_heads} = {x.shape[-1] / n_heads}), and "
+                "a shape takes integers: the head width is d // n_heads")
+    return leading_axes_hint(error, args)
 
 
 def check_split_heads(attempt):
@@ -76,7 +110,7 @@ def check_split_heads(attempt):
     """
     require_function(_SPLIT_NAME, attempt)
     check_exercise(
-        _SPLIT_NAME, _one_array(_n_heads_by_keyword(attempt)), _n_heads_by_keyword(split_heads),
+        _SPLIT_NAME, _one_array(_n_heads_passed(attempt)), _n_heads_passed(split_heads),
         _split_cases(_RNG_SEED),
         mistakes=[
             (_straight_reshape, "you reshaped (..., T, D) straight to (..., H, T, Dh): that "
@@ -92,7 +126,7 @@ def check_split_heads(attempt):
                                    "leading (batch) axes; count from the end: stack along "
                                    "axis=-3, just before T"),
         ],
-        rtol=0, atol=0,
+        rtol=0, atol=0, crash_hint=_split_crash_hint,
     )
 
 
@@ -155,7 +189,7 @@ def check_merge_heads(attempt):
                                        "columns h*Dh to (h+1)*Dh - 1: swap H and T, axes -3 "
                                        "and -2, then reshape"),
         ],
-        rtol=0, atol=0,
+        rtol=0, atol=0, crash_hint=leading_axes_hint,
     )
 
 
@@ -173,7 +207,9 @@ def output_projection_backward(dout, heads, w_o):
 def _backward_cases(seed):
     rng = np.random.default_rng(seed)
     cases = []
-    for heads_shape in [(2, 3, 4), (2, 3, 5, 4), (4, 3, 2, 5)]:   # (..., H, T, Dh)
+    # no leading axis, one, then two: a sum over the first leading axis alone
+    # is right on the first three
+    for heads_shape in [(2, 3, 4), (2, 3, 5, 4), (4, 3, 2, 5), (3, 2, 4, 5, 6)]:
         *lead, h, t, d_head = heads_shape
         d = h * d_head
         cases.append((rng.normal(size=(*lead, t, d)), rng.normal(size=heads_shape),
@@ -212,14 +248,88 @@ def _dw_o_from_straight_merge(dout, heads, w_o):
     return dheads, _merge_straight_reshape(heads).reshape(-1, d).T @ dout.reshape(-1, d), db_o
 
 
+def _dw_o_summed_over_first_axis(dout, heads, w_o):
+    dheads, _, _ = output_projection_backward(dout, heads, w_o)
+    concat = merge_heads(heads)                                   # (..., T, D)
+    dw_o = np.swapaxes(concat, -1, -2) @ dout                     # (..., D, D)
+    db_o = dout.sum(axis=-2)                                      # (..., D)
+    if dw_o.ndim == 3:                                            # one leading axis only
+        dw_o, db_o = dw_o.sum(axis=0), db_o.sum(axis=0)
+    return dheads, dw_o, db_o
+
+
+def _dheads_not_swapped(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return _no_swap(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
+
+
+def _dw_o_per_sequence(dout, heads, w_o):
+    dheads, _, _ = output_projection_backward(dout, heads, w_o)
+    concat = merge_heads(heads)                                   # (..., T, D)
+    return dheads, np.swapaxes(concat, -1, -2) @ dout, dout.sum(axis=-2)
+
+
+def _dheads_every_h_th_column(dout, heads, w_o):
+    _, dw_o, db_o = output_projection_backward(dout, heads, w_o)
+    return _every_h_th_column(dout @ w_o.T, heads.shape[-3]), dw_o, db_o
+
+
+def _dw_o_from_interleaved_merge(dout, heads, w_o):
+    dheads, _, db_o = output_projection_backward(dout, heads, w_o)
+    d = w_o.shape[0]
+    concat = _merge_every_h_th_column(heads)
+    return dheads, concat.reshape(-1, d).T @ dout.reshape(-1, d), db_o
+
+
+def inputs_untouched(name, attempt, arg_names, slip, fix):
+    """Wrap ``attempt`` so that writing into an argument gets its own hint.
+
+    The checker hands every call copies of the hidden case, so an answer
+    that overwrites an input array (``dout *= gamma``) still compares
+    right; the caller's array is spoilt all the same, and a backward's
+    caller may read ``dout`` again. ``slip`` shows such a line of the
+    exercise, ``fix`` the line to write instead.
+
+    Examples
+    --------
+    >>> def double(dout):
+    ...     dout *= 2
+    ...     return dout
+    >>> checked = inputs_untouched("Exercise 9 (double)", double, ("dout",),
+    ...                            "dout *= 2", "dout * 2")
+    >>> try:
+    ...     checked(np.ones(3))
+    ... except ExerciseError as error:
+    ...     "changed its argument `dout` in place" in error.message
+    True
+    """
+    def checked(*args):
+        before = copy.deepcopy(args)
+        result = attempt(*args)
+        for arg_name, now, then in zip(arg_names, args, before, strict=True):
+            if isinstance(then, np.ndarray) and not np.array_equal(now, then, equal_nan=True):
+                raise ExerciseError(
+                    name, f"your function changed its argument `{arg_name}` in place "
+                    f"(a line such as {slip} writes into the caller's array): the values "
+                    f"you return are right, but the caller's `{arg_name}` is spoilt, and "
+                    "callers use their arrays again (a residual block sends the same dout "
+                    "around the sub-layer as well: dx = dout + dsublayer). Put the result "
+                    f"in a new array: {fix}")
+        return result
+    return checked
+
+
 def check_output_projection_backward(attempt):
     """Exercise 2: ``my_output_backward(dout, heads, w_o)``.
 
     Returns ``(dheads, dw_o, db_o)``.
     """
+    name = "Exercise 2 (output projection backward)"
+    require_function(name, attempt)           # before the wrapper, callable anyway
     check_exercise(
-        "Exercise 2 (output projection backward)", attempt, output_projection_backward,
-        _backward_cases(_RNG_SEED + 2),
+        name, inputs_untouched(name, attempt, ("dout", "heads", "w_o"), "dout @= w_o.T",
+                               "dconcat = dout @ w_o.T"),
+        output_projection_backward, _backward_cases(_RNG_SEED + 2),
         mistakes=[
             (_dheads_not_split, "dheads must have the heads' shape (..., H, T, Dh): the "
                                 "backward of merge_heads is split_heads"),
@@ -234,7 +344,28 @@ def check_output_projection_backward(attempt):
                              "a sum over all positions"),
             (_dw_o_from_straight_merge, "dw_o needs the merged heads, concat = "
                                         "merge_heads(heads): swap H and T, then reshape"),
+            (_dheads_not_swapped, "dheads is (..., T, H, Dh): split_heads ends by swapping "
+                                  "T and H, axes -3 and -2, for (..., H, T, Dh)"),
+            (_dw_o_per_sequence, "dw_o and db_o have one gradient per sequence here: W_O and "
+                                 "b_o are shared by every sequence and position, so sum "
+                                 "over all the leading axes too, concat.reshape(-1, D).T @ "
+                                 "dout.reshape(-1, D)"),
+            (_dheads_every_h_th_column, "dheads takes every H-th column of dconcat for a "
+                                        "head; head h owns the block of columns h*Dh to "
+                                        "(h+1)*Dh - 1: reshape the last axis to (H, Dh), "
+                                        "not (Dh, H), then swap T and H"),
+            (_dw_o_from_interleaved_merge, "dw_o needs concat = merge_heads(heads), whose "
+                                           "columns are head 0's block, then head 1's ...; "
+                                           "moving H to the end interleaves them: swap H "
+                                           "and T, axes -3 and -2, then reshape"),
+            (_dw_o_summed_over_first_axis, "dw_o and db_o sum over every leading axis, not "
+                                           "only the first: with heads of shape (B1, B2, "
+                                           "H, T, Dh) there are two; flatten them all into "
+                                           "rows, concat.reshape(-1, D).T @ "
+                                           "dout.reshape(-1, D)"),
         ],
+        # float64 in, float64 out: float32's round-off (about 1e-7) is refused
+        rtol=1e-8, atol=1e-10, crash_hint=leading_axes_hint,
     )
 
 
@@ -301,6 +432,21 @@ def _no_output_projection(b, t, s, d, n_heads):
     return params, flops - 2 * b * t * d * d
 
 
+def _bias_additions_counted(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops + 2 * b * t * d + 2 * b * s * d
+
+
+def _scale_counted(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params, flops + b * n_heads * t * s
+
+
+def _key_bias_left_out(b, t, s, d, n_heads):
+    params, flops = multi_head_cost(b, t, s, d, n_heads)
+    return params - d, flops
+
+
 def check_multi_head_cost(attempt):
     """Exercise 3: ``my_multi_head_cost(b, t, s, d, n_heads)``.
 
@@ -332,6 +478,16 @@ def check_multi_head_cost(attempt):
             (_heads_of_width_d, "each head works in Dh = D / H dimensions, so the H heads "
                                 "together cost what one head of width D costs"),
             (_no_output_projection, "don't forget the output projection concat @ W_O"),
+            (_bias_additions_counted, "leave the bias additions out, as the exercise says: "
+                                      "count the matrix products only (the four biases "
+                                      "add 2 B T D + 2 B S D)"),
+            (_scale_counted, "leave the scaling by 1/sqrt(Dh) out, as the exercise says: "
+                             "count the matrix products only (the scale is B H T S "
+                             "multiplications)"),
+            (_key_bias_left_out, "count all four biases, b_k too: its gradient is always "
+                                 "zero (softmax ignores a shift shared by a query's "
+                                 "scores), but it is one of the layer's parameters, D "
+                                 "numbers"),
         ],
         rtol=0, atol=0,
     )

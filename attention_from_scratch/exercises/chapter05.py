@@ -10,6 +10,7 @@ from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_no
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
 from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
+from attention_from_scratch.exercises.chapter04 import inputs_untouched, leading_axes_hint
 
 _RNG_SEED = 2029
 
@@ -288,17 +289,76 @@ def _dgamma_without_x_hat(dout, x, gamma, eps):
     return dx, dbeta.copy(), dbeta
 
 
-def check_layer_norm_backward(attempt):
-    """Exercise 2: ``my_layer_norm_backward(dout, x, gamma, eps) -> (dx, dgamma, dbeta)``."""
-    rng = np.random.default_rng(_RNG_SEED)
+def _variance_from_squares(dout, x, gamma, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = (x * x).mean(axis=-1, keepdims=True) - mean ** 2     # cancels when |mean| >> std
+    return _backward_with_rstd(dout, x, gamma, 1.0 / np.sqrt(var + eps))
+
+
+def _statistics_over_axis_0(means_axis):
+    """Planted mistake: the mean and variance over axis 0 (batch norm's), and
+    the backward's two means over ``means_axis``."""
+    def wrong(dout, x, gamma, eps):
+        mean = x.mean(axis=0, keepdims=True)
+        rstd = 1.0 / np.sqrt(x.var(axis=0, keepdims=True) + eps)
+        x_hat = (x - mean) * rstd
+        dx_hat = dout * gamma
+        dx = rstd * (dx_hat - dx_hat.mean(axis=means_axis, keepdims=True)
+                     - x_hat * (dx_hat * x_hat).mean(axis=means_axis, keepdims=True))
+        lead = tuple(range(x.ndim - 1))
+        return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+    return wrong
+
+
+def _x_hat_not_centred(dout, x, gamma, eps):
+    rstd = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + eps)
+    x_hat = x * rstd
+    dx_hat = dout * gamma
+    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+
+
+def _summed_over_two_axes_at_most(dout, x, gamma, eps):
+    dx, _, _ = layer_norm_backward_reference(dout, x, gamma, eps)
+    x_hat, _ = _normalised(x, eps)
+    dgamma, dbeta = (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+    if dgamma.ndim == 2:                                       # one more leading axis
+        dgamma, dbeta = dgamma.sum(axis=0), dbeta.sum(axis=0)
+    return dx, dgamma, dbeta
+
+
+def _layer_norm_cases(seed):
+    """Hidden cases ``(dout, x, gamma, eps)``.
+
+    One, two and three leading axes; the third case's eps is not the
+    usual default, so that eps must be read, not assumed. The last has
+    x = 1e5 + N(0, 1) in every row: the variance as mean(x**2) -
+    mean(x)**2 subtracts two numbers near 1e10 whose round-off, about
+    1e-6, is far above this check's tolerance, while mean((x - mean)**2)
+    keeps it to about 1e-16.
+    """
+    rng = np.random.default_rng(seed)
     cases = []
-    # the last eps is not the usual default, so that eps must be read, not assumed
-    for shape, eps in [((3, 5), 1e-5), ((2, 3, 4), 1e-5), ((4, 6), 1e-2)]:
+    for shape, eps in [((3, 5), 1e-5), ((2, 3, 4), 1e-5), ((4, 6), 1e-2),
+                       ((2, 4, 3, 6), 1e-5), ((5, 7), 1e-5)]:
         d = shape[-1]
         cases.append((rng.normal(size=shape), rng.normal(size=shape),
                       1.0 + 0.5 * rng.normal(size=d), eps))
+    dout, x, gamma, eps = cases[-1]
+    cases[-1] = (dout, 1e5 + x, gamma, eps)
+    return cases
+
+
+def check_layer_norm_backward(attempt):
+    """Exercise 2: ``my_layer_norm_backward(dout, x, gamma, eps) -> (dx, dgamma, dbeta)``."""
+    name = "Exercise 2 (layer norm backward)"
+    require_function(name, attempt)           # before the wrapper, callable anyway
     check_exercise(
-        "Exercise 2 (layer norm backward)", attempt, layer_norm_backward_reference, cases,
+        name, inputs_untouched(name, attempt, ("dout", "x", "gamma", "eps"),
+                               "dout *= gamma or x -= mean", "dx_hat = dout * gamma"),
+        layer_norm_backward_reference, _layer_norm_cases(_RNG_SEED),
         mistakes=[
             (_direct_path_only, "x also reaches the output through the mean and the "
                                 "variance: subtract mean(dx_hat) and x_hat * "
@@ -339,8 +399,29 @@ def check_layer_norm_backward(attempt):
             (_gamma_on_first_term_only, "every term works on dx_hat = dout * gamma: the two "
                                         "means are mean(dx_hat) and mean(dx_hat * x_hat), "
                                         "with gamma inside, not mean(dout)"),
+            *((_statistics_over_axis_0(axis), "layer norm normalises each position over its "
+                                              "own D features: the mean, the variance and "
+                                              "the two means of the backward run over the "
+                                              "last axis, axis=-1; over axis 0, across "
+                                              "positions, it is batch norm")
+              for axis in (0, -1)),
+            (_x_hat_not_centred, "x_hat = (x - mean) * r: subtract the mean before "
+                                 "scaling (without it, it is not the x_hat the forward "
+                                 "used)"),
+            (_summed_over_two_axes_at_most, "dgamma and dbeta sum over every leading axis, "
+                                            "however many there are (here three): "
+                                            "axis=tuple(range(x.ndim - 1)), or reshape to "
+                                            "(-1, D) and sum over axis 0"),
+            (_variance_from_squares, "the variance as mean(x**2) - mean(x)**2 is exact on "
+                                     "paper, not in floating point when the mean is large "
+                                     "next to the spread: this case's x is 1e5 + N(0, 1), "
+                                     "so two numbers near 1e10 are subtracted and about "
+                                     "1e-6 of round-off is left in a variance near 1; "
+                                     "compute mean((x - mean)**2), as the forward does, "
+                                     "or np.var"),
         ],
         rtol=1e-8, atol=1e-10, output_names=("dx", "dgamma", "dbeta"),
+        crash_hint=leading_axes_hint,
     )
 
 
@@ -401,6 +482,34 @@ def _sequences_on_the_head_axis(h, memory, params, memory_lengths, n_heads):
     return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
 
 
+def _finite_additive_mask(constant):
+    """Planted mistake: PyTorch's float ``attn_mask`` habit, ``constant`` added
+    to the padding's scores (here through the layer's ``bias``).
+
+    A source of length 0 then has all its scores shifted alike: by -1e4 it
+    gets unmasked attention; by -1e9 the same, up to round-off of about
+    1e-7; by -1e30 the shift swamps the scores, and it gets a plain
+    average of its padding.
+    """
+    def wrong(h, memory, params, memory_lengths, n_heads):
+        keep = padding_mask(memory_lengths, memory.shape[-2])[:, None]   # (B, 1, 1, S)
+        return multi_head_attention_forward(h, memory, params, n_heads=n_heads,
+                                            bias=np.where(keep, 0.0, constant))[0]
+    return wrong
+
+
+def _one_padding_key_too_many(h, memory, params, memory_lengths, n_heads):
+    s = memory.shape[-2]
+    keep = np.arange(s) <= np.asarray(memory_lengths)[:, None]       # (B, S): <=, not <
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads,
+                                        mask=keep[:, None, None])[0]
+
+
+def _padding_on_the_left(h, memory, params, memory_lengths, n_heads):
+    mask = padding_mask(memory_lengths, memory.shape[-2], side="left")[:, None]
+    return multi_head_attention_forward(h, memory, params, n_heads=n_heads, mask=mask)[0]
+
+
 def _output_only(name, attempt):
     """Wrap ``attempt`` so that returning ``(out, cache)`` gets its own hint."""
     def checked(*args):
@@ -445,14 +554,33 @@ def _mask_length_hint(error, args):
             + (f", which is {which}" if which else ""))
 
 
+def _empty_source_hint(error, args):
+    """The hint for a memory sliced to a source's length, when one is 0."""
+    if isinstance(error, ValueError) and "at least one position" in str(error):
+        return ("A source may be empty (length 0): sliced to its length, its memory has no "
+                "position left. Keep the whole memory and mask the padding instead, "
+                "mask=padding_mask(memory_lengths, S)[:, None]; a sequence with nothing to "
+                "read then gets zero head outputs (Chapter 3)")
+    return None
+
+
+def _cross_attention_crash_hint(error, args):
+    return _empty_source_hint(error, args) or _mask_length_hint(error, args)
+
+
 def check_cross_attention(attempt):
     """Exercise 3: ``my_cross_attention(h, memory, params, memory_lengths, n_heads)``."""
     rng = np.random.default_rng(_RNG_SEED + 1)
     cases = []
-    # the first case has T = S, so that swapped roles with the padding mask still run
-    # and reach their hint; the others have T != S
-    for b, t, s, d, n_heads, lengths in [(2, 4, 4, 6, 2, [3, 4]), (2, 3, 5, 4, 2, [3, 5]),
-                                         (3, 2, 4, 6, 3, [4, 1, 2]), (1, 4, 6, 4, 1, [5])]:
+    # The first case has T = S, so that swapped roles with the padding mask still run
+    # and reach their hint; the others have T != S. A length of S - 2 in the first
+    # tells a mask with <= (one padding key let in) from no mask at all. The last
+    # has an empty source (length 0): a finite additive mask such as -1e9 lets that
+    # sequence read its padding, where the boolean mask leaves it nothing to read;
+    # its B, T, S, D, H and Dh all differ.
+    for b, t, s, d, n_heads, lengths in [(2, 4, 4, 6, 2, [2, 4]), (2, 3, 5, 4, 2, [3, 5]),
+                                         (3, 2, 4, 6, 3, [4, 1, 2]), (1, 4, 6, 4, 1, [5]),
+                                         (2, 5, 3, 24, 4, [2, 0])]:
         params = init_multi_head_params(d, rng=rng)
         params = {key: value + 0.5 * rng.normal(size=value.shape)
                   for key, value in params.items()}
@@ -463,6 +591,27 @@ def check_cross_attention(attempt):
     check_exercise(
         name, _output_only(name, attempt), cross_attention_reference, cases,
         mistakes=[
+            (_one_padding_key_too_many, "off by one: a source of length L has its real "
+                                        "tokens at positions 0 .. L - 1, so the mask is "
+                                        "np.arange(S) < L, not <=, which lets the first "
+                                        "padding key in; padding_mask(memory_lengths, S) "
+                                        "builds it"),
+            (_padding_on_the_left, "the padding comes after each sentence's real tokens "
+                                   "(right padding): padding_mask's default, not "
+                                   "side='left'"),
+            *((_finite_additive_mask(constant), "a finite additive mask (a bias such as "
+                                                "-1e9 on the padding's scores, as "
+                                                "PyTorch's float attn_mask) only looks "
+                                                "right: a source of length 0 has all its "
+                                                "keys shifted alike, so it reads its "
+                                                "padding as if nothing were masked (or, "
+                                                "by a constant as large as -1e30, as a "
+                                                "plain average), where the boolean mask "
+                                                "leaves it nothing to read (zero head "
+                                                "outputs, Chapter 3); pass "
+                                                "mask=padding_mask(memory_lengths, S)"
+                                                "[:, None]")
+              for constant in (-1e4, -1e9, -1e30)),
             (_mask_inverted, "the mask is inverted: in this book True means 'may attend' "
                              "(Chapter 3), so pass padding_mask(memory_lengths, S) with "
                              "no ~; PyTorch's key_padding_mask uses the opposite polarity "
@@ -495,5 +644,5 @@ def check_cross_attention(attempt):
             (_self_attention, "that is self-attention on h; cross-attention takes its "
                               "keys and values from memory"),
         ],
-        rtol=1e-8, atol=1e-10, crash_hint=_mask_length_hint,
+        rtol=1e-8, atol=1e-10, crash_hint=_cross_attention_crash_hint,
     )
