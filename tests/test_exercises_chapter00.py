@@ -31,7 +31,7 @@ def test_central_difference(capsys):
     assert_hint(ex.check_central_difference, lambda f, x, eps: (f(x + eps) - f(x - eps)) / eps,
                 "divide by 2\\*eps")
     assert_hint(ex.check_central_difference, lambda f, x, eps: (f(x) - f(x - eps)) / eps,
-                "central_difference")
+                "that is the backward difference")
 
 
 def test_linear_backward(capsys):
@@ -53,9 +53,10 @@ def test_linear_backward(capsys):
         return dout[..., : w.shape[0]] @ w[:, : w.shape[0]], dw, db
 
     assert_hint(ex.check_linear_backward, averaged, "averaged over positions")
-    assert_hint(ex.check_linear_backward, db_not_summed_over_batch, "shape")
+    assert_hint(ex.check_linear_backward, db_not_summed_over_batch,
+                "db is summed over the first axis only")
     assert_hint(ex.check_linear_backward, dx_without_transpose,
-                r"Exercise 2 \(linear backward\): output 0")
+                r"Exercise 2 \(linear backward\): output 0 is wrong on case 1")
 
 
 def test_fixed_softmax_backward(capsys):

@@ -128,7 +128,9 @@ def test_self_attention_dx(capsys):
         ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"] + dk @ p["w_k"]
                                    + dv @ p["w_v"])                   # no transposes
     assert "dq is (2, 3, 5) (B, T, Dk) and w_q is (4, 5) (D, Dk)" in str(info.value)
-    with pytest.raises(AssertionError, match="raised ValueError"):
+    with pytest.raises(AssertionError, match=r"raised ValueError on case 1 .*could not be "
+                                             r"broadcast.*each path is its gradient times "
+                                             r"its weights transposed"):
         ex.check_self_attention_dx(lambda dq, dk, dv, p: dq @ p["w_q"].T + dk @ p["w_k"].T
                                    + dv)                              # value path unprojected
 
@@ -152,7 +154,9 @@ def test_soft_lookup_normalising_mistakes_get_their_own_hints():
 
     with pytest.raises(AssertionError, match=r"sum over the whole \(T, S\) matrix"):
         ex.check_soft_lookup(over_everything)
-    with pytest.raises(AssertionError, match="raised ValueError") as info:
+    with pytest.raises(AssertionError, match=r"raised ValueError on case 1 .*mismatch in its "
+                                             r"core dimension.*the scores queries @ keys\.T "
+                                             r"are \(T, S\)") as info:
         ex.check_soft_lookup(lambda q, k, v: softmax_rows(k @ q.T) @ v)   # a product's error
     assert "keepdims" not in str(info.value)
 

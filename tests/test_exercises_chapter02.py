@@ -407,3 +407,47 @@ def test_additive_v_a_on_the_left_and_a_scale_by_a_width_are_named():
             ex.check_additive_scores(
                 lambda q, k, w_1, w_2, v_a, width=width: ex.additive_scores(q, k, w_1, w_2, v_a)
                 / np.sqrt(width(q, k)))
+
+
+# Only NumPy's refusals of shapes are shape errors: other ValueErrors of the
+# 2-D case keep their own message and get their own hint
+
+def test_pythons_max_of_the_scores_gets_the_truth_value_hint_not_a_shape_hint():
+    def attention_dv(dout, q, k, v):
+        scores = q @ k.T / np.sqrt(q.shape[-1])
+        e = np.exp(scores - max(scores))                # Python's max of a 2-D array
+        weights = e / e.sum(axis=-1, keepdims=True)
+        return weights.T @ dout
+    with pytest.raises(AssertionError) as info:
+        ex.check_attention_dv(attention_dv)
+    hint = str(info.value)
+    assert "do not line up" not in hint
+    assert "Python's own max, min, `if` and `and` want one True or False" in hint
+    assert "scores.max(axis=-1, keepdims=True)" in hint
+    assert "It happened in `attention_dv`" in hint
+
+
+def test_an_einsum_typo_is_not_called_a_shape_error():
+    def scaled_scores(q, k):
+        return np.einsum("...td,...sd->...tx", q, k) / np.sqrt(q.shape[-1])    # x, not s
+    with pytest.raises(AssertionError, match="raised ValueError on case 1 .*output "
+                                             "subscript 'x' which never appeared") as info:
+        ex.check_scaled_scores(scaled_scores)
+    assert "do not line up" not in str(info.value)
+
+
+def test_an_if_on_an_array_gets_the_truth_value_hint_in_the_additive_scores():
+    def additive_scores(q, k, w_1, w_2, v_a):
+        hidden = (q @ w_1)[..., :, None, :] + (k @ w_2)[..., None, :, :]
+        if hidden:                                      # one True or False for an array
+            hidden = np.tanh(hidden)
+        return hidden @ v_a
+    with pytest.raises(AssertionError, match="Python's own max, min, `if` and `and`") as info:
+        ex.check_additive_scores(additive_scores)
+    assert "do not line up" not in str(info.value)
+
+
+def test_a_real_shape_refusal_of_the_2d_case_keeps_its_shape_hint():
+    with pytest.raises(AssertionError, match=r"dv must have v's shape \(S, Dv\)") as info:
+        ex.check_attention_dv(lambda dout, q, k, v: weights_of(q, k) @ dout)
+    assert "mismatch in its core dimension" in str(info.value)

@@ -326,6 +326,7 @@ def test_a_float64_answer_to_float32_inputs_gets_the_dtype_hint(capsys):
                                             "float32 inputs return float32") as caught:
         ex.check_fixed_masked_attention(promoted)
     assert "got float64" in caught.value.message
+    assert "a NumPy float64 scalar: np.sqrt(q.shape[-1]) is one" in caught.value.message
     # what the hint says of NumPy's promotion is true
     x = np.ones(3, dtype=np.float32)
     assert (x / np.sqrt(4)).dtype == np.float64 and (x / math.sqrt(4)).dtype == np.float32
@@ -698,3 +699,116 @@ def test_a_wrong_padding_mask_names_its_case_by_the_lengths_and_the_side():
     with pytest.raises(ExerciseError, match=re.escape(
             "wrong on case 1 (arguments lengths=[2, 0, 3], s=4, side='right')")):
         ex.check_padding_mask(last_key_always_allowed)
+
+
+# A mask returned as a list or tuple is named as such before its dtype is read
+
+@pytest.mark.parametrize(("check", "attempt"), [
+    (ex.check_causal_mask,
+     lambda t, s: [np.ones(s - t + i + 1, bool) for i in range(t)]),        # ragged rows
+    (ex.check_padding_mask,
+     lambda lengths, s, side: [np.ones(n, bool) for n in lengths]),          # ragged rows
+])
+def test_a_ragged_list_of_rows_gets_the_list_hint(check, attempt):
+    hint = hint_of(check, attempt)
+    assert hint.startswith("your function returned a list of")
+    assert "np.array(rows)" in hint
+    assert "softmax_forward" not in hint
+
+
+def test_a_mask_returned_beside_its_shape_gets_its_own_hint():
+    def my_causal_mask(t, s):
+        mask = solution_causal_mask(t, s)
+        return mask, mask.shape
+    hint = hint_of(ex.check_causal_mask, my_causal_mask)
+    assert hint.startswith("your function returned a tuple of 2 items (ndarray, tuple)")
+    assert "return the mask alone" in hint
+    assert "softmax_forward" not in hint
+
+
+# `k.T` is named only when the attempt transposes
+
+def _masked_attention_with_scores(scores_of, weighted_sum=lambda w, v: w @ v):
+    def fixed_masked_attention(q, k, v, mask):
+        scores = np.where(mask, scores_of(q, k), -np.inf)
+        row_max = scores.max(axis=-1, keepdims=True)
+        row_max[np.isneginf(row_max)] = 0
+        weights = np.exp(scores - row_max)
+        total = weights.sum(axis=-1, keepdims=True)
+        return weighted_sum(weights / np.where(total > 0, total, 1.0), v)
+    return fixed_masked_attention
+
+
+@pytest.mark.parametrize("attempt", [
+    _masked_attention_with_scores(                      # right in 2-D only
+        lambda q, k: q @ np.swapaxes(k, 0, 1) / math.sqrt(q.shape[-1])),
+    _masked_attention_with_scores(                      # the error is about v
+        lambda q, k: q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]),
+        lambda w, v: w @ v.reshape(-1, v.shape[-1])),
+])
+def test_a_batched_matmul_error_without_a_transpose_does_not_blame_k_t(attempt):
+    hint = hint_of(ex.check_fixed_masked_attention, attempt)
+    assert "raised ValueError on case 2" in hint
+    assert "k.T" not in hint
+
+
+def test_np_transpose_of_k_is_named_too():
+    attempt = _masked_attention_with_scores(
+        lambda q, k: q @ np.transpose(k) / math.sqrt(q.shape[-1]))
+    assert "`k.T` reverses *every* axis" in hint_of(ex.check_fixed_masked_attention, attempt)
+
+
+# The package's functions are refused by what they are, not by their name
+
+def test_the_steps_attention_is_refused_too():
+    from attention_from_scratch import steps
+
+    def fixed_masked_attention(q, k, v, mask):
+        return steps.attention.attention_forward(q, k, v, mask=mask)[0]
+    assert "not with the package's attention_forward" in hint_of(
+        ex.check_fixed_masked_attention, fixed_masked_attention)
+
+
+def attention_forward(q, k, v, mask):
+    """A learner's own helper, named like the package's function."""
+    return solution_masked_attention(q, k, v, mask)
+
+
+def causal_mask_of_mine(t, s):
+    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None]
+
+
+def test_a_learners_own_attention_forward_is_accepted(capsys):
+    ex.check_fixed_masked_attention(lambda q, k, v, mask: attention_forward(q, k, v, mask))
+    assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on")
+
+
+def test_a_learners_own_causal_mask_is_judged_by_its_code(capsys):
+    namespace = {"np": np, "__name__": "learner"}
+    exec("def causal_mask(t, s):\n"                         # noqa: S102 - a learner's cell
+         "    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None]\n"
+         "def my_causal_mask(t, s):\n"
+         "    return causal_mask(t, s)\n", namespace)
+    ex.check_causal_mask(namespace["my_causal_mask"])
+    assert capsys.readouterr().out.startswith("✓ Exercise 1 (causal mask): correct on")
+    exec("def causal_mask(t, s):\n"                         # noqa: S102
+         "    return np.tril(np.ones((t, s), bool), s - t)\n", namespace)
+    with pytest.raises(AssertionError, match="without np.tril, np.triu, np.tri"):
+        ex.check_causal_mask(namespace["my_causal_mask"])
+
+
+def test_the_package_causal_mask_is_refused_however_it_is_reached():
+    from attention_from_scratch.common import masks
+
+    def imported_inside(t, s):
+        from attention_from_scratch.common.masks import causal_mask as lower
+        return lower(t, s)
+
+    def module_imported_inside(t, s):
+        import attention_from_scratch.common.masks as m
+        return m.causal_mask(t, s)
+
+    for shortcut in (lambda t, s: masks.causal_mask(t, s), imported_inside,
+                     module_imported_inside):
+        with pytest.raises(AssertionError, match="without np.tril, np.triu, np.tri"):
+            ex.check_causal_mask(shortcut)

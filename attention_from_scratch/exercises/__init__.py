@@ -18,9 +18,11 @@ checker's source and its hidden cases stay off the screen.
 """
 
 import copy
+import dis
 import inspect
 import numbers
 import re
+import sys
 import textwrap
 import traceback
 import types
@@ -95,9 +97,63 @@ def wrong_type_hint(error):
             f"was: {text})")
 
 
-def _shapes_in(text):
-    """The shapes a NumPy message names, e.g. ``(4,2) (4,4)`` gives
-    ``[(4, 2), (4, 4)]``."""
+# NumPy's words when the shapes of a product, a sum or a stack do not fit
+_SHAPE_REFUSALS = ("could not be broadcast", "non-broadcastable",
+                   "mismatch in its core dimension", "not aligned",
+                   "must have the same shape")
+
+
+def refuses_shapes(error):
+    """Whether ``error`` is NumPy refusing shapes that do not fit.
+
+    Other ``ValueError``s (Python's ``max`` on an array, an einsum
+    subscript that no input has) are not about shapes.
+
+    Examples
+    --------
+    >>> try:
+    ...     np.ones((2, 3)) @ np.ones((2, 3))
+    ... except ValueError as error:
+    ...     print(refuses_shapes(error))
+    True
+    """
+    return isinstance(error, ValueError) and any(words in str(error)
+                                                 for words in _SHAPE_REFUSALS)
+
+
+def truth_value_hint(error, *, of_scores=False):
+    """The hint for Python's ``max``, ``if`` or ``and`` on an array, or None.
+
+    Python's ``max`` of a 2-D array compares whole rows, and NumPy
+    refuses to make one True or False of an array. With ``of_scores``
+    the hint names the row maximum of scores, what such a ``max`` is
+    most often meant to be.
+
+    Examples
+    --------
+    >>> try:
+    ...     max(np.ones((2, 3)))
+    ... except ValueError as error:
+    ...     print(truth_value_hint(error).startswith("Python's own max"))
+    True
+    """
+    if not isinstance(error, ValueError) or "truth value of an array" not in str(error):
+        return None
+    use = ("for the largest score in each row use NumPy's, "
+           "scores.max(axis=-1, keepdims=True)" if of_scores
+           else "use NumPy's, e.g. a.max(axis=-1), or .any() and .all()")
+    return ("Python's own max, min, `if` and `and` want one True or False, and "
+            f"comparing arrays gives one per entry: {use}")
+
+
+def shapes_in(text):
+    """The shapes a NumPy message names, in order.
+
+    Examples
+    --------
+    >>> shapes_in("shapes (4,2) (4,4) ")
+    [(4, 2), (4, 4)]
+    """
     return [tuple(int(n) for n in inside.split(",") if n.strip())
             for inside in re.findall(r"\(([\d,\s]*)\)", text)]
 
@@ -143,7 +199,7 @@ def broadcast_hint(error, args):
     if not isinstance(error, ValueError) or ("could not be broadcast" not in text
                                              and "non-broadcastable" not in text):
         return None
-    shapes = _shapes_in(text)
+    shapes = shapes_in(text)
     given = _shapes_of(args)
     squares = {shape[-2:] for shape in given if len(shape) >= 2}
     for shape in shapes:
@@ -177,7 +233,15 @@ def _where_in_your_code(error):
     return f"It happened in `{frame.name}`, at `{frame.line.strip()}`."
 
 
-def _describe_value(value):
+def describe_value(value):
+    """A value as a message names it: its kind, and for a tuple or list
+    its length and the kinds of its first items.
+
+    Examples
+    --------
+    >>> describe_value((np.zeros(3), (3,)))
+    'a tuple of 2 items (ndarray, tuple)'
+    """
     if isinstance(value, tuple | list):
         kinds = ", ".join(type(v).__name__ for v in value[:4])
         return f"a {type(value).__name__} of {len(value)} items ({kinds})"
@@ -206,7 +270,7 @@ def require_function(name, attempt):
         return
     passed = ("None" if attempt is None
               else f"an array of shape {attempt.shape}" if isinstance(attempt, np.ndarray)
-              else _describe_value(attempt))
+              else describe_value(attempt))
     raise ExerciseError(name, "pass the function itself, `check_...(my_function)`, not what "
                               f"it returns (you passed {passed})")
 
@@ -238,7 +302,7 @@ def _describe(reference, args):
             return f"{name}={value.tolist()}"
         if isinstance(value, np.ndarray):
             return f"{name} of shape {value.shape}"
-        return f"{name} ({_describe_value(value)})"
+        return f"{name} ({describe_value(value)})"
 
     return "arguments " + ", ".join(one(n, a) for n, a in zip(names, args, strict=True))
 
@@ -351,7 +415,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
         if reference_is_one_array and isinstance(result, tuple) and any(
                 hasattr(part, "_fields") for part in result):          # a cache
             raise ExerciseError(
-                name, f"your function returned {_describe_value(result)}, where one array "
+                name, f"your function returned {describe_value(result)}, where one array "
                 "belongs. If it comes from a forward function, that is the pair "
                 "(out, cache): write `out, _ = ...` and return out")
         if isinstance(result, Mapping) and isinstance(wanted, tuple):
@@ -362,7 +426,7 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
             got = flat_arrays(result)
         except Exception:            # noqa: BLE001 - NumPy cannot make arrays of it
             raise ExerciseError(
-                name, f"your function returned {_describe_value(result)}, which NumPy "
+                name, f"your function returned {describe_value(result)}, which NumPy "
                 "cannot turn into arrays (pieces of different shapes?); return "
                 + ("one array" if reference_is_one_array
                    else f"{len(expected)} arrays, as a tuple")) from None
@@ -428,25 +492,18 @@ def check_exercise(name, attempt, reference, cases, *, mistakes=(), probes=(),
     print(f"✓ {name}: correct on {len(cases)} hidden cases")
 
 
-def code_names(function):
-    """The names the code of ``function`` uses, not those in its comments.
+def _reached(function):
+    """What the code of ``function`` reaches, through the learner's helpers.
 
-    Global and attribute names (``np.tril`` gives ``"np"`` and ``"tril"``),
-    the real ``__name__`` of what a global or closure variable holds (so
-    ``lower = np.tril`` still gives ``"tril"``), and the same for nested
-    functions and for helper functions defined in the learner's module.
-    Names that only a docstring or comment mentions do not count. A
-    checker uses it to refuse a shortcut the exercise forbids.
-
-    Examples
-    --------
-    >>> def f(x):
-    ...     "Not np.tril."
-    ...     return np.triu(x)   # nor np.tri
-    >>> sorted(code_names(f))
-    ['np', 'triu']
+    Returns the names the code uses, and the objects that its global
+    names and closure variables hold and that attribute chains on modules
+    give (``np.tril``, ``masks.causal_mask``, a ``from m import f``
+    inside the function). A helper is a function defined in the learner's
+    module (that of ``function``): its code is read in turn, and it is
+    not among the objects. Names that only a docstring or comment
+    mentions do not count.
     """
-    names, seen, todo = set(), set(), [function]
+    names, held, seen, todo = set(), [], set(), [function]
     while todo:
         fn = todo.pop()
         code = getattr(fn, "__code__", None)
@@ -457,14 +514,110 @@ def code_names(function):
         for c in codes:
             names.update(c.co_names)
             codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
-        held = [fn.__globals__[n] for n in names if n in fn.__globals__]
-        held += [cell.cell_contents for cell in fn.__closure__ or ()]
-        for obj in held:
+        reached = [fn.__globals__[n] for n in names if n in fn.__globals__]
+        reached += [cell.cell_contents for cell in fn.__closure__ or ()]
+        reached += [obj for c in codes for obj in _through_modules(c, fn)]
+        for obj in reached:
             if getattr(obj, "__module__", None) == function.__module__:
                 todo.append(obj)                # the learner's own helper
-            elif callable(obj) and isinstance(getattr(obj, "__name__", None), str):
-                names.add(obj.__name__)
-    return names
+            else:
+                held.append(obj)
+                if callable(obj) and isinstance(getattr(obj, "__name__", None), str):
+                    names.add(obj.__name__)
+    return names, held
+
+
+def _through_modules(code, fn):
+    """What ``code`` (``fn``'s, or a function nested in it) takes from
+    modules: ``np.tril`` gives np.tril, ``from m import f`` gives m.f.
+
+    Reads the bytecode: a module loaded by a global, closure or local
+    name, or imported, and the attributes read from it one after another.
+    """
+    cells = dict(zip(fn.__code__.co_freevars,
+                     [cell.cell_contents for cell in fn.__closure__ or ()], strict=True))
+    local_modules, importing, found = {}, [], []
+    current, previous = None, None
+    for ins in dis.get_instructions(code):
+        op, arg = ins.opname, ins.argval
+        value = None
+        if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+            value = fn.__globals__.get(arg)
+        elif op == "LOAD_DEREF" and code is fn.__code__:
+            value = cells.get(arg)
+        elif op.startswith("LOAD_FAST"):
+            value = local_modules.get(arg)
+        elif op == "IMPORT_NAME":               # import a.b gives a; from a.b import gives a.b
+            value = sys.modules.get(arg if previous is not None else arg.partition(".")[0])
+            importing = [value]
+        elif op == "IMPORT_FROM":
+            value = next((vars(m)[arg] for m in reversed(importing)
+                          if isinstance(m, types.ModuleType) and arg in vars(m)), None)
+            importing.append(value)
+        elif op in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
+            value = vars(current).get(arg)
+        elif op in ("STORE_FAST", "STORE_NAME") and isinstance(current, types.ModuleType):
+            local_modules[arg] = current
+        if value is not None and op in ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"):
+            found.append(value)
+        if op not in ("SWAP", "POP_TOP") or not importing:
+            current = value
+        previous = arg if op == "LOAD_CONST" else None
+    return found
+
+
+def code_names(function):
+    """The names the code of ``function`` uses, not those in its comments.
+
+    Global and attribute names (``np.tril`` gives ``"np"`` and ``"tril"``),
+    the real ``__name__`` of what a global or closure variable holds (so
+    ``lower = np.tril`` still gives ``"tril"``), and the same for nested
+    functions and for helper functions defined in the learner's module.
+    Names that only a docstring or comment mentions do not count. A
+    checker uses it to see how an attempt is written, e.g. with ``.T``;
+    to refuse a function of the package, :func:`code_objects` compares
+    the functions themselves.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     "Not np.tril."
+    ...     return np.triu(x)   # nor np.tri
+    >>> sorted(code_names(f))
+    ['np', 'triu']
+    """
+    return _reached(function)[0]
+
+
+def code_objects(function):
+    """The objects the code of ``function`` reaches by name.
+
+    What its global names and closure variables hold, and what it reads
+    from modules (``np.tril`` gives the module ``np`` and the function
+    ``np.tril``), through the learner's own helpers as :func:`code_names`
+    does. A checker refuses a
+    shortcut when one of these *is* the forbidden function: a learner's
+    own function of the same name is not it.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     return np.tril(x)
+    >>> any(obj is np.tril for obj in code_objects(f))
+    True
+    >>> def tril(x):
+    ...     return x
+    >>> any(obj is np.tril for obj in code_objects(lambda x: tril(x)))
+    False
+    """
+    _, todo = _reached(function)
+    objects, seen = [], set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            objects.append(obj)
+    return objects
 
 
 def boolean_result(name, attempt):

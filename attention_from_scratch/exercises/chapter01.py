@@ -11,16 +11,12 @@ from attention_from_scratch.exercises import (
     ExerciseError,
     broadcast_hint,
     check_exercise,
+    refuses_shapes,
     require_function,
+    truth_value_hint,
 )
 
 _RNG_SEED = 2025
-
-
-# NumPy's words when the shapes of a product, a sum or a stack do not fit
-_SHAPE_REFUSALS = ("could not be broadcast", "non-broadcastable",
-                   "mismatch in its core dimension", "not aligned",
-                   "must have the same shape")
 
 
 def _explain_crash(explain, *, per_row=None):
@@ -39,19 +35,15 @@ def _explain_crash(explain, *, per_row=None):
     the arguments, and a lookup's arguments have none.
     """
     def hint(error, args):
-        if isinstance(error, ValueError) and "truth value of an array" in str(error):
-            use = ("for the largest score in each row use NumPy's, "
-                   "scores.max(axis=-1, keepdims=True)" if per_row is not None
-                   else "use NumPy's, e.g. a.max(axis=-1), or .any() and .all()")
-            return ("Python's own max, min, `if` and `and` want one True or False, and "
-                    f"comparing arrays gives one per entry: {use}")
+        python_on_arrays = truth_value_hint(error, of_scores=per_row is not None)
+        if python_on_arrays:
+            return python_on_arrays
         if isinstance(error, TypeError) and re.search(r"Cannot cast .* to dtype\('u?int",
                                                       str(error)):
             return ("An array of integers cannot take floats in place (+=): build it as "
                     "floats, np.zeros(shape) without dtype=int, or np.zeros_like of a "
                     "float array")
-        if not isinstance(error, ValueError) or not any(words in str(error)
-                                                        for words in _SHAPE_REFUSALS):
+        if not refuses_shapes(error):
             return None
         shared = broadcast_hint(error, args if per_row is None else (*args, per_row(*args)))
         return f"{shared}. {explain(*args)}" if shared else explain(*args)

@@ -1,7 +1,5 @@
 """Checkers for Chapter 2's exercises, "Scaled dot-product attention"."""
 
-import re
-
 import numpy as np
 
 from attention_from_scratch.core.attention import (
@@ -14,7 +12,10 @@ from attention_from_scratch.exercises import (
     ExerciseError,
     check_exercise,
     code_names,
+    refuses_shapes,
     require_function,
+    shapes_in,
+    truth_value_hint,
     wrong_type_hint,
 )
 
@@ -76,9 +77,12 @@ def _explain_shape_errors(name, attempt, hint, *, defer_broadcast=False):
     reaching a case with leading axes means the 2-D one was right: an
     error there comes from an axis counted from the front, and ``.T`` is
     named only when the attempt uses it (or ``np.transpose``). Other
-    exceptions, and a ``ValueError`` that is really about a wrong type (a
-    tuple where an array belongs), are left to :func:`check_exercise`,
-    which names the type first, else the case and the input shapes.
+    exceptions, a ``ValueError`` that is really about a wrong type (a
+    tuple where an array belongs), and one of the 2-D case that is not
+    NumPy refusing shapes (Python's ``max`` on an array, an einsum
+    subscript that no input has), are left to :func:`check_exercise`,
+    which names the type first, else the case and the input shapes, and
+    adds the ``crash_hint`` (such as :func:`_python_on_arrays`).
     With ``defer_broadcast``, an elementwise step of the 2-D case whose
     shapes do not broadcast (NumPy says "could not be broadcast") is left
     to :func:`check_exercise` too: it is not a matrix product's mistake,
@@ -91,7 +95,8 @@ def _explain_shape_errors(name, attempt, hint, *, defer_broadcast=False):
             if wrong_type_hint(error):
                 raise
             if np.ndim(args[1]) == 2:
-                if defer_broadcast and "could not be broadcast" in str(error):
+                if not refuses_shapes(error) or (defer_broadcast
+                                                 and "could not be broadcast" in str(error)):
                     raise
                 message = hint
             elif code_names(attempt) & {"T", "transpose"}:
@@ -100,6 +105,11 @@ def _explain_shape_errors(name, attempt, hint, *, defer_broadcast=False):
                 message = _LEADING_AXES_HINT
             raise ExerciseError(name, f"{message} (NumPy said: {error})") from None
     return guarded
+
+
+def _python_on_arrays(error, args):
+    """A ``crash_hint``: Python's ``max``, ``if`` or ``and`` on an array."""
+    return truth_value_hint(error)
 
 
 def _named_shape(shape, sizes):
@@ -123,13 +133,14 @@ def _broadcast_hint_for(backward_note):
     ``backward_note`` adds the backward's own row sum to that hint.
     """
     def hint(error, args):
+        if truth_value_hint(error):                 # Python's max of the scores
+            return truth_value_hint(error, of_scores=True)
         if not isinstance(error, ValueError) or "could not be broadcast" not in str(error):
             return None
         _, q, k, v = args
         t, s = q.shape[-2], k.shape[-2]
         sizes = {"T": t, "S": s, "Dk": q.shape[-1], "Dv": v.shape[-1]}
-        shapes = [tuple(int(n) for n in inside.split(",") if n.strip())
-                  for inside in re.findall(r"\(([\d,\s]*)\)", str(error))]
+        shapes = shapes_in(str(error))
         if (t,) in shapes and (t, s) in shapes:
             return (f"An array of shape ({t},), one number per query (a row max or a row "
                     f"sum taken with axis=-1), met a ({t}, {s}) array, (T, S) like the "
@@ -274,6 +285,7 @@ def check_scaled_scores(attempt):
             (_scores_softmaxed, "those are the weights: this exercise stops before the "
                                 "softmax, at the scaled scores q k^T / sqrt(Dk)"),
         ],
+        crash_hint=_python_on_arrays,
         rtol=1e-10, atol=1e-12,
     )
 
@@ -724,5 +736,6 @@ def check_additive_scores(attempt):
         ],
         # v_a on the left runs only when S == A: this probe names it
         probes=[_additive_probe(_RNG_SEED + 4)],
+        crash_hint=_python_on_arrays,
         rtol=1e-10, atol=1e-12,
     )

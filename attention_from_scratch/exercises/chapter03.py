@@ -4,50 +4,62 @@ import math
 
 import numpy as np
 
-from attention_from_scratch.common.masks import causal_mask, padding_mask
+from attention_from_scratch import steps
+from attention_from_scratch.common.masks import causal_mask, padding_mask, sliding_window_mask
 from attention_from_scratch.core.attention import attention_forward
 from attention_from_scratch.core.softmax import softmax_forward
 from attention_from_scratch.exercises import (
     ExerciseError,
-    _describe_value,
     boolean_result,
     check_exercise,
     code_names,
+    code_objects,
+    describe_value,
     require_function,
 )
 
 _RNG_SEED = 2027
 
 
-_SHORTCUTS = {"tril", "triu", "tri", "causal_mask", "sliding_window_mask"}
+# what Exercise 1 builds by hand, and Exercise 4 writes with NumPy: the
+# functions themselves, so that a learner's own helper of the same name passes
+_SHORTCUTS = (np.tril, np.triu, np.tri, causal_mask, sliding_window_mask)
+_PACKAGE_ATTENTION = (attention_forward, steps.attention.attention_forward)
 
 
-def _uses_a_shortcut(function):
-    """Whether the code of ``function`` calls a ready-made triangle.
+def _calls_any(function, forbidden):
+    """Whether the code of ``function`` reaches a ``forbidden`` function.
 
-    Reads the names the code uses, so a docstring or comment that mentions
-    ``np.tril`` is fine, and an alias such as ``lower = np.tril`` is not.
+    Compares the functions its names hold (see :func:`code_objects`), so a
+    docstring or comment that mentions ``np.tril`` is fine, an alias such
+    as ``lower = np.tril`` is not, and a function of the learner's own
+    called ``causal_mask`` is judged by its code, not by its name.
     """
-    return bool(code_names(function) & _SHORTCUTS)
+    return any(obj is shortcut for obj in code_objects(function) for shortcut in forbidden)
 
 
 def _one_mask(name, attempt):
     """Wrap ``attempt`` so a mask that is not one boolean array gets a hint.
 
     A list of rows (of booleans or of arrays) would otherwise be taken
-    for several outputs, and the learner told of a count of arrays.
+    for several outputs, and the learner told of a count of arrays. The
+    list or tuple is named before the dtype is read: NumPy cannot make one
+    array of rows of different lengths, nor of a mask beside its shape.
     """
-    checked = boolean_result(name, attempt)
-
     def one(*args):
-        result = checked(*args)
+        result = attempt(*args)
+        if isinstance(result, tuple) and any(isinstance(part, np.ndarray) and part.ndim >= 2
+                                             for part in result):
+            raise ExerciseError(
+                name, f"your function returned {describe_value(result)}; return the mask "
+                "alone, one NumPy array of booleans, with nothing beside it")
         if isinstance(result, list | tuple):
             raise ExerciseError(
-                name, f"your function returned {_describe_value(result)}; return one "
+                name, f"your function returned {describe_value(result)}; return one "
                 "NumPy array of booleans. Comparisons of np.arange positions give one "
                 "directly; rows built in a loop become one with np.array(rows)")
         return result
-    return one
+    return boolean_result(name, one)
 
 
 def _mask_crash_hint(error, args):
@@ -119,7 +131,7 @@ def check_causal_mask(attempt):
     """
     name = "Exercise 1 (causal mask)"
     require_function(name, attempt)
-    if _uses_a_shortcut(attempt):
+    if _calls_any(attempt, _SHORTCUTS):
         raise ExerciseError(name, "build it without np.tril, np.triu, np.tri or the "
                                   "package's causal_mask (or other mask builders): compare "
                                   "key positions with query positions using np.arange")
@@ -567,7 +579,7 @@ def _one_output(name, attempt):
         out = attempt(q, k, v, mask)
         if isinstance(out, tuple | list) and not any(hasattr(x, "_fields") for x in out):
             raise ExerciseError(
-                name, f"your function returned {_describe_value(out)}; return only the "
+                name, f"your function returned {describe_value(out)}; return only the "
                 "output, one array (..., T, Dv): the weights stay inside the function")
         return out
     return checked
@@ -592,8 +604,8 @@ def _dtype_kept(name, attempt):
                "matmuls and the softmax by itself")
         if q.dtype == np.float32 and dtype == np.float64:
             why = ("NumPy turns float32 into float64 when it meets a float64 array or a "
-                   "NumPy scalar: np.sqrt(q.shape[-1]) is one, so divide by a Python float "
-                   "(q.shape[-1] ** 0.5, or math.sqrt(q.shape[-1])); np.where(mask, 0.0, "
+                   "NumPy float64 scalar: np.sqrt(q.shape[-1]) is one, so divide by a Python "
+                   "float (q.shape[-1] ** 0.5, or math.sqrt(q.shape[-1])); np.where(mask, 0.0, "
                    "-np.inf) is a float64 array, so put -np.inf straight into the scores, "
                    "np.where(mask, scores, -np.inf), where a Python float keeps float32")
         raise ExerciseError(
@@ -649,21 +661,30 @@ _ZEROS_HINT = ("a score of 0 is not a mask: exp(0) = 1, so a masked key whose sc
                "after the softmax); set the masked scores to -inf before the softmax")
 
 
-def _attention_crash_hint(error, args):
-    """Hints for two crashes that batched inputs cause, or None."""
-    q, k, _, mask = args
-    text = str(error)
-    if "matmul" in text and k.ndim > 2:
-        return (f"`k.T` reverses *every* axis, so k of shape {k.shape} became "
-                f"{k.shape[::-1]}; swap only the last two, the keys and their width: "
-                "np.swapaxes(k, -1, -2)")
-    if isinstance(error, IndexError) and "boolean index did not match" in text:
-        return (f"A boolean index must match the leading axes of the array it indexes, "
-                f"and this mask {mask.shape} only broadcasts to the scores "
-                f"{_scores(q, k).shape}; np.where broadcasts: np.where(mask, scores, "
-                "-np.inf), or np.where(empty_row, 0, out) with empty_row computed from "
-                "np.broadcast_to(mask, scores.shape)")
-    return None
+def _attention_crash_hint(attempt):
+    """A ``crash_hint`` for two crashes that batched inputs cause.
+
+    ``k.T`` is named only when ``attempt`` uses ``.T`` or ``np.transpose``:
+    a matmul of the batched cases can fail for other reasons (an axis
+    counted from the front, a reshape of v).
+    """
+    transposes = bool(code_names(attempt) & {"T", "transpose"})
+
+    def hint(error, args):
+        q, k, _, mask = args
+        text = str(error)
+        if "matmul" in text and k.ndim > 2 and transposes:
+            return (f"`k.T` reverses *every* axis, so k of shape {k.shape} became "
+                    f"{k.shape[::-1]}; swap only the last two, the keys and their width: "
+                    "np.swapaxes(k, -1, -2)")
+        if isinstance(error, IndexError) and "boolean index did not match" in text:
+            return (f"A boolean index must match the leading axes of the array it indexes, "
+                    f"and this mask {mask.shape} only broadcasts to the scores "
+                    f"{_scores(q, k).shape}; np.where broadcasts: np.where(mask, scores, "
+                    "-np.inf), or np.where(empty_row, 0, out) with empty_row computed from "
+                    "np.broadcast_to(mask, scores.shape)")
+        return None
+    return hint
 
 
 def check_fixed_masked_attention(attempt):
@@ -674,7 +695,7 @@ def check_fixed_masked_attention(attempt):
     """
     name = "Exercise 4 (fixed masked attention)"
     require_function(name, attempt)
-    if attempt is not fixed_masked_attention and code_names(attempt) & {"attention_forward"}:
+    if attempt is not fixed_masked_attention and _calls_any(attempt, _PACKAGE_ATTENTION):
         raise ExerciseError(name, "write it with NumPy, not with the package's "
                                   "attention_forward: scores, mask, softmax, weighted sum")
     leak = ("a finite constant such as -1e9 or -1e4, put in place of the masked scores "
@@ -688,7 +709,7 @@ def check_fixed_masked_attention(attempt):
     check_exercise(
         name, _no_nan(name, _dtype_kept(name, _one_output(name, attempt))),
         fixed_masked_attention, _masked_attention_cases(_RNG_SEED),
-        crash_hint=_attention_crash_hint,
+        crash_hint=_attention_crash_hint(attempt),
         # On a case where several of these agree, the first wins: those that only
         # an attempt passing cases 1-4 can reach (case 5) come before the rest.
         mistakes=[
