@@ -1,11 +1,17 @@
 """The generic exercise checker: not attempted, pass, specific hints."""
 
+import functools
 import re
 
 import numpy as np
 import pytest
 
-from attention_from_scratch.exercises import ExerciseError, check_exercise
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    check_exercise,
+    code_objects,
+    refuses_shapes,
+)
 
 
 def reference(x):
@@ -241,3 +247,61 @@ def test_a_result_passed_in_place_of_the_function_is_named(passed, described):
         check_exercise("double", passed, reference, CASES)
     assert caught.value.message == ("pass the function itself, `check_...(my_function)`, not "
                                     f"what it returns (you passed {described})")
+
+
+def reaches_tril(function):
+    return any(obj is np.tril for obj in code_objects(function))
+
+
+def test_a_closure_variable_not_yet_assigned_is_read_as_nothing():
+    def make():
+        def attempt(x):
+            return later(np.tril(x))
+        found = reaches_tril(attempt)   # `later` is still an empty cell here
+        later = np.asarray
+        return found, reaches_tril(attempt)
+
+    assert make() == (True, True)
+
+
+class AnswersEveryAttribute:
+    def __getattr__(self, name):
+        return lambda *args: None
+
+
+class PosesAsAFunction:
+    """A real code object, but none of a function's other attributes."""
+    __code__ = (lambda x: np.tril(x)).__code__
+
+
+@pytest.mark.parametrize("odd", [AnswersEveryAttribute(), PosesAsAFunction()])
+def test_an_object_posing_as_a_function_is_read_as_nothing(odd):
+    assert code_objects(odd) == []
+    assert reaches_tril(lambda x: np.tril(odd(x)))   # read as a helper of this module
+
+
+def test_a_local_module_alias_is_seen_when_two_locals_load_at_once():
+    # Python 3.13 loads g and m with one instruction (LOAD_FAST_LOAD_FAST)
+    def alias_loaded_with_another(t):
+        m = np
+        g = np.ones((t, t), bool)
+        return np.logical_and(g, m.tril(g))
+
+    def alias_stored_with_another(x):
+        k, m = -1, np                   # one STORE_FAST_STORE_FAST on 3.13
+        return m.tril(x, k)
+
+    assert reaches_tril(alias_loaded_with_another)
+    assert reaches_tril(alias_stored_with_another)
+
+
+def test_a_partial_counts_as_the_function_it_wraps():
+    lower = functools.partial(functools.partial(np.tril), k=-1)
+    assert reaches_tril(lambda x: lower(x))
+
+
+@pytest.mark.parametrize("stack", [np.concatenate, np.vstack, np.hstack, np.stack])
+def test_a_stack_of_arrays_that_do_not_fit_is_a_shape_refusal(stack):
+    with pytest.raises(ValueError) as refused:
+        stack([np.ones((2, 3)), np.ones((3, 4))])
+    assert refuses_shapes(refused.value)

@@ -774,10 +774,6 @@ def attention_forward(q, k, v, mask):
     return solution_masked_attention(q, k, v, mask)
 
 
-def causal_mask_of_mine(t, s):
-    return np.arange(s)[None, :] <= np.arange(s - t, s)[:, None]
-
-
 def test_a_learners_own_attention_forward_is_accepted(capsys):
     ex.check_fixed_masked_attention(lambda q, k, v, mask: attention_forward(q, k, v, mask))
     assert capsys.readouterr().out.startswith(f"✓ {MASKED_ATTENTION}: correct on")

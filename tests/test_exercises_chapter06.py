@@ -315,6 +315,32 @@ def test_online_softmax_update_right_answers_written_differently(capsys):
     assert capsys.readouterr().out.count("✓ Exercise 2 (online softmax update)") == 2
 
 
+def test_a_closure_variable_assigned_after_the_check_is_the_attempts_error():
+    def make():
+        def my_mask(t, window):
+            i = np.arange(t)
+            return ok(i[None, :], i[:, None], window)
+        ex.check_sliding_window_mask(my_mask)
+
+        def ok(j, i, window):
+            return (j <= i) & (j > i - window)
+
+    with pytest.raises(AssertionError, match="your function raised NameError"):
+        make()
+
+
+def test_sliding_window_mask_accepts_a_learners_own_causal_mask(capsys):
+    namespace = {"np": np, "__name__": "learner"}
+    exec("def causal_mask(t):\n"                               # noqa: S102 - a learner's cell
+         "    i = np.arange(t)\n"
+         "    return i[None] <= i[:, None]\n"
+         "def my_sliding_window_mask(t, window):\n"
+         "    i = np.arange(t)\n"
+         "    return causal_mask(t) & (i[None] > i[:, None] - window)\n", namespace)
+    ex.check_sliding_window_mask(namespace["my_sliding_window_mask"])
+    assert capsys.readouterr().out.startswith("✓ Exercise 3 (sliding-window mask): correct")
+
+
 def test_sliding_window_mask_refuses_every_mask_builder():
     from attention_from_scratch.common.masks import decoder_self_mask
     from attention_from_scratch.common.tiles import tile_mask

@@ -19,6 +19,7 @@ checker's source and its hidden cases stay off the screen.
 
 import copy
 import dis
+import functools
 import inspect
 import numbers
 import re
@@ -100,7 +101,7 @@ def wrong_type_hint(error):
 # NumPy's words when the shapes of a product, a sum or a stack do not fit
 _SHAPE_REFUSALS = ("could not be broadcast", "non-broadcastable",
                    "mismatch in its core dimension", "not aligned",
-                   "must have the same shape")
+                   "must have the same shape", "must match exactly")
 
 
 def refuses_shapes(error):
@@ -113,6 +114,11 @@ def refuses_shapes(error):
     --------
     >>> try:
     ...     np.ones((2, 3)) @ np.ones((2, 3))
+    ... except ValueError as error:
+    ...     print(refuses_shapes(error))
+    True
+    >>> try:
+    ...     np.concatenate([np.ones((2, 3)), np.ones((2, 4))])
     ... except ValueError as error:
     ...     print(refuses_shapes(error))
     True
@@ -500,24 +506,33 @@ def _reached(function):
     give (``np.tril``, ``masks.causal_mask``, a ``from m import f``
     inside the function). A helper is a function defined in the learner's
     module (that of ``function``): its code is read in turn, and it is
-    not among the objects. Names that only a docstring or comment
-    mentions do not count.
+    not among the objects. A ``functools.partial`` counts as the function
+    it wraps. Names that only a docstring or comment mentions do not
+    count.
+
+    What cannot be read counts as nothing found, never as an error: the
+    checkers call this before they run the attempt, and a learner must
+    get the attempt's own error, not a traceback of the checker.
     """
     names, held, seen, todo = set(), [], set(), [function]
     while todo:
         fn = todo.pop()
-        code = getattr(fn, "__code__", None)
-        if code is None or fn in seen:
+        if id(fn) in seen:
             continue
-        seen.add(fn)
-        codes = [code]
-        for c in codes:
-            names.update(c.co_names)
-            codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
-        reached = [fn.__globals__[n] for n in names if n in fn.__globals__]
-        reached += [cell.cell_contents for cell in fn.__closure__ or ()]
-        reached += [obj for c in codes for obj in _through_modules(c, fn)]
+        seen.add(id(fn))
+        try:
+            reached = _reached_by(fn, names)
+        except (AttributeError, TypeError):
+            # An object posing as a function (a __code__ of the right type
+            # but no __globals__, a __closure__ that holds no cells) cannot
+            # be read; the shortcut check then lets it pass, and running the
+            # attempt judges it. These two are what reading an odd object's
+            # attributes gives; an empty cell is handled by _cell_values, and
+            # any other error is a bug here and must show.
+            continue
         for obj in reached:
+            while isinstance(obj, functools.partial):
+                obj = obj.func                  # partial(np.tril) calls np.tril
             if getattr(obj, "__module__", None) == function.__module__:
                 todo.append(obj)                # the learner's own helper
             else:
@@ -527,6 +542,39 @@ def _reached(function):
     return names, held
 
 
+def _reached_by(fn, names):
+    """The objects that ``fn``'s own code reaches (none when ``fn`` is not
+    a function); adds the names it uses to ``names``."""
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return []
+    codes = [code]
+    for c in codes:
+        names.update(c.co_names)
+        codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+    reached = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    reached += [value for value in _cell_values(fn) if value is not None]
+    reached += [obj for c in codes for obj in _through_modules(c, fn)]
+    return reached
+
+
+def _cell_values(fn):
+    """What ``fn``'s closure cells hold, one per free variable; None for a
+    cell not yet filled (a variable of the enclosing function assigned
+    only after ``fn`` is defined and checked)."""
+    values = []
+    for cell in fn.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:                      # "Cell is empty"
+            values.append(None)
+    return values
+
+
+# the instructions that store the top of the stack in a local name
+_STORES = ("STORE_FAST", "STORE_NAME", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST")
+
+
 def _through_modules(code, fn):
     """What ``code`` (``fn``'s, or a function nested in it) takes from
     modules: ``np.tril`` gives np.tril, ``from m import f`` gives m.f.
@@ -534,18 +582,25 @@ def _through_modules(code, fn):
     Reads the bytecode: a module loaded by a global, closure or local
     name, or imported, and the attributes read from it one after another.
     """
-    cells = dict(zip(fn.__code__.co_freevars,
-                     [cell.cell_contents for cell in fn.__closure__ or ()], strict=True))
+    cells = dict(zip(fn.__code__.co_freevars, _cell_values(fn), strict=True))
     local_modules, importing, found = {}, [], []
     current, previous = None, None
     for ins in dis.get_instructions(code):
         op, arg = ins.opname, ins.argval
+        stored = arg
+        if isinstance(arg, tuple) and op.startswith(("LOAD_FAST", "STORE_FAST")):
+            # Python 3.13 fuses two local loads or stores in one instruction:
+            # a store puts the top of the stack in the first name, a load
+            # pushes the last name on top
+            stored, arg = arg
         value = None
+        if op in _STORES and isinstance(current, types.ModuleType):
+            local_modules[stored] = current
         if op in ("LOAD_GLOBAL", "LOAD_NAME"):
             value = fn.__globals__.get(arg)
         elif op == "LOAD_DEREF" and code is fn.__code__:
             value = cells.get(arg)
-        elif op.startswith("LOAD_FAST"):
+        elif op.startswith("LOAD_FAST") or op == "STORE_FAST_LOAD_FAST":
             value = local_modules.get(arg)
         elif op == "IMPORT_NAME":               # import a.b gives a; from a.b import gives a.b
             value = sys.modules.get(arg if previous is not None else arg.partition(".")[0])
@@ -556,8 +611,6 @@ def _through_modules(code, fn):
             importing.append(value)
         elif op in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
             value = vars(current).get(arg)
-        elif op in ("STORE_FAST", "STORE_NAME") and isinstance(current, types.ModuleType):
-            local_modules[arg] = current
         if value is not None and op in ("IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"):
             found.append(value)
         if op not in ("SWAP", "POP_TOP") or not importing:

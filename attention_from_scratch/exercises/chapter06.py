@@ -4,12 +4,14 @@ import time
 
 import numpy as np
 
+from attention_from_scratch.common.masks import causal_mask, decoder_self_mask, padding_mask
 from attention_from_scratch.common.masks import sliding_window_mask as _sliding_window_mask
+from attention_from_scratch.common.tiles import tile_mask
 from attention_from_scratch.exercises import (
     ExerciseError,
     boolean_result,
     check_exercise,
-    code_names,
+    code_objects,
     require_function,
 )
 from attention_from_scratch.measure.complexity import peak_memory
@@ -339,9 +341,9 @@ def _window_inverted(t, window):
 
 # every mask builder of the package: decoder_self_mask (Chapter 5) and
 # tile_mask (this chapter's tiles, imported by its first cell) build the
-# causal part as surely as causal_mask does
-_MASK_BUILDERS = {"sliding_window_mask", "causal_mask", "padding_mask", "decoder_self_mask",
-                  "tile_mask"}
+# causal part as surely as causal_mask does. The functions themselves are
+# compared, so a learner's own helper named causal_mask is judged by its code.
+_MASK_BUILDERS = (_sliding_window_mask, causal_mask, padding_mask, decoder_self_mask, tile_mask)
 
 
 def check_sliding_window_mask(attempt):
@@ -351,7 +353,8 @@ def check_sliding_window_mask(attempt):
     """
     name = "Exercise 3 (sliding-window mask)"
     require_function(name, attempt)
-    used = sorted(code_names(attempt) & _MASK_BUILDERS)
+    used = sorted({builder.__name__ for builder in _MASK_BUILDERS
+                   if any(obj is builder for obj in code_objects(attempt))})
     if used:
         raise ExerciseError(name, f"build it without the package's mask builders (you used "
                                   f"{', '.join(used)}): compare key positions j with query "
