@@ -341,20 +341,22 @@ def _window_inverted(t, window):
 
 # every mask builder of the package: decoder_self_mask (Chapter 5) and
 # tile_mask (this chapter's tiles, imported by its first cell) build the
-# causal part as surely as causal_mask does. The functions themselves are
-# compared, so a learner's own helper named causal_mask is judged by its code.
+# causal part as surely as causal_mask does
 _MASK_BUILDERS = (_sliding_window_mask, causal_mask, padding_mask, decoder_self_mask, tile_mask)
 
 
 def check_sliding_window_mask(attempt):
     """Exercise 3: ``my_sliding_window_mask(t, window) -> (T, T) bool``.
 
-    Refuses an attempt that calls the package's mask builders.
+    Refuses an attempt that calls the package's mask builders: the
+    functions themselves, so a learner's own helper named ``causal_mask``
+    is judged by its code.
     """
     name = "Exercise 3 (sliding-window mask)"
     require_function(name, attempt)
+    reached = code_objects(attempt)
     used = sorted({builder.__name__ for builder in _MASK_BUILDERS
-                   if any(obj is builder for obj in code_objects(attempt))})
+                   if any(obj is builder for obj in reached)})
     if used:
         raise ExerciseError(name, f"build it without the package's mask builders (you used "
                                   f"{', '.join(used)}): compare key positions j with query "
