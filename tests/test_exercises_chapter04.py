@@ -270,8 +270,35 @@ def test_output_backward_writing_into_dout_refused():
         return my_split_heads(dout, heads.shape[-3]), dw_o, db_o
 
     with pytest.raises(AssertionError, match=r"changed its argument `dout` in place.*"
+                                             r"residual path sends the same dout.*"
                                              r"dconcat = dout @ w_o\.T"):
         ex.check_output_projection_backward(overwrites_dout)
+
+
+def test_output_backward_writing_into_heads_named_without_the_residual_reason():
+    def overwrites_heads(dout, heads, w_o):    # right values, the caller's heads zeroed
+        dheads, dw_o, db_o = _output_backward(dout, heads, w_o)
+        heads *= 0
+        return dheads, dw_o, db_o
+
+    with pytest.raises(AssertionError, match=r"values you return are right, but your function "
+                                             r"changed its argument `heads` in place") as info:
+        ex.check_output_projection_backward(overwrites_heads)
+    assert "caller" in str(info.value)
+    assert "residual" not in str(info.value)
+
+
+def test_output_backward_wrong_and_in_place_gets_the_mistakes_hint():
+    def averaged_in_place(dout, heads, w_o):
+        dheads, dw_o, _ = _output_backward(dout, heads, w_o)
+        d = w_o.shape[0]
+        dout /= dout.size // d                 # writes into dout, and averages db_o
+        return dheads, dw_o, dout.reshape(-1, d).sum(axis=0)
+
+    with pytest.raises(AssertionError, match="db_o is averaged") as info:
+        ex.check_output_projection_backward(averaged_in_place)
+    assert "in place" not in str(info.value)
+    assert "are right" not in str(info.value)
 
 
 def test_output_backward_interleaved_heads_named():

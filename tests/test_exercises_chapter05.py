@@ -374,8 +374,22 @@ def test_layer_norm_backward_writing_into_an_input_refused(which):
             x -= x.mean(-1, keepdims=True)  # x centred in place
         return dx, dgamma, dbeta
 
-    with pytest.raises(AssertionError, match=rf"changed its argument `{which}` in place"):
+    with pytest.raises(AssertionError, match=r"values you return are right, but your function "
+                                             rf"changed its argument `{which}` in place") as info:
         ex.check_layer_norm_backward(in_place)
+    # the residual's reason is dout's alone
+    assert ("residual path sends the same dout" in str(info.value)) == (which == "dout")
+
+
+def test_layer_norm_backward_wrong_and_in_place_gets_the_comparison():
+    def scaled_in_place(dout, x, gamma, eps):
+        dout *= gamma                   # dout now holds dx_hat: dgamma and dbeta use it
+        return _layer_norm_backward(dout, x, np.ones_like(gamma), eps)
+
+    with pytest.raises(AssertionError, match=r"dgamma \(output 1\) is wrong on case 1") as info:
+        ex.check_layer_norm_backward(scaled_in_place)
+    assert "in place" not in str(info.value)
+    assert "are right" not in str(info.value)
 
 
 def test_layer_norm_backward_sums_over_three_leading_axes():

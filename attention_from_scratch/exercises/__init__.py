@@ -694,3 +694,70 @@ def boolean_result(name, attempt):
                 "booleans directly")
         return result
     return checked
+
+
+def inputs_kept(name, attempt, reference, *, fix, why=None, rtol=1e-6, atol=1e-9):
+    """Wrap ``attempt`` so that a right answer that wrote into an argument
+    gets its own hint.
+
+    :func:`check_exercise` hands every call copies of the hidden case, so
+    an answer that overwrites an input array (``dout *= gamma``) can still
+    compare right; the caller's array is changed all the same. The
+    wrapper raises :class:`ExerciseError` only when the values returned
+    match ``reference`` (with ``rtol`` and ``atol``, the check's own): a
+    wrong answer is let through, for the comparison and the named
+    mistakes to speak. The message names the argument by the reference's
+    name for it and shows ``fix``, a line that computes into a new array.
+    ``why`` maps an argument's name to the reason its caller needs it,
+    said only when that argument changed.
+
+    Examples
+    --------
+    >>> def double(x):
+    ...     return 2 * x
+    >>> def double_in_place(x):
+    ...     x *= 2
+    ...     return x
+    >>> checked = inputs_kept("Exercise 9 (double)", double_in_place, double,
+    ...                       fix="y = 2 * x")
+    >>> try:
+    ...     checked(np.ones(3))
+    ... except ExerciseError as error:
+    ...     print(error.message.split(":")[0])
+    the values you return are right, but your function changed its argument `x` in place
+    >>> def triple_in_place(x):                   # wrong: left to the comparison
+    ...     x *= 3
+    ...     return x
+    >>> inputs_kept("Exercise 9 (double)", triple_in_place, double, fix="y = 2 * x")(
+    ...     np.ones(2))
+    array([3., 3.])
+    """
+    names = list(inspect.signature(reference).parameters)
+    why = why or {}
+
+    def checked(*args):
+        before = copy.deepcopy(args)
+        result = attempt(*args)
+        labels = names if len(names) >= len(args) else [f"argument {i}" for i in range(len(args))]
+        changed = [label for label, now, was in zip(labels, args, before, strict=False)
+                   if isinstance(was, np.ndarray)
+                   and not np.array_equal(now, was, equal_nan=True)]
+        if not changed:
+            return result
+        try:
+            got = flat_arrays(result)
+        except Exception:                    # noqa: BLE001 - not arrays: the check says so
+            return result
+        if not _same(got, _outputs(reference, before), rtol, atol):
+            return result
+        quoted = [f"`{label}`" for label in changed]
+        which = (f"its argument {quoted[0]}" if len(quoted) == 1
+                 else f"its arguments {', '.join(quoted[:-1])} and {quoted[-1]}")
+        reasons = list(dict.fromkeys(why[label] for label in changed if label in why))
+        raise ExerciseError(
+            name, f"the values you return are right, but your function changed {which} in "
+            "place: -=, *=, += or @= on an argument, or an assignment into it such as "
+            "a[...] = ..., writes into the array the caller passed, and the caller may still "
+            "need it as it was. " + "".join(f"{reason}. " for reason in reasons)
+            + f"Compute into a new array instead, e.g. {fix}")
+    return checked

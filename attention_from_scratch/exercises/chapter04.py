@@ -1,15 +1,22 @@
 """Checkers for Chapter 4's exercises, "Multi-head attention"."""
 
-import copy
 import inspect
 
 import numpy as np
 
 from attention_from_scratch.core.multi_head import merge_heads, split_heads
-from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    check_exercise,
+    inputs_kept,
+    require_function,
+)
 from attention_from_scratch.measure.flops import multi_head_matmul_flops
 
 _RNG_SEED = 2044
+# why a backward must leave its dout as it was, for inputs_kept
+RESIDUAL_DOUT = {"dout": "A block's backward uses dout again: the residual path sends the "
+                         "same dout around the sub-layer, dx = dout + dsublayer"}
 
 # (shape of x, H): leading axes, T, H and Dh all different; the 2-D case
 # first, then one and two leading axes
@@ -281,44 +288,6 @@ def _dw_o_from_interleaved_merge(dout, heads, w_o):
     return dheads, concat.reshape(-1, d).T @ dout.reshape(-1, d), db_o
 
 
-def inputs_untouched(name, attempt, arg_names, slip, fix):
-    """Wrap ``attempt`` so that writing into an argument gets its own hint.
-
-    The checker hands every call copies of the hidden case, so an answer
-    that overwrites an input array (``dout *= gamma``) still compares
-    right; the caller's array is spoilt all the same, and a backward's
-    caller may read ``dout`` again. ``slip`` shows such a line of the
-    exercise, ``fix`` the line to write instead.
-
-    Examples
-    --------
-    >>> def double(dout):
-    ...     dout *= 2
-    ...     return dout
-    >>> checked = inputs_untouched("Exercise 9 (double)", double, ("dout",),
-    ...                            "dout *= 2", "dout * 2")
-    >>> try:
-    ...     checked(np.ones(3))
-    ... except ExerciseError as error:
-    ...     "changed its argument `dout` in place" in error.message
-    True
-    """
-    def checked(*args):
-        before = copy.deepcopy(args)
-        result = attempt(*args)
-        for arg_name, now, then in zip(arg_names, args, before, strict=True):
-            if isinstance(then, np.ndarray) and not np.array_equal(now, then, equal_nan=True):
-                raise ExerciseError(
-                    name, f"your function changed its argument `{arg_name}` in place "
-                    f"(a line such as {slip} writes into the caller's array): the values "
-                    f"you return are right, but the caller's `{arg_name}` is spoilt, and "
-                    "callers use their arrays again (a residual block sends the same dout "
-                    "around the sub-layer as well: dx = dout + dsublayer). Put the result "
-                    f"in a new array: {fix}")
-        return result
-    return checked
-
-
 def check_output_projection_backward(attempt):
     """Exercise 2: ``my_output_backward(dout, heads, w_o)``.
 
@@ -327,8 +296,8 @@ def check_output_projection_backward(attempt):
     name = "Exercise 2 (output projection backward)"
     require_function(name, attempt)           # before the wrapper, callable anyway
     check_exercise(
-        name, inputs_untouched(name, attempt, ("dout", "heads", "w_o"), "dout @= w_o.T",
-                               "dconcat = dout @ w_o.T"),
+        name, inputs_kept(name, attempt, output_projection_backward, rtol=1e-8, atol=1e-10,
+                          fix="dconcat = dout @ w_o.T, not dout @= w_o.T", why=RESIDUAL_DOUT),
         output_projection_backward, _backward_cases(_RNG_SEED + 2),
         mistakes=[
             (_dheads_not_split, "dheads must have the heads' shape (..., H, T, Dh): the "

@@ -9,8 +9,13 @@ from attention_from_scratch.common.params import init_multi_head_params
 from attention_from_scratch.core.layer_norm import layer_norm_backward, layer_norm_forward
 from attention_from_scratch.core.multi_head import multi_head_attention_forward
 from attention_from_scratch.core.positional_encoding import sinusoidal_encoding
-from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
-from attention_from_scratch.exercises.chapter04 import inputs_untouched, leading_axes_hint
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    check_exercise,
+    inputs_kept,
+    require_function,
+)
+from attention_from_scratch.exercises.chapter04 import RESIDUAL_DOUT, leading_axes_hint
 
 _RNG_SEED = 2029
 
@@ -356,8 +361,9 @@ def check_layer_norm_backward(attempt):
     name = "Exercise 2 (layer norm backward)"
     require_function(name, attempt)           # before the wrapper, callable anyway
     check_exercise(
-        name, inputs_untouched(name, attempt, ("dout", "x", "gamma", "eps"),
-                               "dout *= gamma or x -= mean", "dx_hat = dout * gamma"),
+        name, inputs_kept(name, attempt, layer_norm_backward_reference, rtol=1e-8,
+                          atol=1e-10, fix="dx_hat = dout * gamma, not dout *= gamma",
+                          why=RESIDUAL_DOUT),
         layer_norm_backward_reference, _layer_norm_cases(_RNG_SEED),
         mistakes=[
             (_direct_path_only, "x also reaches the output through the mean and the "

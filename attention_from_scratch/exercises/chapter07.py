@@ -1,6 +1,5 @@
 """Checkers for the exercises of Chapter 7, "Training"."""
 
-import copy
 import functools
 
 import numpy as np
@@ -16,7 +15,12 @@ from attention_from_scratch.core.transformer import (
     decoder_only_backward,
     decoder_only_forward,
 )
-from attention_from_scratch.exercises import ExerciseError, check_exercise, require_function
+from attention_from_scratch.exercises import (
+    ExerciseError,
+    check_exercise,
+    inputs_kept,
+    require_function,
+)
 from attention_from_scratch.training.optim import AdamState, adam_step
 
 _RNG_SEED = 2031
@@ -316,36 +320,10 @@ def _adam_cases(seed):
              0.9, 0.98, 1e-9)]
 
 
-def _inputs_kept(name, attempt):
-    """Wrap ``attempt`` so that a right step that changed the arrays passed
-    in (``p -= ...``, ``m *= beta1``) gets its own hint. A wrong step is
-    let through, for the mistakes to name."""
-    def checked(p, g, m, v, *rest):
-        before = copy.deepcopy((p, g, m, v))
-        result = attempt(p, g, m, v, *rest)
-        changed = [label for label, now, was in zip("pgmv", (p, g, m, v), before, strict=True)
-                   if not np.array_equal(now, was, equal_nan=True)]
-        if changed and _same_step(result, _adam(*before, *rest)):
-            raise ExerciseError(
-                name, f"right numbers, but your function changed the array(s) passed in as "
-                f"{', '.join(changed)} (with -=, *= or +=, which write into the caller's "
-                "array): compute new arrays, m = beta1 * m + (1 - beta1) * g, and return "
-                "them. The step is a pure function, like adam_step: a caller that keeps the "
-                "old parameters, to compare or to retry the step, must still have them")
-        return result
-    return checked
-
-
-def _same_step(result, expected):
-    """Whether ``result`` holds the arrays of ``expected``, as the check
-    compares them."""
-    try:
-        got = [np.asarray(a, dtype=float) for a in result]
-    except Exception:                        # noqa: BLE001 - not arrays: not the step
-        return False
-    return len(got) == len(expected) and all(
-        g.shape == e.shape and np.allclose(g, e, rtol=1e-6, atol=1e-30)
-        for g, e in zip(got, expected, strict=True))
+# why an Adam step must leave the arrays passed in as they were, for inputs_kept
+_STATE_KEPT = dict.fromkeys("pmv", "The step is a pure function, like adam_step: a caller "
+                                   "that keeps the old parameters and state, to compare or "
+                                   "to retry the step, must still have them")
 
 
 def check_adam_step(attempt):
@@ -355,7 +333,9 @@ def check_adam_step(attempt):
     name = "Exercise 3 (Adam step)"
     require_function(name, attempt)              # the wrapper is callable whatever it holds
     cases = _adam_cases(_RNG_SEED + 2)
-    check_exercise(name, _inputs_kept(name, attempt), _adam, cases, mistakes=[
+    kept = inputs_kept(name, attempt, _adam, atol=1e-30, why=_STATE_KEPT,
+                       fix="m = beta1 * m + (1 - beta1) * g, not m *= beta1, and return it")
+    check_exercise(name, kept, _adam, cases, mistakes=[
         (_no_correction, "without bias correction the first steps are too small: this is "
                          "step t + 1, so divide the new m by 1 - beta1^(t + 1) and the new v "
                          "by 1 - beta2^(t + 1)"),
