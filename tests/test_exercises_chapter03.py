@@ -11,6 +11,17 @@ from attention_from_scratch.exercises import ExerciseError
 from attention_from_scratch.exercises import chapter03 as ex
 
 
+def _guarded_softmax(scores):
+    """The softmax of a right answer, over the keys, with a row that sees no
+    key left at 0 (its maximum taken as 0, its sum as 1): the part of the
+    planted answers below that is not their mistake."""
+    row_max = scores.max(axis=-1, keepdims=True)
+    row_max[np.isneginf(row_max)] = 0
+    weights = np.exp(scores - row_max)
+    total = weights.sum(axis=-1, keepdims=True)
+    return weights / np.where(total > 0, total, 1.0)
+
+
 def solution_causal_mask(t, s):
     keys = np.arange(s)[None, :]                  # (1, S)
     queries = np.arange(s - t, s)[:, None]        # (T, 1): the last T positions
@@ -316,11 +327,7 @@ def test_a_float64_answer_to_float32_inputs_gets_the_dtype_hint(capsys):
     def promoted(q, k, v, mask):        # np.sqrt gives a NumPy float64 scalar
         scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
         scores = np.where(mask, scores, -np.inf)
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0.0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
 
     with pytest.raises(ExerciseError, match="the values are right, the dtype is not: for "
                                             "float32 inputs return float32") as caught:
@@ -547,11 +554,7 @@ def test_zero_times_inf_gets_its_own_hint(minus_inf_where_masked):
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
         scores = scores + minus_inf_where_masked(mask)          # 0 * -inf = NaN
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
     with np.errstate(invalid="ignore"):
         hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "0 * inf is NaN" in hint and "subtract the row maximum" not in hint
@@ -580,11 +583,7 @@ def test_k_transposed_with_dot_t_gets_its_own_hint():
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ k.T / math.sqrt(q.shape[-1])        # right for 2-D k only
         scores = np.where(mask, scores, -np.inf)
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
     assert "`k.T` reverses *every* axis" in hint_of(ex.check_fixed_masked_attention,
                                                   fixed_masked_attention)
 
@@ -593,11 +592,7 @@ def test_masking_by_boolean_index_gets_its_own_hint():
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
         scores[~mask] = -np.inf                 # needs mask of the scores' own shape
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
     hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "A boolean index must match the leading axes" in hint
 
@@ -619,11 +614,7 @@ def test_a_float64_mask_array_gets_the_dtype_hint_that_names_it():
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
         scores = scores + np.where(mask, 0.0, -np.inf)          # a float64 array
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
     hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "np.where(mask, 0.0, -np.inf) is a float64 array" in hint
     # what the hint says of NumPy's promotion is true
@@ -679,11 +670,7 @@ def test_nan_from_infinities_on_ordinary_scores_is_not_blamed_on_the_row_maximum
     def fixed_masked_attention(q, k, v, mask):
         scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
         scores = np.where(mask, scores, -np.inf) * mask    # -inf * False = NaN
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weights / np.where(total > 0, total, 1.0) @ v
+        return _guarded_softmax(scores) @ v
     with np.errstate(invalid="ignore"):
         hint = hint_of(ex.check_fixed_masked_attention, fixed_masked_attention)
     assert "makes NaN out of infinities" in hint
@@ -731,11 +718,7 @@ def test_a_mask_returned_beside_its_shape_gets_its_own_hint():
 def _masked_attention_with_scores(scores_of, weighted_sum=lambda w, v: w @ v):
     def fixed_masked_attention(q, k, v, mask):
         scores = np.where(mask, scores_of(q, k), -np.inf)
-        row_max = scores.max(axis=-1, keepdims=True)
-        row_max[np.isneginf(row_max)] = 0
-        weights = np.exp(scores - row_max)
-        total = weights.sum(axis=-1, keepdims=True)
-        return weighted_sum(weights / np.where(total > 0, total, 1.0), v)
+        return weighted_sum(_guarded_softmax(scores), v)
     return fixed_masked_attention
 
 
