@@ -245,34 +245,17 @@ def _keys_with_query_weights(x, params):
     return q, x @ params["w_q"] + params["b_q"], v
 
 
-def _order_k_q_v(x, params):
-    q, k, v = project_qkv(x, params)
-    return k, q, v
-
-
-def _order_v_k_q(x, params):
-    q, k, v = project_qkv(x, params)
-    return v, k, q
-
-
-def _order_k_v_q(x, params):
-    q, k, v = project_qkv(x, params)
-    return k, v, q
-
-
-def _order_v_q_k(x, params):
-    q, k, v = project_qkv(x, params)
-    return v, q, k
+def _in_order(order):
+    """The projections right, returned in ``order`` (e.g. ``"kqv"``) instead of q, k, v."""
+    def wrong(x, params):
+        q, k, v = project_qkv(x, params)
+        return tuple({"q": q, "k": k, "v": v}[name] for name in order)
+    return wrong
 
 
 def _values_with_key_weights(x, params):
     q, k, _ = project_qkv(x, params)
     return q, k, x @ params["w_k"] + params["b_k"]
-
-
-def _order_q_v_k(x, params):
-    q, k, v = project_qkv(x, params)
-    return q, v, k
 
 
 def _query_bias_for_keys(x, params):
@@ -332,12 +315,12 @@ def check_project_qkv(attempt):
             *((_without_biases(m), _missing_bias_hint(m)) for m in _BIAS_SUBSETS),
             (_keys_with_query_weights, "the keys were made with the query weights: each "
                                        "projection has its own, k = x @ w_k + b_k"),
-            (_order_q_v_k, "k and v are swapped: return them in the order (q, k, v)"),
-            (_order_k_q_v, "q and k are swapped: return them in the order (q, k, v), "
+            (_in_order("qvk"), "k and v are swapped: return them in the order (q, k, v)"),
+            (_in_order("kqv"), "q and k are swapped: return them in the order (q, k, v), "
                            "q = x @ w_q + b_q first"),
-            (_order_v_k_q, "q and v are swapped: return them in the order (q, k, v)"),
+            (_in_order("vkq"), "q and v are swapped: return them in the order (q, k, v)"),
             *((wrong, "q, k and v are in the wrong order: return them as (q, k, v)")
-              for wrong in (_order_k_v_q, _order_v_q_k)),
+              for wrong in (_in_order("kvq"), _in_order("vqk"))),
             (_values_with_key_weights, "the values were made with the key weights: each "
                                        "projection has its own, v = x @ w_v + b_v"),
             *((wrong, "the query bias b_q was reused: each projection has its own bias, "

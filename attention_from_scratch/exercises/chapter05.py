@@ -238,9 +238,10 @@ def _sums_not_means(dout, x, gamma, eps):
     return dx, dgamma, dbeta
 
 
-def _backward_with_rstd(dout, x, gamma, rstd):
-    """The layer-norm backward with a wrong ``1 / std`` in place of the right one."""
-    x_hat = (x - x.mean(axis=-1, keepdims=True)) * rstd
+def _backward_with_rstd(dout, x, gamma, rstd, *, centred=True):
+    """The layer-norm backward with a wrong ``1 / std`` in place of the right
+    one (or, with ``centred=False``, ``x_hat`` without the mean taken off)."""
+    x_hat = ((x - x.mean(axis=-1, keepdims=True)) if centred else x) * rstd
     dx_hat = dout * gamma
     dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
                  - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
@@ -317,12 +318,7 @@ def _statistics_over_axis_0(means_axis):
 
 def _x_hat_not_centred(dout, x, gamma, eps):
     rstd = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + eps)
-    x_hat = x * rstd
-    dx_hat = dout * gamma
-    dx = rstd * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
-                 - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
-    lead = tuple(range(x.ndim - 1))
-    return dx, (dout * x_hat).sum(axis=lead), dout.sum(axis=lead)
+    return _backward_with_rstd(dout, x, gamma, rstd, centred=False)
 
 
 def _summed_over_two_axes_at_most(dout, x, gamma, eps):
